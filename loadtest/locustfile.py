@@ -57,7 +57,7 @@ def _add_arguments(parser) -> None:
                    help="lengths uniform in [len * ratio, len], as bench_serving")
     g.add_argument("--input-ids", action="store_true",
                    help="synthetic prompts as token ids (--endpoint generate on --skip-tokenizer-init servers)")
-    g.add_argument("--vocab-size", type=int, default=1000, help="token ids of --input-ids are below this")
+    g.add_argument("--vocab-size", type=int, default=0, help="the model's vocabulary size (needed by --input-ids)")
     g.add_argument("--seed", type=int, default=1, help="prompt and arrival seed (each worker adds its index)")
     g.add_argument("--loadtest-shape", choices=SHAPES, default="constant",
                    help="constant: -u users; sweep: --sweep-users levels; poisson: --request-rate arrivals")
@@ -96,6 +96,8 @@ _proc = _Process()
 def _prompt_source(options, seed: int):
     if options.input_ids and (options.endpoint != "generate" or options.dataset):
         raise ValueError("--input-ids needs --endpoint generate and no --dataset")
+    if options.input_ids and options.vocab_size <= 0:
+        raise ValueError("--input-ids needs --vocab-size (the model's vocabulary size)")
     if options.dataset:
         return DatasetPrompts(load_problems(options.dataset), options.max_tokens, seed)
     lens = (options.random_input_len, options.random_output_len, options.random_range_ratio, seed)

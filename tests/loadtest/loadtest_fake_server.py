@@ -1,6 +1,6 @@
 """A fake streaming SGLang server for the load-test tests: no model, fixed per-token delays.
 
-    python tests/loadtest/fake_server.py [--port 0] [--ttft-delay 0.02] [--token-delay 0.005]
+    python tests/loadtest/loadtest_fake_server.py [--port 0] [--ttft-delay 0.02] [--token-delay 0.005]
 
 Prints ``PORT <n>`` once listening. Serves ``/v1/chat/completions`` (SSE chunks: a role-only
 first chunk, one content chunk per token, a finish chunk, a usage-only chunk, ``[DONE]``) and
