@@ -1,0 +1,3 @@
+from sglang_kv.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""SGLang plugin entry point (group ``sglang.srt.plugins``): registers sglang-kv's hooks; nothing else.
+
+SGLang calls ``register()`` in the launcher and in every scheduler process. A plugin that raises
+is only logged by SGLang, so this function does no work that can fail: it names hook targets and
+their bodies (``sglang_kv.hooks``); the launcher-side hook then verifies that every hook was
+applied before it accepts ``--kv-offload`` (``compat.check_hooks_applied``).
+"""
+
+from __future__ import annotations
+
+# target (dotted path in SGLang 0.5.17) -> (hook body in sglang_kv.hooks, hook type name)
+HOOKS: dict[str, tuple[str, str]] = {
+    "sglang.srt.server_args.prepare_server_args": ("prepare_server_args", "AROUND"),
+    "sglang.srt.model_executor.model_runner_components.attention_backend_setup."
+    "_build_full_attention_backend_from_str": ("build_attention_backend", "AROUND"),
+    "sglang.srt.mem_cache.memory_pool.ReqToTokenPool.free": ("on_req_free", "AFTER"),
+    "sglang.srt.mem_cache.memory_pool.ReqToTokenPool.clear": ("on_req_pool_clear", "AFTER"),
+    "sglang.srt.managers.scheduler.Scheduler.get_internal_state": ("add_internal_state", "AFTER"),
+}
+
+
+def register() -> None:
+    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+
+    from sglang_kv import hooks
+
+    for target, (body, hook_type) in HOOKS.items():
+        HookRegistry.register(target, getattr(hooks, body), HookType[hook_type])
