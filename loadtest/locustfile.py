@@ -27,13 +27,13 @@ import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 import locust  # noqa: E402
 import requests  # noqa: E402
-from locust import User, constant, events, task  # noqa: E402
+from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.runners import MasterRunner, WorkerRunner  # noqa: E402
 
 from loadtest import client, report  # noqa: E402
 from loadtest.prompts import DatasetPrompts, Prompt, RandomTextPrompts, RandomTokenPrompts, load_problems  # noqa: E402
 from loadtest.records import RecordWriter, RequestRecord, dump_record, read_records  # noqa: E402
-from loadtest.shapes import SHAPES, STAGE_MESSAGE, Stage, StagedShape, stages_from_options  # noqa: E402,F401
+from loadtest.shapes import SHAPES, STAGE_MESSAGE, Stage, stage_at, stages_from_options  # noqa: E402
 from loadtest.summary import parse_slos  # noqa: E402
 
 logger = logging.getLogger("loadtest")
@@ -284,3 +284,35 @@ class PoissonUser(_LLMUser):
     def arrive(self) -> None:
         gevent.sleep(_proc.arrival_rng.expovariate(_proc.stage.rate_per_user))
         self.in_flight.spawn(self.send_one)
+
+
+class StagedShape(LoadTestShape):
+    """Plays the stages of ``loadtest.shapes`` and tells every request-sending process the stage.
+
+    Always present, so Locust always runs it: each stage names the user class to run (closed
+    loop or Poisson), and the constant shape reproduces plain ``-u/-r/-t``.
+    """
+
+    use_common_options = True  # reads --run-time; constant mode --users/--spawn-rate, Poisson --users
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stages: list[Stage] | None = None
+        self._current: Stage | None = None
+
+    def tick(self):
+        options = self.runner.environment.parsed_options
+        if self._stages is None:
+            self._stages = stages_from_options(options)
+        elapsed_s = self.get_run_time()
+        # Locust only arms --run-time after a shape has finished, so the shape enforces it
+        if options.run_time and elapsed_s >= options.run_time:
+            return None
+        stage = stage_at(self._stages, elapsed_s)
+        if stage is None:
+            return None
+        if stage != self._current:
+            self._current = stage
+            self.runner.send_message(STAGE_MESSAGE, stage._asdict())
+        user_classes = [c for c in self.runner.environment.user_classes if c.__name__ == stage.user_class]
+        return stage.users, stage.spawn_rate, user_classes

@@ -6,18 +6,18 @@ with an infinite request rate). A Poisson stage runs ``users`` arrival generator
 send ``request_rate`` requests per second with exponential gaps, without waiting for responses
 (bench_serving's ``--request-rate``).
 
-:class:`StagedShape` plays the stages on the Locust master (or the local runner) and broadcasts
-each new stage to the processes that send requests, which label their records with it.
+The locustfile's ``StagedShape`` plays the stages on the Locust master (or the local runner) and
+broadcasts each new stage to the processes that send requests, which label their records with it.
+This module does not import Locust: importing Locust monkey-patches the whole process with gevent,
+which the tests' own process must not undergo.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import NamedTuple
-
-from locust import LoadTestShape
-from locust.util.timespan import parse_timespan
 
 SHAPES = ("constant", "sweep", "poisson")
 STAGE_MESSAGE = "loadtest_stage"
@@ -81,6 +81,15 @@ def stage_at(stages: list[Stage], elapsed_s: float) -> Stage | None:
     return None
 
 
+def parse_duration(text: str, flag: str) -> int:
+    """Locust's time spans: ``90``, ``90s``, ``2m``, ``1h30m`` -> seconds."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"{flag}: expected a time span like 30s, 2m or 1h30m, got {text!r}")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return 3600 * hours + 60 * minutes + seconds
+
+
 def _parse_list(text: str, kind: type, flag: str) -> list:
     try:
         return [kind(v) for v in text.split(",") if v.strip()]
@@ -90,7 +99,7 @@ def _parse_list(text: str, kind: type, flag: str) -> list:
 
 def stages_from_options(options: argparse.Namespace) -> list[Stage]:
     """The run's stages from the locustfile's flags (``--loadtest-shape`` and friends)."""
-    stage_s = parse_timespan(options.stage_time) if options.stage_time else None
+    stage_s = parse_duration(options.stage_time, "--stage-time") if options.stage_time else None
     users = options.num_users or 1
     if options.loadtest_shape == "constant":
         return constant_stages(users, options.spawn_rate or float(users))
@@ -102,30 +111,3 @@ def stages_from_options(options: argparse.Namespace) -> list[Stage]:
         return poisson_stages(_parse_list(options.request_rate, float, "--request-rate"), users, stage_s)
     raise ValueError(f"--loadtest-shape must be one of {SHAPES}, got {options.loadtest_shape!r}")
 
-
-class StagedShape(LoadTestShape):
-    """Plays :func:`stages_from_options` and tells every request-sending process the stage."""
-
-    use_common_options = True  # reads --run-time; constant mode --users/--spawn-rate, Poisson --users
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._stages: list[Stage] | None = None
-        self._current: Stage | None = None
-
-    def tick(self):
-        options = self.runner.environment.parsed_options
-        if self._stages is None:
-            self._stages = stages_from_options(options)
-        elapsed_s = self.get_run_time()
-        # Locust only arms --run-time after a shape has finished, so the shape enforces it
-        if options.run_time and elapsed_s >= options.run_time:
-            return None
-        stage = stage_at(self._stages, elapsed_s)
-        if stage is None:
-            return None
-        if stage != self._current:
-            self._current = stage
-            self.runner.send_message(STAGE_MESSAGE, stage._asdict())
-        user_classes = [c for c in self.runner.environment.user_classes if c.__name__ == stage.user_class]
-        return stage.users, stage.spawn_rate, user_classes

@@ -7,7 +7,6 @@ fake server here and a real CPU SGLang server (``sglang_kv.cpu.server.cpu_server
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import socket
 import subprocess
@@ -71,10 +70,13 @@ class LocustRun:
         return read_records([Path(f"{self.prefix}_records.jsonl")])
 
     def locust_totals(self) -> tuple[int, int]:
-        """(requests, failures) of Locust's own Aggregated row (needs ``--csv`` = prefix)."""
-        with open(f"{self.prefix}_stats.csv", newline="") as f:
-            row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
-        return int(row["Request Count"]), int(row["Failure Count"])
+        """(requests, failures) in Locust's own final statistics (``--json-file {prefix}_locust``).
+
+        Not from ``--csv``: Locust rewrites ``_stats.csv`` once a second and not at exit, so it
+        can miss the last second of requests.
+        """
+        entries = json.loads(Path(f"{self.prefix}_locust.json").read_text())
+        return sum(e["num_requests"] for e in entries), sum(e["num_failures"] for e in entries)
 
 
 def locust_command(host: str, prefix: Path, args: Sequence[str], role: Sequence[str] = ("--headless",)) -> list[str]:
@@ -110,7 +112,7 @@ def check_clean_run(run: LocustRun) -> dict:
     """The acceptance checks of a run that should be clean; returns its summary figures.
 
     Exit code 0, summary JSON written, no failed request (in the records and in Locust's own
-    statistics when ``--csv`` was given), throughput > 0, and TTFT <= e2e for every request.
+    statistics when ``--json-file {prefix}_locust`` was given), throughput > 0, and TTFT <= e2e for every request.
     """
     assert run.returncode == 0, f"exit code {run.returncode}; output tail:\n{run.output[-3000:]}"
     figures = run.summary()["figures"]
@@ -119,6 +121,7 @@ def check_clean_run(run: LocustRun) -> dict:
     assert figures["failed"] == 0 and figures["completed"] == len(records)
     assert figures["request_throughput"] > 0 and figures["output_throughput"] > 0
     assert all(0 < r.ttft_s <= r.e2e_s for r in records)
-    if Path(f"{run.prefix}_stats.csv").exists():
-        assert run.locust_totals() == (len(records), 0)  # one Locust request event per record
+    if Path(f"{run.prefix}_locust.json").exists():
+        totals = run.locust_totals()
+        assert totals == (len(records), 0), f"Locust counted {totals}, the records {len(records)}"
     return figures

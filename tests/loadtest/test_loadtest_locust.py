@@ -16,8 +16,8 @@ from loadtest_harness import check_clean_run, fake_server, finish_locust, free_p
 def test_headless_chat_run_is_clean_and_matches_locust(tmp_path):
     with fake_server(token_delay=0.005) as server:
         prefix = tmp_path / "chat"
-        # --csv only: the records and summary go next to Locust's CSV files
         run = run_locust(server.url, prefix, ["-u", "4", "-r", "4", "-t", "6s", "--csv", str(prefix),
+                                              "--json-file", f"{prefix}_locust",
                                               "--random-input-len", "64", "--random-output-len", "16"])
     figures = check_clean_run(run)
     records = run.records()
@@ -28,6 +28,7 @@ def test_headless_chat_run_is_clean_and_matches_locust(tmp_path):
     assert figures["total_output_tokens"] == 16 * len(records)
     assert run.summary()["workload"]["server_info"] == {"fake": True, "token_delay": 0.005}
     assert "Serving Benchmark Result" in run.output and "Mean TTFT (ms):" in run.output
+    assert (tmp_path / "chat_stats.csv").exists() and (tmp_path / "chat_summary.txt").exists()
 
 
 def test_poisson_generate_with_token_ids_and_a_missed_slo(tmp_path):
@@ -54,7 +55,7 @@ def test_killing_the_server_mid_run_fails_the_run_without_hanging(tmp_path):
     with fake_server(token_delay=0.01) as server:
         started = time.monotonic()
         process = start_locust(server.url, prefix, [
-            "-u", "4", "-r", "4", "-t", "50s", "--csv", str(prefix), "--abort-after-failures", "10",
+            "-u", "4", "-r", "4", "-t", "50s", "--json-file", f"{prefix}_locust", "--abort-after-failures", "10",
             "--request-timeout", "5", "--random-input-len", "32", "--random-output-len", "100"])
         time.sleep(6)  # startup, then a few seconds of ~1 s requests
         server.kill()
@@ -78,7 +79,7 @@ def test_distributed_run_merges_worker_records(tmp_path):
         workers = [start_locust(server.url, prefix, [], role=("--worker", "--master-port", str(port)))
                    for _ in range(num_workers)]
         master = start_locust(server.url, prefix, [
-            "-u", "4", "-r", "4", "-t", "6s", "--csv", str(prefix), "--random-input-len", "32",
+            "-u", "4", "-r", "4", "-t", "6s", "--json-file", f"{prefix}_locust", "--random-input-len", "32",
             "--random-output-len", "16"],
             role=("--master", "--headless", "--master-bind-port", str(port), "--expect-workers",
                   str(num_workers)))
