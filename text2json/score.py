@@ -68,17 +68,17 @@ def parse_gold(answer: str, mode: str = "paper") -> dict[str, dict[str, str]]:
     """name -> {attribute: value}. Raises ``ValueError`` for a malformed gold answer or duplicate names
     (the published evaluator drops samples whose gold repeats a name)."""
     try:
-        gold = json.loads(answer.replace(RIGHT_QUOTE, "'"))
-    except (json.JSONDecodeError, AttributeError) as e:
+        gold = json.loads(answer)
+    except (json.JSONDecodeError, TypeError) as e:
         raise ValueError(f"gold answer is not JSON: {e}") from None
     if not isinstance(gold, list) or not all(isinstance(g, dict) and isinstance(g.get("name"), str) for g in gold):
         raise ValueError("gold answer must be a JSON list of objects with a string 'name'")
     out: dict[str, dict[str, str]] = {}
     for g in gold:
-        name = g["name"] if mode == "paper" else _norm_text(g["name"])
+        name = _unquote(g["name"]) if mode == "paper" else _norm_text(g["name"])
         if name in out:
             raise ValueError(f"gold answer names {g['name']!r} twice; the published evaluator drops such samples")
-        attrs = {k: v for k, v in g.items() if k != "name"}
+        attrs = {k: _unquote(v) for k, v in g.items() if k != "name"}
         if mode == "robust":
             attrs = {_norm_key(k): _norm_value(v) for k, v in attrs.items()}
         out[name] = attrs
@@ -86,6 +86,12 @@ def parse_gold(answer: str, mode: str = "paper") -> dict[str, dict[str, str]]:
 
 
 # --- paper -----------------------------------------------------------------------------------------
+
+def _unquote(value):
+    """The published replacement of U+2019 by an apostrophe, on a parsed string (JSON text may
+    carry the character escaped as \\u2019)."""
+    return value.replace(RIGHT_QUOTE, "'") if isinstance(value, str) else value
+
 
 def _paper_items(prediction: str) -> list | None:
     if prediction.count("[") != 1 or prediction.count("]") != 1:
@@ -102,7 +108,7 @@ def _paper_items(prediction: str) -> list | None:
 
 def _paper_value(value) -> str:
     if isinstance(value, str):
-        return value
+        return _unquote(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise _PublishedScorerRaises(type(value).__name__)
@@ -224,7 +230,6 @@ def score_sample_detail(prediction: str | None, answer: str, mode: str = "paper"
     keys = sorted({k for attrs in gold.values() for k in attrs})
     prediction = prediction or ""
     if mode == "paper":
-        prediction = prediction.replace(RIGHT_QUOTE, "'")
         items, recovered = _paper_items(prediction), False
     else:
         items, recovered = _robust_items(prediction)
@@ -247,6 +252,8 @@ def score_sample_detail(prediction: str | None, answer: str, mode: str = "paper"
         name = item.get("name") if isinstance(item, dict) else None
         if mode == "robust" and name is not None:
             name = _norm_value(name)
+        elif mode == "paper":
+            name = _unquote(name)
         if not isinstance(name, str):
             union += 1
             false_entities.append(name)
@@ -255,7 +262,7 @@ def score_sample_detail(prediction: str | None, answer: str, mode: str = "paper"
             values = {}
             for k in keys:
                 v = item.get(k)
-                values[k] = v if v is None or isinstance(v, str) else (
+                values[k] = _unquote(v) if v is None or isinstance(v, str) else (
                     str(v) if isinstance(v, int) and not isinstance(v, bool) else json.dumps(v))
         else:
             values = {k: _norm_value(item.get(k)) for k in keys}
