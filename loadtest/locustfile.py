@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import random
 import sys
-import time
 from pathlib import Path
 
 # Locust imports this file by path; the repository root makes `loadtest` and `sglang_kv` importable
@@ -247,7 +246,6 @@ class _LLMUser(User):
     def send_one(self) -> bool:
         options = self.environment.parsed_options
         prompt: Prompt = _proc.next_prompt()
-        start = time.time()
         record, num_bytes = client.send(
             self.session, self.host, options.endpoint, prompt, model=options.model,
             timeout=(options.connect_timeout, options.request_timeout), stage=_proc.stage.label,
@@ -255,7 +253,7 @@ class _LLMUser(User):
         _record(record)
         self.environment.events.request.fire(
             request_type="POST", name=client.PATHS[options.endpoint], response_time=record.e2e_s * 1000,
-            response_length=num_bytes, response=None, context={"stage": record.stage}, start_time=start,
+            response_length=num_bytes, response=None, context={"stage": record.stage}, start_time=record.start_time,
             url=self.host, exception=None if record.success else RequestFailed(record.error))
         return record.success
 
