@@ -8,11 +8,12 @@ cache would serve for free.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Sequence
 from typing import NamedTuple
+
+from text2json.data import load_records
 
 # Short common English words: each is one token for typical BPE vocabularies when preceded by a
 # space, so N words make a prompt of about N tokens.
@@ -34,16 +35,9 @@ class Prompt(NamedTuple):
 
 
 def load_problems(path: str | os.PathLike) -> list[str]:
-    """The ``problem`` field of every record of a text2json JSON-lines file, in file order."""
-    problems = []
-    with open(path, encoding="utf-8") as f:
-        for num, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if not isinstance(record, dict) or not isinstance(record.get("problem"), str):
-                raise ValueError(f"{path}:{num}: a text2json record needs a string 'problem' field")
-            problems.append(record["problem"])
+    """The prompts (``problem`` fields) of a text2json dataset: a build folder, our JSON lines or
+    the published file, read by ``text2json.data.load_records``."""
+    problems = [record["problem"] for record in load_records(path)]
     if not problems:
         raise ValueError(f"{path}: no records")
     return problems

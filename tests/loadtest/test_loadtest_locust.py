@@ -7,6 +7,7 @@ report. Every run is bounded by ``RUN_LIMIT_S`` (60 s); a run that does not end 
 from __future__ import annotations
 
 import collections
+import json
 import time
 
 from loadtest.merge import merge_records
@@ -70,17 +71,19 @@ def test_killing_the_server_mid_run_fails_the_run_without_hanging(tmp_path):
     assert set(kinds) <= {"ConnectionError", "ChunkedEncodingError"}, kinds
 
 
-def test_distributed_run_merges_worker_records(tmp_path):
+def test_distributed_run_with_a_dataset_merges_worker_records(tmp_path):
     num_workers = 2
     prefix = tmp_path / "dist"
+    dataset = tmp_path / "t2j.jsonl"  # text2json records: the workers read the master's --dataset
+    dataset.write_text("".join(json.dumps({"problem": "word " * (10 + i), "answer": "[]"}) + "\n" for i in range(5)))
     with fake_server(token_delay=0.005) as server:
         started = time.monotonic()
         port = free_port()
         workers = [start_locust(server.url, prefix, [], role=("--worker", "--master-port", str(port)))
                    for _ in range(num_workers)]
         master = start_locust(server.url, prefix, [
-            "-u", "4", "-r", "4", "-t", "6s", "--json-file", f"{prefix}_locust", "--random-input-len", "32",
-            "--random-output-len", "16"],
+            "-u", "4", "-r", "4", "-t", "6s", "--json-file", f"{prefix}_locust", "--dataset", str(dataset),
+            "--max-tokens", "12"],
             role=("--master", "--headless", "--master-bind-port", str(port), "--expect-workers",
                   str(num_workers)))
         run = finish_locust(master, prefix, started)
@@ -88,6 +91,7 @@ def test_distributed_run_merges_worker_records(tmp_path):
     figures = check_clean_run(run)
     records = run.records()
     assert len({r.worker for r in records}) == num_workers
+    assert {r.prompt_tokens for r in records} == set(range(10, 15)) and {r.completion_tokens for r in records} == {12}
     # each worker kept its own complete copy, and the master received every record
     per_worker = sorted(tmp_path.glob("dist_records.*.jsonl"))
     assert len(per_worker) == num_workers

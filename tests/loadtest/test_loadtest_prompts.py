@@ -11,11 +11,14 @@ from loadtest.prompts import DatasetPrompts, RandomTextPrompts, RandomTokenPromp
 
 
 def test_load_problems_reads_the_problem_field(tmp_path):
-    path = tmp_path / "t2j.jsonl"
-    path.write_text("\n".join(json.dumps({"problem": f"p{i}", "answer": "[]", "task": "x"}) for i in range(3)) + "\n\n")
+    path = tmp_path / "t2j.jsonl"  # the published format: problem + answer, nothing else required
+    path.write_text("\n".join(json.dumps({"problem": f"p{i}", "answer": "[]"}) for i in range(3)) + "\n\n")
     assert load_problems(path) == ["p0", "p1", "p2"]
+    (tmp_path / "build").mkdir()  # a text2json build folder holds test.jsonl
+    (tmp_path / "build" / "test.jsonl").write_text(path.read_text())
+    assert load_problems(tmp_path / "build") == ["p0", "p1", "p2"]
     path.write_text(json.dumps({"question": "q"}) + "\n")
-    with pytest.raises(ValueError, match="t2j.jsonl:1: .* 'problem'"):
+    with pytest.raises(ValueError, match="t2j.jsonl:1: .*'problem'"):
         load_problems(path)
     path.write_text("")
     with pytest.raises(ValueError, match="no records"):
