@@ -1,7 +1,7 @@
 """Locust load test for an SGLang server: streamed requests, bench_serving metrics on quit.
 
     locust -f loadtest/locustfile.py --headless --host http://127.0.0.1:30000 \
-        -u 8 -r 8 -t 60s --csv out/run1 [--dataset text2json.jsonl] [--slo p99_ttft_ms<=2000]
+        -u 8 -r 8 -t 60s --csv out/run1 [--dataset text2json.jsonl] [--slo 'p99_ttft_ms<=2000']
 
 Each process that sends requests writes one JSON line per finished request; workers also forward
 theirs to the master with their stats reports. On quit the master (or the single local process)
@@ -48,7 +48,7 @@ def _add_arguments(parser) -> None:
     g.add_argument("--endpoint", choices=tuple(client.PATHS), default="chat",
                    help="chat: /v1/chat/completions; generate: SGLang's native /generate")
     g.add_argument("--model", default="default", help="model field of chat requests")
-    g.add_argument("--dataset", default="", help="text2json JSON-lines file; its 'problem' fields are the prompts")
+    g.add_argument("--dataset", default="", help="text2json build folder or JSON-lines file; its 'problem' fields are the prompts")
     g.add_argument("--max-tokens", type=int, default=1024, help="output budget of --dataset prompts")
     g.add_argument("--random-input-len", type=int, default=1024, help="synthetic prompt length, tokens")
     g.add_argument("--random-output-len", type=int, default=128, help="synthetic output length, tokens")
@@ -57,7 +57,7 @@ def _add_arguments(parser) -> None:
     g.add_argument("--input-ids", action="store_true",
                    help="synthetic prompts as token ids (--endpoint generate on --skip-tokenizer-init servers)")
     g.add_argument("--vocab-size", type=int, default=0, help="the model's vocabulary size (needed by --input-ids)")
-    g.add_argument("--seed", type=int, default=1, help="prompt and arrival seed (each worker adds its index)")
+    g.add_argument("--seed", type=int, default=1, help="prompt and arrival seed (each worker offsets it by its index)")
     g.add_argument("--loadtest-shape", choices=SHAPES, default="constant",
                    help="constant: -u users; sweep: --sweep-users levels; poisson: --request-rate arrivals")
     g.add_argument("--sweep-users", default="1,2,4,8", help="concurrency levels of the sweep")
