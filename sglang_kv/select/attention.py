@@ -26,3 +26,31 @@ def sparse_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s
         scale=scale,
     )
     return out[0, :, 0, :]
+
+
+def windowed_decode_attention(
+    q: torch.Tensor,
+    selected: tuple[torch.Tensor, torch.Tensor],
+    scale: float,
+    *,
+    sink: tuple[torch.Tensor, torch.Tensor] | None = None,
+    local: tuple[torch.Tensor, torch.Tensor] | None = None,
+    generated: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Decode attention over ``[sink | selected | local | generated]``, the layout of every offload method.
+
+    q: ``[num_q_heads, head_dim]``; ``selected``: per-kv-head ``(k, v)``, each ``[num_kv_heads, n, head_dim]``
+    (what ``Selector.gather`` returns); ``sink``/``local``/``generated``: exact ``(k, v)`` shared by all
+    kv heads, each ``[n_window, num_kv_heads, head_dim]``, or None. Returns ``[num_q_heads, head_dim]``.
+    Concatenates in position order and calls :func:`sparse_decode_attention`.
+    """
+    ks, vs = [], []
+    for part, per_head in ((sink, False), (selected, True), (local, False), (generated, False)):
+        if part is None:
+            continue
+        k, v = part
+        if not per_head:
+            k, v = k.transpose(0, 1), v.transpose(0, 1)  # (Hkv, n, D)
+        ks.append(k.to(q.dtype))
+        vs.append(v.to(q.dtype))
+    return sparse_decode_attention(q, torch.cat(ks, dim=1), torch.cat(vs, dim=1), scale)

@@ -1,23 +1,46 @@
-"""The selector interface: summarize a request's prompt keys once, then pick top-k tokens per step.
+"""The selector interface: summarize a request's prompt K/V of one layer once, then pick tokens per step.
 
 A selector sees one layer of one request at a time and knows nothing about SGLang:
 
-* ``build(keys, values)`` runs once, when the prompt is complete, on the *candidate* tokens (the
-  prompt minus the exact sink and local windows) and returns the method's summary;
-* ``select(q, summary, k, scale)`` runs every decode step and returns, for each kv head, the
-  ``k`` candidate indices to attend to, in ascending order.
+* ``build(keys, values, positions)`` runs once, when the prompt is complete, on the *candidate*
+  tokens (the prompt minus the exact sink and local windows; post-RoPE, in position order) and
+  returns a :class:`LayerSummary` split in two parts:
+
+  - ``device``: what stays in GPU memory (landmarks, factors, exact outliers, ...), read by
+    ``select`` every step and by ``gather`` for tokens that live on the GPU;
+  - ``payload``: what is offloaded to host memory. Every payload tensor is indexed by candidate
+    token on its first dimension, so a serving store can keep a request's rows contiguous and copy
+    only the selected rows (``gather`` reads nothing else).
+
+* ``select(q, summary, k, scale)`` runs every decode step and returns, per kv head, the candidate
+  indices attention must see, ascending: the ``min(k, num_tokens - num_fixed)`` tokens the method
+  selects plus its ``num_fixed`` tokens kept exact on the GPU (ShadowKV's outlier chunks; 0 for the
+  other methods), so ``num_selected(k, num_tokens)`` columns; ``k >= num_tokens`` returns every token.
+* ``gather(summary, index)`` returns the keys and values attention sees for those indices:
+  dequantized (YAKV), rebuilt from factors with RoPE at their positions (ShadowKV keys) or exact.
 
 Scoring convention shared by every selector (the papers'): per query head a softmax over all
-candidates of ``scale * q . key_estimate``, then the max over the query heads of each GQA group,
-then top-k per kv head (each kv head selects its own set).
+candidates (or blocks of them) of ``scale * q . key_estimate``, then the max over the query heads of
+each GQA group, then top-k per kv head (each kv head selects its own set). Query heads of one kv head
+are contiguous, as in SGLang and Hugging Face.
+
+Memory accounting (per layer, for ``num_tokens`` candidates, exact tensors counted at 2 bytes per
+value, i.e. bf16/fp16 serving): ``footprint`` gives the GPU and host bytes, ``step_bytes`` the bytes
+one decode step moves. Both are analytic, so tests pin them against hand-computed figures, and
+``summary.device_bytes``/``summary.payload_bytes`` equal them for bf16 inputs.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
 
 import torch
+
+from sglang_kv.select.rope import RopeParams
+
+EXACT_BYTES = 2  # bytes per exact value (bf16 / fp16 serving)
 
 
 class ModelShape(NamedTuple):
@@ -31,37 +54,172 @@ class ModelShape(NamedTuple):
     def group_size(self) -> int:
         return self.num_q_heads // self.num_kv_heads
 
+    @property
+    def kv_width(self) -> int:
+        """Channels of one token's keys over all kv heads (``num_kv_heads * head_dim``)."""
+        return self.num_kv_heads * self.head_dim
+
+
+class Footprint(NamedTuple):
+    """Bytes one layer of one request holds for its candidate tokens."""
+
+    gpu_bytes: int  # device summary
+    host_bytes: int  # offloaded payload
+
+
+class StepBytes(NamedTuple):
+    """Bytes one decode step reads for one layer of one request (no cache of earlier selections)."""
+
+    pcie_bytes: int  # host -> device; upper bound when whole-token payload groups are shared by heads
+    hbm_bytes: int  # device memory read: the summary scored plus the exact selected/fixed tokens
+
+
+@dataclass
+class LayerSummary:
+    """What ``build`` returns for one layer of one request.
+
+    ``positions`` (``[num_tokens]`` int64) are kept for the reference path only and not counted in
+    the bytes: in serving, candidate ``i`` sits at position ``sink + i``.
+    ``fixed`` (``[num_kv_heads, num_fixed]`` int64, ascending) lists candidates each kv head always
+    attends to, exact on the GPU (ShadowKV outliers); ``None`` when there are none.
+    """
+
+    num_tokens: int
+    positions: torch.Tensor
+    device: dict[str, torch.Tensor] = field(default_factory=dict)
+    payload: dict[str, torch.Tensor] = field(default_factory=dict)
+    fixed: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for name, t in self.payload.items():
+            if t.shape[0] != self.num_tokens:
+                raise ValueError(f"payload {name!r} must be indexed by token on dim 0: shape {tuple(t.shape)}, "
+                                 f"num_tokens {self.num_tokens}")
+
+    @property
+    def num_fixed(self) -> int:
+        return 0 if self.fixed is None else self.fixed.shape[1]
+
+    @property
+    def device_bytes(self) -> int:
+        return sum(_nbytes(t) for t in self.device.values())
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(_nbytes(t) for t in self.payload.values())
+
+    def with_payload_on(self, device: torch.device | str, pin_memory: bool = False) -> "LayerSummary":
+        """A copy whose payload lives on ``device`` (``pin_memory`` for a page-locked host copy)."""
+        moved = {}
+        for name, t in self.payload.items():
+            t = t.to(device)
+            moved[name] = t.pin_memory() if pin_memory else t
+        return replace(self, payload=moved)
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def knob(config: Any, name: str, method: str) -> Any:
+    """``config.name``, or the method's default from ``OffloadConfig`` when ``config`` is None."""
+    if config is None:
+        from sglang_kv.config import OffloadConfig
+
+        config = OffloadConfig(method=method)
+    return getattr(config, name)
+
 
 class Selector(ABC):
-    """One selection method. Subclasses set ``name`` and implement ``build`` and ``select``."""
+    """One selection method. Subclasses set ``name`` and implement the abstract methods.
+
+    ``config`` is an ``OffloadConfig`` (or any object with its fields; ``None`` takes the method's
+    defaults); ``rope`` is needed by the methods that un-rotate keys (``needs_rope``).
+    Raises ``ValueError`` at construction for a shape or configuration the method cannot serve.
+    """
 
     name: ClassVar[str]
+    needs_rope: ClassVar[bool] = False
 
-    def __init__(self, shape: ModelShape, config: Any):
+    def __init__(self, shape: ModelShape, config: Any = None, rope: RopeParams | None = None):
         if shape.num_q_heads % shape.num_kv_heads:
             raise ValueError(f"query heads {shape.num_q_heads} not a multiple of kv heads {shape.num_kv_heads}")
+        if self.needs_rope and rope is None:
+            raise ValueError(f"selector {self.name!r} un-rotates post-RoPE keys and needs the model's rope "
+                             "parameters: pass rope=RopeParams.from_hf_config(hf_config)")
         self.shape = shape
         self.config = config
+        self.rope = rope
+
+    # ---- per request and layer ---------------------------------------------------------------
+    def build(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor | None = None) -> LayerSummary:
+        """Summarize the candidate tokens of one layer (does not modify its inputs).
+
+        keys, values: ``[num_tokens, num_kv_heads, head_dim]`` post-RoPE, in position order;
+        positions: ``[num_tokens]`` int64 (default ``arange(num_tokens)``; the methods that use RoPE
+        depend only on position differences, so a constant offset such as the sink does not matter).
+        """
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        if keys.dim() != 3 or keys.shape[1:] != (hkv, d) or values.shape[:2] != keys.shape[:2]:
+            raise ValueError(f"{self.name}: expected keys/values [num_tokens, {hkv}, {d}], got "
+                             f"{tuple(keys.shape)} and {tuple(values.shape)}")
+        if keys.shape[0] == 0:
+            raise ValueError(f"{self.name}: no candidate tokens to summarize")
+        if positions is None:
+            positions = torch.arange(keys.shape[0], device=keys.device)
+        elif positions.shape != (keys.shape[0],):
+            raise ValueError(f"{self.name}: positions must be [{keys.shape[0]}], got {tuple(positions.shape)}")
+        return self._build(keys, values, positions.long())
 
     @abstractmethod
-    def build(self, keys: torch.Tensor, values: torch.Tensor) -> Any:
-        """Summarize the candidate tokens of one layer.
+    def _build(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor) -> LayerSummary:
+        """``build`` after argument checks."""
 
-        keys, values: ``[num_tokens, num_kv_heads, head_dim]`` post-RoPE, in position order.
-        Returns the method's summary (device-side state).
+    @abstractmethod
+    def select(self, q: torch.Tensor, summary: LayerSummary, k: int, scale: float) -> torch.Tensor:
+        """Candidate indices each kv head attends to for one decode query.
+
+        q: ``[num_q_heads, head_dim]`` post-RoPE. Returns int64 ``[num_kv_heads, num_selected(k, L)]``,
+        each row ascending and distinct (``fixed`` tokens included).
         """
 
     @abstractmethod
-    def select(self, q: torch.Tensor, summary: Any, k: int, scale: float) -> torch.Tensor:
-        """Top-``k`` candidate indices per kv head for one decode query.
+    def gather(self, summary: LayerSummary, index: torch.Tensor,
+               dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values attention sees for ``index`` ``[num_kv_heads, n]`` (candidate indices).
 
-        q: ``[num_q_heads, head_dim]``. Returns int64 ``[num_kv_heads, min(k, num_tokens)]``, each
-        row sorted ascending.
+        Returns ``(k, v)``, each ``[num_kv_heads, n, head_dim]`` in ``dtype``; keys are post-RoPE.
+        Reads only the ``index`` rows of the payload.
         """
 
-    @abstractmethod
-    def summary_bytes(self, summary: Any) -> int:
+    def num_selected(self, k: int, num_tokens: int, num_fixed: int = 0) -> int:
+        return min(k, num_tokens - num_fixed) + num_fixed
+
+    def summary_bytes(self, summary: LayerSummary) -> int:
         """Device bytes held by ``summary``."""
+        return summary.device_bytes
+
+    def payload_bytes(self, summary: LayerSummary) -> int:
+        """Host bytes held by ``summary``'s payload."""
+        return summary.payload_bytes
+
+    # ---- accounting ---------------------------------------------------------------------------
+    @abstractmethod
+    def footprint(self, num_tokens: int) -> Footprint:
+        """GPU and host bytes of one layer's summary for ``num_tokens`` candidates (bf16 inputs)."""
+
+    @abstractmethod
+    def step_bytes(self, num_tokens: int, k: int) -> StepBytes:
+        """Bytes one decode step moves for one layer at budget ``k`` (upper bound, no cache)."""
+
+    @abstractmethod
+    def load_bytes(self, summary: LayerSummary, index: torch.Tensor) -> int:
+        """Host -> device bytes ``gather(summary, index)`` copies (no cache of earlier steps)."""
+
+    def _check_q(self, q: torch.Tensor) -> None:
+        if q.shape != (self.shape.num_q_heads, self.shape.head_dim):
+            raise ValueError(f"{self.name}: expected q [{self.shape.num_q_heads}, {self.shape.head_dim}], "
+                             f"got {tuple(q.shape)}")
 
 
 def group_max_softmax(logits: torch.Tensor, num_kv_heads: int) -> torch.Tensor:
@@ -79,3 +237,29 @@ def topk_sorted(scores: torch.Tensor, k: int) -> torch.Tensor:
     k = min(k, scores.shape[-1])
     idx = torch.topk(scores, k, dim=-1, sorted=False).indices
     return torch.sort(idx, dim=-1).values
+
+
+def blocks_to_tokens(block_scores: torch.Tensor, block_size: int, num_tokens: int, k: int,
+                     fixed: torch.Tensor | None = None) -> torch.Tensor:
+    """Token selection from block scores: blocks in descending score order, tokens filled block by
+    block and cut at ``k`` (the last block taken may be partial), then the ``fixed`` tokens added.
+
+    block_scores: ``[rows, ceil(num_tokens / block_size)]``, block ``b`` = tokens
+    ``[b * block_size, (b + 1) * block_size)`` (the last block may be short); blocks holding
+    ``fixed`` tokens must score below every other block (they are never counted towards ``k``).
+    fixed: ``[rows, num_fixed]`` or None. Returns int64 ``[rows, min(k, num_tokens - num_fixed) + num_fixed]``
+    ascending. Exact cut at ``k`` keeps the result rectangular when the last block is short.
+    """
+    rows, num_blocks = block_scores.shape
+    num_fixed = 0 if fixed is None else fixed.shape[1]
+    take = min(k, num_tokens - num_fixed)
+    order = torch.argsort(block_scores, dim=-1, descending=True, stable=True)  # (rows, nb)
+    table = torch.arange(num_blocks * block_size, device=block_scores.device).view(num_blocks, block_size)
+    tokens = table[order].reshape(rows, -1)  # (rows, nb * bs) in block-rank order
+    if num_blocks * block_size != num_tokens:
+        # only the short last block has slots >= num_tokens: every row keeps num_tokens entries
+        tokens = tokens[tokens < num_tokens].view(rows, num_tokens)
+    picked = tokens[:, :take]
+    if num_fixed:
+        picked = torch.cat([picked, fixed.to(picked.device)], dim=1)
+    return torch.sort(picked, dim=-1).values

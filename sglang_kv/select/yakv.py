@@ -1,0 +1,192 @@
+"""YAKV: per-token HIGGS landmarks on GPU, scored without dequantizing; HIGGS K/V payload on host.
+
+Follows the accuracy path of ``shared/reference/methods.md`` (YAKV, Bocharnikov et al., 2026):
+
+* landmarks: every candidate's post-RoPE key, per kv head, quantized with HIGGS at
+  ``landmark_bits`` (2: the 4-dimensional 256-point grid "EDEN4-256"), Hadamard group = one head,
+  one float16 L2-norm scale per (token, kv head). Scored as ``q . landmark`` without dequantizing
+  (``HiggsQuantizer.score``: the query is rotated once per head, codewords are looked up).
+* optional residual landmarks (``landmark_residual = m >= 2``): the mean of each ``m`` consecutive
+  keys is quantized at ``landmark_bits`` and each key's residual from that (exact) mean at
+  ``landmark_bits - 1``; landmark = q(mean) + q(residual), scored as the sum of the two scores.
+* select: softmax over all candidates per query head, max over the GQA group, top-k per kv head.
+* payload: keys and values at ``kv_bits`` (4: HIGGS on the 2-dimensional 256-point grid
+  "EDEN2-256"; 8: float8 e4m3 cast; 16: exact). HIGGS groups (``payload_group``):
+
+  - ``"token"``: one Hadamard group over the whole token (all kv heads), one scale per token, as
+    the paper. Needs ``num_kv_heads * head_dim`` to be a power of two (1024 for Llama-3.1-8B, 512 for
+    Qwen3-30B-A3B). A selected (token, head) then costs the whole token's row over PCIe: a step
+    copies the union of the kv heads' selections (``load_bytes`` measures it).
+  - ``"head"``: one group per kv head, one scale per (token, head); each head copies only its own rows.
+  - ``"auto"`` (default): ``"token"`` when the token width is a power of two, else ``"head"`` (e.g.
+    SmolLM2-135M: 3 kv heads x 64 = 192 channels).
+
+* keys in the payload are post-RoPE by default (what the engine has; ``key_rope="post"``). With
+  ``key_rope="pre"`` they are un-rotated before quantizing and RoPE is re-applied at their positions
+  in ``gather`` (the paper's choice; needs ``rope``). Landmarks are always post-RoPE.
+
+Per token and layer (Llama-3.1-8B, 8 kv heads x 128, defaults): GPU 8 x (32 + 2) = 272 B of
+landmarks; host 2 x (512 + 2) = 1028 B; PCIe per step between ``k`` and ``8 k`` token rows of 1028 B.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sglang_kv.quant.higgs import HiggsQuantizer
+from sglang_kv.select.base import Footprint, LayerSummary, Selector, StepBytes, group_max_softmax, knob, topk_sorted
+from sglang_kv.select.rope import apply_rope, inverse_rope
+
+# bits per value -> (grid dimension p, bits): 1 and 2 bits on 4-D grids, 3 and 4 bits on 2-D grids
+HIGGS_GRIDS = {1: (4, 1), 2: (4, 2), 3: (2, 3), 4: (2, 4)}
+PAYLOAD_GROUPS = ("auto", "token", "head")
+KEY_ROPE = ("post", "pre")
+_SCALE_DTYPE = torch.float16
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+class YakvSelector(Selector):
+    name = "yakv"
+
+    def __init__(self, shape, config=None, rope=None, *, payload_group: str = "auto", key_rope: str = "post"):
+        super().__init__(shape, config, rope)
+        d, width = shape.head_dim, shape.kv_width
+        if not _is_pow2(d) or d < 16:
+            raise ValueError(f"yakv: HIGGS needs a power-of-two head_dim >= 16, got {d}")
+        if payload_group not in PAYLOAD_GROUPS:
+            raise ValueError(f"yakv: payload_group must be one of {PAYLOAD_GROUPS}, got {payload_group!r}")
+        if key_rope not in KEY_ROPE:
+            raise ValueError(f"yakv: key_rope must be one of {KEY_ROPE}, got {key_rope!r}")
+        if key_rope == "pre" and rope is None:
+            raise ValueError("yakv: key_rope='pre' re-applies RoPE after gathering and needs rope=RopeParams(...)")
+        self.key_rope = key_rope
+        self.landmark_bits = knob(config, "landmark_bits", self.name)
+        self.residual = knob(config, "landmark_residual", self.name)
+        self.kv_bits = knob(config, "kv_bits", self.name)
+        self.landmark_q = HiggsQuantizer(d, *HIGGS_GRIDS[self.landmark_bits], scale_dtype=_SCALE_DTYPE)
+        self.residual_q = None
+        if self.residual:
+            if self.landmark_bits < 2:
+                raise ValueError("yakv: residual landmarks need landmark_bits >= 2 (the residual uses one bit less)")
+            self.residual_q = HiggsQuantizer(d, *HIGGS_GRIDS[self.landmark_bits - 1], scale_dtype=_SCALE_DTYPE)
+        whole = _is_pow2(width) and width <= 4096
+        if payload_group == "token" and not whole:
+            raise ValueError(f"yakv: payload_group='token' needs num_kv_heads * head_dim to be a power of two "
+                             f"<= 4096, got {width}; use 'head'")
+        self.payload_group = ("token" if whole else "head") if payload_group == "auto" else payload_group
+        self.payload_q = None
+        if self.kv_bits == 4:
+            group = width if self.payload_group == "token" else d
+            self.payload_q = HiggsQuantizer(group, *HIGGS_GRIDS[4], scale_dtype=_SCALE_DTYPE)
+
+    # ---- build --------------------------------------------------------------------------------
+    def _build(self, keys, values, positions) -> LayerSummary:
+        num_tokens, hkv, d = keys.shape
+        device = {}
+        if self.residual:
+            m = self.residual
+            num_groups = math.ceil(num_tokens / m)
+            group_of = torch.arange(num_tokens, device=keys.device) // m
+            sums = torch.zeros(num_groups, hkv, d, device=keys.device).index_add_(0, group_of, keys.float())
+            counts = torch.bincount(group_of, minlength=num_groups).float()
+            means = sums / counts[:, None, None]
+            mean_codes = self.landmark_q.quantize(means.transpose(0, 1))  # (Hkv, ng, *)
+            res_codes = self.residual_q.quantize((keys.float() - means[group_of]).transpose(0, 1))
+            device.update(mean_codes=mean_codes.codes, mean_scales=mean_codes.scales,
+                          residual_codes=res_codes.codes, residual_scales=res_codes.scales)
+        else:
+            lm = self.landmark_q.quantize(keys.transpose(0, 1))  # (Hkv, L, *)
+            device.update(landmark_codes=lm.codes, landmark_scales=lm.scales)
+        stored_keys = inverse_rope(keys, positions, self.rope) if self.key_rope == "pre" else keys
+        payload = {}
+        for name, x in (("k", stored_keys), ("v", values)):
+            payload.update(self._encode(name, x))
+        return LayerSummary(num_tokens=num_tokens, positions=positions, device=device, payload=payload)
+
+    def _encode(self, name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Payload rows of one of K/V ``[L, Hkv, D]``."""
+        if self.kv_bits == 4:
+            codes = self.payload_q.quantize(x.reshape(x.shape[0], -1))  # (L, C*4/8), (L, groups)
+            return {f"{name}_codes": codes.codes, f"{name}_scales": codes.scales}
+        if self.kv_bits == 8:
+            return {name: x.to(torch.float8_e4m3fn)}
+        return {name: x.contiguous()}
+
+    # ---- select -------------------------------------------------------------------------------
+    def landmark_scores(self, q: torch.Tensor, summary: LayerSummary) -> torch.Tensor:
+        """``q . landmark`` for every query head and candidate, float32 ``[num_kv_heads, group, num_tokens]``."""
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        qg = q.float().view(hkv, -1, d)  # (Hkv, G, D)
+        dev = summary.device
+        if not self.residual:
+            return self.landmark_q.score(qg, dev["landmark_codes"], dev["landmark_scales"])
+        group_of = torch.arange(summary.num_tokens, device=q.device) // self.residual
+        mean = self.landmark_q.score(qg, dev["mean_codes"], dev["mean_scales"])  # (Hkv, G, ng)
+        res = self.residual_q.score(qg, dev["residual_codes"], dev["residual_scales"])  # (Hkv, G, L)
+        return mean[..., group_of] + res
+
+    def select(self, q, summary, k, scale):
+        self._check_q(q)
+        logits = self.landmark_scores(q, summary) * scale
+        scores = group_max_softmax(logits.reshape(-1, summary.num_tokens), self.shape.num_kv_heads)
+        return topk_sorted(scores, k)
+
+    # ---- gather -------------------------------------------------------------------------------
+    def gather(self, summary, index, dtype=torch.float32):
+        k = self._decode("k", summary, index)
+        if self.key_rope == "pre":
+            hkv, n, d = k.shape
+            k = apply_rope(k.reshape(hkv * n, 1, d), summary.positions[index].reshape(-1), self.rope).view(hkv, n, d)
+        return k.to(dtype), self._decode("v", summary, index).to(dtype)
+
+    def _decode(self, name: str, summary: LayerSummary, index: torch.Tensor) -> torch.Tensor:
+        """float32 ``[Hkv, n, D]`` of payload ``name`` at ``index``, reading only those rows."""
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        heads = torch.arange(hkv, device=index.device)[:, None]
+        p = summary.payload
+        if self.kv_bits != 4:
+            return p[name][index, heads].float()
+        codes, scales = p[f"{name}_codes"], p[f"{name}_scales"]
+        if self.payload_group == "token":
+            rows, inverse = torch.unique(index, return_inverse=True)  # a token row serves every head
+            tokens = self.payload_q.dequantize(codes[rows], scales[rows]).view(-1, hkv, d)
+            return tokens[inverse, heads]
+        codes = codes.view(codes.shape[0], hkv, -1)[index, heads]  # (Hkv, n, D/2)
+        return self.payload_q.dequantize(codes, scales[index, heads][..., None])
+
+    # ---- accounting ---------------------------------------------------------------------------
+    def landmark_bytes(self, num_tokens: int) -> int:
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        if not self.residual:
+            return num_tokens * hkv * self.landmark_q.bytes_per_vector(d)
+        num_groups = math.ceil(num_tokens / self.residual)
+        return hkv * (num_groups * self.landmark_q.bytes_per_vector(d) + num_tokens * self.residual_q.bytes_per_vector(d))
+
+    def token_row_bytes(self) -> int:
+        """Payload bytes of one token over all kv heads, K and V together."""
+        width = self.shape.kv_width
+        if self.kv_bits == 4:
+            return 2 * self.payload_q.bytes_per_vector(width)
+        return 2 * width * self.kv_bits // 8
+
+    def footprint(self, num_tokens):
+        return Footprint(gpu_bytes=self.landmark_bytes(num_tokens), host_bytes=num_tokens * self.token_row_bytes())
+
+    def step_bytes(self, num_tokens, k):
+        n = min(k, num_tokens)
+        hkv = self.shape.num_kv_heads
+        if self.kv_bits == 4 and self.payload_group == "token":
+            pcie = min(hkv * n, num_tokens) * self.token_row_bytes()  # union of the heads' selections
+        else:
+            pcie = hkv * n * self.token_row_bytes() // hkv
+        return StepBytes(pcie_bytes=pcie, hbm_bytes=self.landmark_bytes(num_tokens))
+
+    def load_bytes(self, summary, index):
+        if self.kv_bits == 4 and self.payload_group == "token":
+            return torch.unique(index).numel() * self.token_row_bytes()
+        return index.numel() * self.token_row_bytes() // self.shape.num_kv_heads
