@@ -619,7 +619,7 @@ class Movies(Domain):
     status_key = "year"
 
     def new_context(self, rng):
-        start = 1950 + rng.randrange(55)
+        start = 1950 + rng.randrange(41)  # windows end by 2014, leaving later years for remakes up to 2025
         span = 10 + rng.randrange(16)
         return {"first_year": start, "last_year": start + span - 1,
                 "festival": f"{_pick(rng, W.CITIES)} {_pick(rng, ('Film Festival', 'Cinema Days', 'Film Week'))}",
@@ -686,7 +686,7 @@ class Movies(Domain):
         options = (
             (f"{ctx['festival']}: Retrospective Catalogue", "a film festival retrospective catalogue"),
             (f"{ctx['archive']}: Holdings Inventory", "a film archive inventory"),
-            (f"Critics' Survey: Cinema from {a - 20} to {b + 20}", "a critics' survey"),
+            (f"Critics' Survey: Cinema from {a - 20} to {min(b + 20, 2025)}", "a critics' survey"),
             (f"{ctx['archive']}: Licensing Audit of the Streaming Library", "a streaming library audit"),
         )
         return _pick(rng, options)
