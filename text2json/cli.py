@@ -60,7 +60,7 @@ def _cmd_build(args) -> int:
         write_result(args.result_json, {"preset": args.preset, "seed": args.seed, "num_samples": len(records),
                                         "tokenizer": args.tokenizer, "generator_version": manifest["generator_version"],
                                         "jsonl_sha256": manifest["files"]["test.jsonl"]["sha256"]},
-                     {"wall_s": round(wall_s, 1), **stats})
+                     {"wall_s": round(wall_s, 1), **stats}, command=args.command_line)
     if args.check_manifest:
         expected = json.loads(Path(args.check_manifest).read_text(encoding="utf-8"))
         problems = compare_manifests(manifest, expected)
@@ -113,7 +113,7 @@ def _cmd_score(args) -> int:
         workload = {"results": args.results, "model": meta.get("model"), "base_url": meta.get("base_url"),
                     "dataset_fingerprint": meta.get("dataset_fingerprint")}
         figures = reports[modes[0]] if len(modes) == 1 else reports
-        write_result(args.json, workload, figures)
+        write_result(args.json, workload, figures, command=args.command_line)
     return 0
 
 
@@ -172,7 +172,7 @@ def _cmd_eval(args) -> int:
         print(f"skipping {len(dropped)} samples whose gold answer repeats a name (as the published evaluator does)",
               file=sys.stderr)
     try:
-        outcome = run_eval(records, cfg, args.out, command=shlex.join(["text2json", *sys.argv[1:]]),
+        outcome = run_eval(records, cfg, args.out, command=args.command_line,
                            show_progress=not args.no_progress)
     except EvalAborted as e:
         print(f"text2json eval: stopped: {e}", file=sys.stderr)
@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     for add in (_add_build, _add_score, _add_eval, _add_gate, _add_stats):
         add(sub)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["text2json", *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:
