@@ -1,0 +1,115 @@
+"""``python -m sglang_kv.bench fidelity|capture``.
+
+fidelity: recall, attention mass, output error and bytes of each selector and budget, on synthetic
+context-intensive layers at a model's shape (``--model-shape``) or on a capture file (``--input``);
+prints a Markdown table and writes a result JSON (``--out``).
+
+capture: run a Hugging Face causal LM over a text and write its post-RoPE Q/K/V (safetensors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+import torch
+
+from sglang_kv.bench.fidelity import DEFAULT_BUDGETS, DEFAULT_SELECTORS, Variant, evaluate, format_table
+from sglang_kv.bench.shapes import MODELS, model_spec
+
+
+def _add_fidelity(sub) -> None:
+    p = sub.add_parser("fidelity", help="selection fidelity of each selector and budget")
+    p.add_argument("--model-shape", default="llama-3.1-8b", choices=list(MODELS),
+                   help="shape and RoPE of the synthetic layers (ignored with --input)")
+    p.add_argument("--input", default=None, help="a capture file from `bench capture` instead of synthetic layers")
+    p.add_argument("--tokens", type=int, default=32768, help="prompt tokens of the synthetic layers")
+    p.add_argument("--layers", type=int, default=2, help="layers (synthetic draws, or captured layers evenly spaced)")
+    p.add_argument("--queries", type=int, default=8, help="decode queries per synthetic layer")
+    p.add_argument("--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
+                   help="selected tokens per kv head: fractions of the prompt (or counts > 1)")
+    p.add_argument("--selectors", nargs="+", default=list(DEFAULT_SELECTORS),
+                   help="variants as name[:key=value,...]; keys are OffloadConfig fields or method options")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", default=None, help="result JSON path (e.g. results/fidelity_llama31_8b_32k.json)")
+
+
+def _add_capture(sub) -> None:
+    p = sub.add_parser("capture", help="capture post-RoPE Q/K/V of a Hugging Face causal LM over a text")
+    p.add_argument("--model", required=True, help="Hugging Face model directory")
+    p.add_argument("--text", default=None, help="text file (the whole file is the prompt)")
+    p.add_argument("--text-jsonl", default=None, help="JSONL file; the prompt is --field of record --index")
+    p.add_argument("--field", default="problem")
+    p.add_argument("--index", type=int, default=0)
+    p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
+    p.add_argument("--max-tokens", type=int, default=None, help="keep the first N tokens")
+    p.add_argument("--queries", type=int, default=16, help="last tokens whose queries play the decode steps")
+    p.add_argument("--layers", type=int, nargs="*", default=None, help="layer indices to capture (default all)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    p.add_argument("--out", required=True, help="output .safetensors")
+
+
+def run_fidelity(args: argparse.Namespace, command: str | None = None) -> dict:
+    from sglang_kv.bench.synthetic import SyntheticSpec, make_layer
+    from sglang_kv.results import write_result
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variants = [Variant.parse(s) for s in args.selectors]
+    start = time.perf_counter()
+    if args.input:
+        from sglang_kv.bench.capture import load_capture
+
+        model, layers, meta = load_capture(args.input, args.layers)
+        workload = {"kind": "capture", "input": args.input, "capture": meta}
+        layer_iter = iter(layers)
+    else:
+        model = model_spec(args.model_shape)
+        spec = SyntheticSpec(num_tokens=args.tokens, num_queries=args.queries, seed=args.seed)
+        workload = {"kind": "synthetic", "model_shape": args.model_shape, "shape": model.shape._asdict(),
+                    "num_layers_model": model.num_layers, "rope": model.rope.to_dict(), "layers": args.layers,
+                    "synthetic": spec.to_dict()}
+        layer_iter = (make_layer(spec, model, i) for i in range(args.layers))
+    workload.update(budgets=args.budgets, selectors=args.selectors,
+                    configs={v.label: {**v.config.__dict__, **v.options} for v in variants})
+    figures = evaluate(layer_iter, model, variants, args.budgets, log=lambda m: print(m, file=sys.stderr))
+    figures["wall_s"] = round(time.perf_counter() - start, 1)
+    figures["torch_threads"] = torch.get_num_threads()
+    print(format_table(figures))
+    if figures.get("exact_attention"):
+        print(f"\nexact attention: {figures['exact_attention']}")
+    print(f"wall time {figures['wall_s']} s")
+    if args.out:
+        write_result(args.out, workload, figures, command=command)
+    return figures
+
+
+def run_capture(args: argparse.Namespace) -> dict:
+    from sglang_kv.bench.capture import capture, read_text
+
+    text, source = read_text(args.text, args.text_jsonl, args.field, args.index)
+    meta = capture(args.model, text, args.out, num_queries=args.queries, max_tokens=args.max_tokens,
+                   layers=args.layers, chat=args.chat, device=args.device, dtype=getattr(torch, args.dtype),
+                   source=source)
+    print(f"captured {len(meta['layers'])} layers x {meta['num_tokens']} tokens -> {args.out}")
+    return meta
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sglang_kv.bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _add_fidelity(sub)
+    _add_capture(sub)
+    args = parser.parse_args(argv)
+    if args.cmd == "fidelity":
+        run_fidelity(args)
+    else:
+        run_capture(args)
+
+
+if __name__ == "__main__":
+    main()
