@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import pytest
 
+from sglang_kv.cpu.prompts import record_questions, records_document
 from sglang_kv.cpu.server import cpu_server
 from tests.server.util import chat, generate
 
 pytestmark = [pytest.mark.server, pytest.mark.smollm]
 
-_CITIES = ["Oslo", "Lima", "Kyoto", "Dakar", "Perth", "Quito", "Tartu", "Cork"]
-
-
-def _document(num_records: int, seed: int) -> str:
-    lines = []
-    for i in range(num_records):
-        j = (i * 7 + seed) % len(_CITIES)
-        lines.append(f"Record {i}: supplier {seed}-{i * 13 % 97} ships part Z{i * 31 % 1000} "
-                     f"from {_CITIES[j]} every {i % 9 + 1} days.")
-    return "\n".join(lines)
-
-
-QUESTIONS = [
-    _document(90, 1) + "\nWhich city ships part Z310?",
-    _document(140, 2) + "\nList the suppliers that ship from Kyoto.",
-    _document(60, 3) + "\nSummarize the records in one sentence.",
-]
-BATCH_TEXTS = [_document(70, 4) + "\nQuestion: which part ships from Cork?", _document(110, 5) + "\nAnswer:"]
+QUESTIONS = record_questions()[:3]
+BATCH_TEXTS = [records_document(70, 4) + "\nQuestion: which part ships from Cork?", records_document(110, 5) + "\nAnswer:"]
 FULL_BUDGET = ["--kv-offload", "oracle", "--kv-offload-budget", "1.0", "--kv-offload-min-prompt", "256"]
 
 
