@@ -32,7 +32,6 @@ import math
 import random
 import statistics
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 from text2json import prose

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from text2json import words as W
-from text2json.domains import Domain, Entity, INCLUDE
+from text2json.domains import Domain, Entity
 
 # --- small helpers ---------------------------------------------------------------------------------
 
@@ -244,7 +244,7 @@ def _numeric_cell(rng: random.Random, header: str) -> str:
     return f"{rng.randrange(3, 5000):,}"
 
 
-def render_grid(rng: random.Random, headers: list[str], rows: list[list[str]], style: int) -> str:
+def render_grid(headers: list[str], rows: list[list[str]], style: int) -> str:
     """A table in one of three plain-text styles: Markdown pipes, aligned columns, semicolon lines."""
     if style == 0:
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -270,7 +270,7 @@ def filler_extra(rng: random.Random, vocab: dict) -> str:
         rng.shuffle(labels)
         rows = [[label] + [_numeric_cell(rng, h) for h in headers[1:]] for label in labels[:3 + rng.randrange(3)]]
         caption = f"{_pick(rng, ('Figures for', 'Summary of', 'Snapshot of'))} {_pick(rng, vocab['topics'])}:"
-        return caption + "\n" + render_grid(rng, headers, rows, rng.randrange(3))
+        return caption + "\n" + render_grid(headers, rows, rng.randrange(3))
     if kind < 0.75:
         return f"> \"{filler_sentence(rng, vocab)} {filler_sentence(rng, vocab)}\"\n> ({_pick(rng, vocab['roles'])})"
     if kind < 0.9:
@@ -308,7 +308,7 @@ def block_table(rng, domain, ctx, entities, attributes, vocab) -> str:
                           f"The following {domain.noun_plural} were reviewed:",
                           f"Summary of {domain.noun_plural} ({len(entities)} entries):",
                           f"{cap(domain.noun_plural)} at a glance:"))
-    return caption + "\n\n" + render_grid(rng, headers, rows, rng.randrange(3))
+    return caption + "\n\n" + render_grid(headers, rows, rng.randrange(3))
 
 
 def block_bullets(rng, domain, ctx, entities, attributes, vocab) -> str:
