@@ -1,0 +1,93 @@
+"""Helpers shared by the Triton host wrappers: interpreter detection, device checks, config choice."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+# key -> {"chosen": config, "median_ms": {config: ms}, "failed": {config: error}}; read by benchmarks
+TUNING_LOG: dict[Hashable, dict[str, Any]] = {}
+_CHOSEN: dict[Hashable, Any] = {}
+
+
+def is_interpreter() -> bool:
+    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def check_kernel_device(device: torch.device, name: str) -> None:
+    """Kernels run on CUDA tensors, or on CPU tensors under the interpreter."""
+    if device.type == "cuda" or (device.type == "cpu" and is_interpreter()):
+        return
+    raise ValueError(f"{name} is on {device}; Triton kernels need CUDA tensors "
+                     f"(or CPU tensors with TRITON_INTERPRET=1)")
+
+
+def check_readable(t: torch.Tensor, device: torch.device, name: str) -> None:
+    """``t`` must live on ``device``, or in pinned host memory read directly by a CUDA kernel."""
+    if t.device == device:
+        return
+    if device.type == "cuda" and t.device.type == "cpu" and t.is_pinned():
+        return
+    raise ValueError(f"{name} is on {t.device} (pinned={t.device.type == 'cpu' and t.is_pinned()}); "
+                     f"it must be on {device} or in pinned host memory")
+
+
+def check_out(out: torch.Tensor, shape: Sequence[int], dtypes: Sequence[torch.dtype], device: torch.device,
+              name: str, readable: bool = False) -> None:
+    """Validate a caller-provided output: shape, dtype, device and a unit last stride."""
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(out.shape)}")
+    if out.dtype not in dtypes:
+        raise ValueError(f"{name}: expected dtype in {tuple(dtypes)}, got {out.dtype}")
+    if readable:
+        check_readable(out, device, name)
+    elif out.device != device:
+        raise ValueError(f"{name}: expected device {device}, got {out.device}")
+    if out.dim() and out.numel() and out.stride(-1) != 1:
+        raise ValueError(f"{name}: last dimension must be contiguous (stride 1), got strides {out.stride()}")
+
+
+def num_sms(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 4
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def pick_config(key: Hashable, candidates: Sequence[Any], run: Callable[[Any], None]) -> Any:
+    """The fastest of ``candidates`` for ``key`` (the first one under the interpreter).
+
+    On CUDA, the first call per key times ``run(config)`` for each candidate with
+    ``triton.testing.do_bench`` (median) and caches the winner. A candidate that fails to compile
+    or launch is logged and left out; if all fail, the first error is raised. ``run`` must be
+    idempotent (it rewrites the same outputs).
+    """
+    if is_interpreter():
+        return candidates[0]
+    if key in _CHOSEN:
+        return _CHOSEN[key]
+    import triton.testing
+
+    timings: dict[Any, float] = {}
+    failures: dict[Any, str] = {}
+    first_error: Exception | None = None
+    for config in candidates:
+        try:
+            timings[config] = triton.testing.do_bench(lambda: run(config), warmup=5, rep=25,
+                                                      return_mode="median")
+        except Exception as error:  # noqa: BLE001 - an unusable config is reported, never chosen
+            failures[config] = f"{type(error).__name__}: {error}"[:500]
+            first_error = first_error or error
+            logger.warning("kernel config %s failed for %s: %s", config, key, failures[config])
+    if not timings:
+        raise RuntimeError(f"no kernel config ran for {key}: {failures}") from first_error
+    chosen = min(timings, key=timings.get)
+    _CHOSEN[key] = chosen
+    TUNING_LOG[key] = {"chosen": chosen, "median_ms": timings, "failed": failures}
+    return chosen

@@ -1,0 +1,313 @@
+"""HIGGS Triton kernels: host wrappers and their torch references.
+
+- :func:`quantize`: ``x [..., C]`` -> packed codes + scales (as :meth:`HiggsQuantizer.quantize`).
+- :func:`dequantize_gather`: rows ``index [..., k]`` of codes -> ``[..., k, C]`` bf16 / fp16 / fp32. Codes
+  and scales may live in pinned host memory: the kernel reads the selected rows directly over PCIe
+  (zero-copy; sort each step's indices, reads in random order are several times slower).
+- :func:`score`: per-head (landmark) scores without dequantizing: ``Hq`` query heads against ``rows``
+  tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``, optionally batched
+  over requests that own consecutive row ranges.
+
+Each wrapper checks its inputs and ``out=``; ``config=None`` picks the fastest of a few block sizes
+on the first CUDA call per shape class (:func:`sglang_kv.kernels._triton_utils.pick_config`), or the
+first candidate under ``TRITON_INTERPRET=1``. Each ``*_ref`` function is the torch path the kernel is
+tested against (:class:`sglang_kv.quant.higgs.HiggsQuantizer`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from sglang_kv.kernels._triton_utils import (
+    check_kernel_device, check_out, check_readable, num_sms, pick_config,
+)
+from sglang_kv.quant.higgs import HiggsCodes, HiggsQuantizer, packing_layout
+
+OUT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+INDEX_DTYPES = (torch.int32, torch.int64)
+MAX_SCORE_HEAD_DIM = 128
+
+
+class KernelConfig(NamedTuple):
+    block: int  # rows (tokens) per block
+    num_warps: int
+    use_dot: bool = True  # score only: tensor-core dot (True) or CUDA-core reductions
+
+
+def hadamard_factors(group_size: int) -> tuple[int, int]:
+    """``(A, B)`` with ``A * B = group_size`` for the in-kernel transform; ``A == 1``: one dense dot."""
+    if group_size <= 128:
+        return 1, group_size
+    a = 2 ** ((group_size.bit_length() - 1) // 2)
+    return a, group_size // a
+
+
+def _min_block(group_size: int) -> int:
+    return 16 if group_size <= 128 else 1  # a dense-dot transform needs >= 16 rows per tile
+
+
+def _check_config(config: KernelConfig, min_block: int) -> None:
+    block = config.block
+    if block < min_block or block & (block - 1) or config.num_warps not in (1, 2, 4, 8, 16):
+        raise ValueError(f"config: block must be a power of two >= {min_block} and num_warps in "
+                         f"(1, 2, 4, 8, 16), got {config}")
+
+
+def _packing_meta(quantizer: HiggsQuantizer) -> dict:
+    layout = packing_layout(quantizer.index_bits)
+    return dict(P=quantizer.p, IDX_BITS=quantizer.index_bits, K=layout.indices_per_word, U=layout.bytes_per_word)
+
+
+def _size_bucket(num_rows: int) -> int:
+    return num_rows.bit_length() // 2  # retune only when the size changes about 4x
+
+
+def _check_codes_2d(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor) -> int:
+    num_channels = quantizer.check_codes(codes, scales)
+    if codes.dim() != 2:
+        raise ValueError(f"codes must be 2-D [rows, C * bits / 8], got shape {tuple(codes.shape)}")
+    if codes.stride(-1) != 1 or scales.stride(-1) != 1:
+        raise ValueError(f"codes and scales need a contiguous last dimension, got strides "
+                         f"{codes.stride()} and {scales.stride()}")
+    return num_channels
+
+
+# --- quantize --------------------------------------------------------------------------------------
+def quantize_configs(group_size: int) -> list[KernelConfig]:
+    block = max(_min_block(group_size), 2048 // group_size)
+    return [KernelConfig(block, 4), KernelConfig(2 * block, 8)]
+
+
+def quantize_ref(quantizer: HiggsQuantizer, x: torch.Tensor) -> HiggsCodes:
+    """Torch path. Per row: reads ``C * x.itemsize``, writes ``C * bits / 8 + G * scale.itemsize``."""
+    return quantizer.quantize(x)
+
+
+def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | None = None,
+             config: KernelConfig | None = None) -> HiggsCodes:
+    """Quantize ``x [..., C]`` (float32 / float16 / bfloat16, last dim contiguous).
+
+    Returns codes uint8 ``[..., C * bits / 8]`` and scales ``[..., C / group_size]`` (the quantizer's
+    ``scale_dtype``), equal to :meth:`HiggsQuantizer.quantize` up to float rounding (a code may differ
+    where two codewords are equally near). ``out`` (``HiggsCodes``) may be in pinned host memory.
+    """
+    num_groups = quantizer.check_input(x, "x")
+    check_kernel_device(x.device, "x")
+    num_channels = x.shape[-1]
+    rows = x.reshape(-1, num_channels)
+    if rows.numel() and rows.stride(-1) != 1:
+        rows = rows.contiguous()
+    num_rows, code_bytes = rows.shape[0], quantizer.code_bytes(num_channels)
+    lead = x.shape[:-1]
+    if out is None:
+        out = HiggsCodes(torch.empty(*lead, code_bytes, dtype=torch.uint8, device=x.device),
+                         torch.empty(*lead, num_groups, dtype=quantizer.scale_dtype, device=x.device))
+    check_out(out.codes, (*lead, code_bytes), (torch.uint8,), x.device, "out.codes", readable=True)
+    check_out(out.scales, (*lead, num_groups), (quantizer.scale_dtype,), x.device, "out.scales", readable=True)
+    if num_rows == 0:
+        return out
+    codes2d, scales2d = out.codes.view(num_rows, code_bytes), out.scales.view(num_rows, num_groups)
+    from sglang_kv.kernels.higgs_triton import higgs_quantize_kernel
+
+    n = quantizer.group_size
+    a, b = hadamard_factors(n)
+    grid_points = quantizer.grid(x.device, torch.float32)
+    meta = _packing_meta(quantizer)
+
+    def run(cfg: KernelConfig) -> None:
+        higgs_quantize_kernel[(triton_cdiv(num_rows, cfg.block), num_groups)](
+            rows, grid_points, codes2d, scales2d,
+            num_rows, rows.stride(0), codes2d.stride(0), scales2d.stride(0),
+            N=n, A=a, B=b, NUM_POINTS=quantizer.num_points, BLOCK_T=cfg.block,
+            num_warps=cfg.num_warps, **meta,
+        )
+
+    if config is None:
+        key = ("higgs_quantize", str(x.device), n, quantizer.p, quantizer.bits, x.dtype,
+               quantizer.scale_dtype, out.codes.device.type, _size_bucket(num_rows))
+        config = pick_config(key, quantize_configs(n), run)
+    _check_config(config, _min_block(n))
+    run(config)
+    return out
+
+
+# --- dequantize-gather -----------------------------------------------------------------------------
+def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
+    blocks = sorted({max(_min_block(group_size), values // group_size) for values in (2048, 4096, 8192)})
+    return [KernelConfig(block, 8 if block * group_size >= 8192 else 4) for block in blocks]
+
+
+def dequantize_gather_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
+                          index: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Torch path. Per selected row: reads ``C * bits / 8 + G * scale.itemsize`` bytes and the index,
+    writes ``C * dtype.itemsize``."""
+    rows = index.to(codes.device).long()
+    return quantizer.dequantize(codes[rows].to(index.device), scales[rows].to(index.device), dtype)
+
+
+def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
+                      index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
+                      out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
+    """Dequantize the rows ``index`` of a quantized store.
+
+    codes: uint8 ``[rows, C * bits / 8]``; scales: ``[rows, C / group_size]`` (both with a contiguous
+    last dimension, any row stride; on ``index.device`` or in pinned host memory, read directly).
+    index: int32 / int64 ``[..., k]`` on the compute device, values in ``[0, rows)`` (not checked on the
+    device). Returns ``out [..., k, C]`` in ``dtype`` (bfloat16 / float16 / float32), equal to
+    ``HiggsQuantizer.dequantize(codes[index], scales[index])`` to the output's rounding (float32
+    output: about 1e-6 relative).
+
+    A per-head store ``[rows, Hkv, D * bits / 8]`` can be gathered per (token, head) by viewing it as
+    ``[rows * Hkv, D * bits / 8]`` with indices ``token * Hkv + head``.
+    """
+    num_channels = _check_codes_2d(quantizer, codes, scales)
+    if index.dtype not in INDEX_DTYPES:
+        raise ValueError(f"index must be int32 or int64, got {index.dtype}")
+    if dtype not in OUT_DTYPES:
+        raise ValueError(f"dtype must be one of {OUT_DTYPES}, got {dtype}")
+    device = index.device
+    check_kernel_device(device, "index")
+    check_readable(codes, device, "codes")
+    check_readable(scales, device, "scales")
+    shape = (*index.shape, num_channels)
+    if out is None:
+        out = torch.empty(shape, dtype=dtype, device=device)
+    check_out(out, shape, (dtype,), device, "out")
+    if not out.is_contiguous():
+        raise ValueError(f"out must be contiguous, got strides {out.stride()}")
+    flat_index = index.reshape(-1).contiguous()
+    num_out = flat_index.numel()
+    if num_out == 0:
+        return out
+    out2d = out.view(num_out, num_channels)
+    from sglang_kv.kernels.higgs_triton import higgs_dequantize_gather_kernel
+
+    n = quantizer.group_size
+    num_groups = num_channels // n
+    a, b = hadamard_factors(n)
+    grid_points = quantizer.grid(device, torch.float16)
+    meta = _packing_meta(quantizer)
+    programs_per_group = max(1, 8 * num_sms(device) // num_groups)
+
+    def run(cfg: KernelConfig) -> None:
+        programs = min(triton_cdiv(num_out, cfg.block), programs_per_group)
+        higgs_dequantize_gather_kernel[(programs, num_groups)](
+            codes, scales, flat_index, grid_points, out2d,
+            num_out, codes.stride(0), scales.stride(0), out2d.stride(0),
+            N=n, A=a, B=b, SPLIT_SECOND=dtype == torch.float32, BLOCK_T=cfg.block,
+            num_warps=cfg.num_warps, **meta,
+        )
+
+    if config is None:
+        key = ("higgs_dequantize_gather", str(device), n, num_groups, quantizer.p, quantizer.bits,
+               quantizer.scale_dtype, dtype, codes.device.type, _size_bucket(num_out))
+        config = pick_config(key, dequantize_gather_configs(n), run)
+    _check_config(config, _min_block(n))
+    run(config)
+    return out
+
+
+# --- score -----------------------------------------------------------------------------------------
+SCORE_CONFIGS = [KernelConfig(64, 4, True), KernelConfig(128, 4, True), KernelConfig(128, 8, True),
+                 KernelConfig(256, 8, True), KernelConfig(64, 4, False), KernelConfig(128, 8, False)]
+
+
+def score_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
+              row_indptr: torch.Tensor | None = None) -> torch.Tensor:
+    """Torch path (rows outside every request are zero). Per row: reads ``Hkv * (D * bits / 8 +
+    scale.itemsize)`` bytes, writes ``4 * Hq``."""
+    q3 = q[None] if q.dim() == 2 else q
+    num_requests, num_q_heads, head_dim = q3.shape
+    num_rows, num_kv_heads = scales.shape
+    bounds = [0, num_rows] if row_indptr is None else row_indptr.tolist()
+    head_bytes = codes.shape[1] // num_kv_heads
+    out = torch.zeros(num_q_heads, num_rows, dtype=torch.float32, device=q.device)
+    for b in range(num_requests):
+        start, end = bounds[b], bounds[b + 1]
+        codes_h = codes[start:end].view(end - start, num_kv_heads, head_bytes).transpose(0, 1)  # (Hkv, n, .)
+        scales_h = scales[start:end].transpose(0, 1)[..., None]  # (Hkv, n, 1)
+        q_h = q3[b].reshape(num_kv_heads, num_q_heads // num_kv_heads, head_dim)  # (Hkv, g, D)
+        out[:, start:end] = quantizer.score(q_h, codes_h, scales_h).reshape(num_q_heads, end - start)
+    return out
+
+
+def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, *,
+          row_indptr: torch.Tensor | None = None, out: torch.Tensor | None = None,
+          config: KernelConfig | None = None) -> torch.Tensor:
+    """Per-head scores ``q . dequantize(key)`` of per-head quantized keys, without dequantizing.
+
+    quantizer: per-head groups, ``group_size == D`` (head_dim, 16..128).
+    q: ``[Hq, D]`` (one request) or ``[B, Hq, D]`` (float32 / float16 / bfloat16, unrotated).
+    codes: uint8 ``[rows, Hkv * D * bits / 8]``; scales: ``[rows, Hkv]`` (on q's device or pinned).
+    row_indptr: int ``[B + 1]`` on q's device: request ``b`` owns rows ``row_indptr[b]:row_indptr[b + 1]``
+    (``None``: ``B == 1`` owns all rows). Query head ``h`` reads kv head ``h // (Hq / Hkv)``.
+    Returns float32 ``out [Hq, rows]`` (``out`` may be a view with any row stride); rows outside every
+    request are left untouched. No ``1 / sqrt(D)`` is applied.
+    """
+    if q.dim() not in (2, 3):
+        raise ValueError(f"q must be [Hq, D] or [B, Hq, D], got shape {tuple(q.shape)}")
+    quantizer.check_input(q, "q")
+    num_channels = _check_codes_2d(quantizer, codes, scales)
+    head_dim = quantizer.group_size
+    if head_dim > MAX_SCORE_HEAD_DIM:
+        raise ValueError(f"score kernel: group_size (head_dim) must be <= {MAX_SCORE_HEAD_DIM}, got {head_dim}")
+    if q.shape[-1] != head_dim:
+        raise ValueError(f"q last dimension must equal group_size={head_dim} (per-head groups), "
+                         f"got {q.shape[-1]}")
+    q3 = q[None] if q.dim() == 2 else q
+    if q3.stride(-1) != 1:
+        q3 = q3.contiguous()
+    num_requests, num_q_heads, _ = q3.shape
+    num_rows, num_kv_heads = codes.shape[0], num_channels // head_dim
+    if num_q_heads % num_kv_heads:
+        raise ValueError(f"number of query heads {num_q_heads} is not a multiple of kv heads {num_kv_heads}")
+    gqa = num_q_heads // num_kv_heads
+    device = q.device
+    check_kernel_device(device, "q")
+    check_readable(codes, device, "codes")
+    check_readable(scales, device, "scales")
+    if row_indptr is None:
+        if num_requests != 1:
+            raise ValueError(f"row_indptr is required for a batch of {num_requests} requests")
+    else:
+        if row_indptr.dtype not in INDEX_DTYPES or tuple(row_indptr.shape) != (num_requests + 1,):
+            raise ValueError(f"row_indptr must be int32/int64 of shape ({num_requests + 1},), got "
+                             f"{row_indptr.dtype} {tuple(row_indptr.shape)}")
+        if row_indptr.device != device:
+            raise ValueError(f"row_indptr must be on {device}, got {row_indptr.device}")
+    if out is None:
+        out = torch.empty(num_q_heads, num_rows, dtype=torch.float32, device=device)
+    check_out(out, (num_q_heads, num_rows), (torch.float32,), device, "out")
+    if num_rows == 0:
+        return out
+    from sglang_kv.kernels.higgs_triton import higgs_score_kernel
+
+    gqa_pad = max(16, 1 << (gqa - 1).bit_length())
+    grid_points = quantizer.grid(device, torch.float16)
+    meta = _packing_meta(quantizer)
+    indptr = row_indptr if row_indptr is not None else out  # unused pointer when HAS_INDPTR is False
+    target_programs = 8 * num_sms(device)
+
+    def run(cfg: KernelConfig) -> None:
+        programs = max(1, min(triton_cdiv(num_rows, cfg.block),
+                              triton_cdiv(target_programs, num_kv_heads * num_requests)))
+        higgs_score_kernel[(programs, num_kv_heads, num_requests)](
+            q3, codes, scales, indptr, grid_points, out,
+            num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0),
+            N=head_dim, GQA=gqa, GQA_PAD=gqa_pad, HAS_INDPTR=row_indptr is not None,
+            USE_DOT=cfg.use_dot, BLOCK_N=cfg.block, num_warps=cfg.num_warps, **meta,
+        )
+
+    if config is None:
+        key = ("higgs_score", str(device), head_dim, quantizer.p, quantizer.bits, quantizer.scale_dtype,
+               gqa, num_kv_heads, num_requests, q.dtype, codes.device.type, _size_bucket(num_rows))
+        config = pick_config(key, SCORE_CONFIGS, run)
+    _check_config(config, 16)
+    run(config)
+    return out
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)

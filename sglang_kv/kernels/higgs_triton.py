@@ -1,0 +1,265 @@
+"""Triton jit kernels for HIGGS: quantize, dequantize-gather, per-head score.
+
+Host wrappers, shapes and torch references live in :mod:`sglang_kv.kernels.higgs`; the packing
+format and math are documented in :mod:`sglang_kv.quant.higgs`.
+
+The Walsh-Hadamard transform of a group of ``N`` values runs on tensor cores as float16 dots with
+the exact +-1 matrix (built in registers) and float32 accumulation: directly (``[T, N] @ H_N``) for
+``N <= 128``, otherwise as ``H_A (X) H_B`` (``N = A * B``, both >= 16) on the ``[A, B]`` view of each
+group. Float32 operands are split into float16 ``hi + lo`` (two dots, about 2**-22 relative error);
+grid codewords are float16-exact, so a dot over them needs one pass. Codebooks are gathered from a
+global float16 copy of the grid (a few KB, L1-resident).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _hadamard_matrix(N: tl.constexpr):
+    """``H_N [N, N]`` in float16: ``(-1)**popcount(i & j)`` (N <= 4096)."""
+    i = tl.arange(0, N)
+    v = i[:, None] & i[None, :]
+    v = v ^ (v >> 8)
+    v = v ^ (v >> 4)
+    v = v ^ (v >> 2)
+    v = v ^ (v >> 1)
+    return (1 - 2 * (v & 1)).to(tl.float16)
+
+
+@triton.jit
+def _dot_f16(x, h, SPLIT: tl.constexpr):
+    """``x @ h`` with float32 accumulation; ``h`` is float16-exact. ``SPLIT``: ``x`` is float32 and
+    is split into float16 hi + lo (two dots); otherwise ``x`` must be float16-exact."""
+    if SPLIT:
+        hi = x.to(tl.float16)
+        lo = (x - hi.to(tl.float32)).to(tl.float16)
+        return tl.dot(hi, h) + tl.dot(lo, h)
+    else:
+        return tl.dot(x.to(tl.float16), h)
+
+
+@triton.jit
+def _hadamard_rows(x, h_a, h_b, T: tl.constexpr, N: tl.constexpr, A: tl.constexpr, B: tl.constexpr,
+                   SPLIT_FIRST: tl.constexpr, SPLIT_SECOND: tl.constexpr):
+    """Unnormalized Hadamard transform of each row of ``x [T, N]`` -> float32 ``[T, N]``.
+
+    ``A == 1``: one dot with ``h_b = H_N``. Otherwise ``h_a = H_A``, ``h_b = H_B`` and ``N = A * B``:
+    row ``x`` seen as ``X [A, B]`` becomes ``H_A X H_B``.
+    """
+    if A == 1:
+        return _dot_f16(x, h_b, SPLIT_FIRST)
+    else:
+        y = _dot_f16(tl.reshape(x, (T * A, B)), h_b, SPLIT_FIRST)  # (T*A, B): mixed along b
+        y = tl.reshape(tl.permute(tl.reshape(y, (T, A, B)), (0, 2, 1)), (T * B, A))
+        z = _dot_f16(y, h_a, SPLIT_SECOND)  # (T*B, A): mixed along a
+        return tl.reshape(tl.permute(tl.reshape(z, (T, B, A)), (0, 2, 1)), (T, N))
+
+
+@triton.jit
+def _load_indices(row_ptrs, mask, W: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr,
+                  U: tl.constexpr, T: tl.constexpr):
+    """Unpack the indices of one group for ``T`` rows -> int32 ``[T, W * K]``.
+
+    ``row_ptrs [T]``: uint8 pointers to each row's group; the group holds ``W`` words of ``U`` bytes,
+    each word ``K`` little-endian indices of ``IDX_BITS`` bits.
+    """
+    offs_w = tl.arange(0, W)
+    word = tl.zeros([T, W], dtype=tl.int32)
+    for u in tl.static_range(U):
+        byte = tl.load(row_ptrs[:, None] + (offs_w * U + u)[None, :], mask=mask[:, None], other=0)
+        word = word | (byte.to(tl.int32) << (8 * u))
+    if K == 1:
+        return word
+    else:
+        shifts = tl.arange(0, K) * IDX_BITS
+        idx = (word[:, :, None] >> shifts[None, None, :]) & ((1 << IDX_BITS) - 1)
+        return tl.reshape(idx, (T, W * K))
+
+
+@triton.jit
+def _lookup(grid_ptr, idx, T: tl.constexpr, N: tl.constexpr, P: tl.constexpr):
+    """Codewords of ``idx [T, N // P]`` from the ``[num_points, P]`` grid -> ``[T, N]`` (grid dtype)."""
+    if P == 1:
+        return tl.load(grid_ptr + idx)
+    else:
+        comp = tl.arange(0, P)
+        return tl.reshape(tl.load(grid_ptr + idx[:, :, None] * P + comp[None, None, :]), (T, N))
+
+
+@triton.jit
+def _store_indices(row_ptrs, mask, idx, W: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr,
+                   U: tl.constexpr, T: tl.constexpr):
+    """Pack ``idx [T, W * K]`` (int32) into ``W`` words of ``U`` bytes per row (inverse of _load_indices)."""
+    if K == 1:
+        word = idx
+    else:
+        shifts = tl.arange(0, K) * IDX_BITS
+        word = tl.sum(tl.reshape(idx, (T, W, K)) << shifts[None, None, :], axis=2)  # disjoint bits
+    offs_w = tl.arange(0, W)
+    for u in tl.static_range(U):
+        byte = ((word >> (8 * u)) & 0xFF).to(tl.uint8)
+        tl.store(row_ptrs[:, None] + (offs_w * U + u)[None, :], byte, mask=mask[:, None])
+
+
+@triton.jit
+def higgs_quantize_kernel(
+    x_ptr, grid_ptr, codes_ptr, scales_ptr,
+    num_rows, x_stride, codes_stride, scales_stride,
+    N: tl.constexpr, A: tl.constexpr, B: tl.constexpr, P: tl.constexpr, NUM_POINTS: tl.constexpr,
+    IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    """Quantize group ``program_id(1)`` of rows ``[program_id(0) * BLOCK_T, ...)``.
+
+    x: ``[num_rows, C]`` (row stride ``x_stride``), grid: float32 ``[NUM_POINTS, P]``, codes: uint8
+    ``[num_rows, C * bits / 8]``, scales: ``[num_rows, C / N]``. Reads ``C * x.itemsize`` and writes
+    ``C * bits / 8 + num_groups * scale.itemsize`` bytes per row.
+    """
+    group = tl.program_id(1)
+    rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    mask = rows < num_rows
+    rows = rows.to(tl.int64)
+    offs_n = tl.arange(0, N)
+    x = tl.load(x_ptr + rows[:, None] * x_stride + group * N + offs_n[None, :], mask=mask[:, None], other=0.0)
+    x = x.to(tl.float32)
+    scale = tl.sqrt_rn(tl.sum(x * x, axis=1)).to(scales_ptr.dtype.element_ty)
+    tl.store(scales_ptr + rows * scales_stride + group, scale, mask=mask)
+    scale = scale.to(tl.float32)
+    positive = scale > 0
+    inv_scale = tl.where(positive, tl.div_rn(tl.full([BLOCK_T], 1.0, tl.float32), tl.where(positive, scale, 1.0)), 0.0)
+    if A == 1:
+        h_a = _hadamard_matrix(16)  # unused placeholder of a valid shape
+        h_b = _hadamard_matrix(N)
+    else:
+        h_a = _hadamard_matrix(A)
+        h_b = _hadamard_matrix(B)
+    y = _hadamard_rows(x * inv_scale[:, None], h_a, h_b, BLOCK_T, N, A, B, True, True)  # (T, N) ~N(0,1)
+
+    J: tl.constexpr = N // P
+    best_dist = tl.full([BLOCK_T, J], float("inf"), tl.float32)
+    best_idx = tl.zeros([BLOCK_T, J], dtype=tl.int32)
+    if P == 1:
+        for c in range(NUM_POINTS):
+            diff = y - tl.load(grid_ptr + c)
+            dist = diff * diff
+            better = dist < best_dist  # strict: first point wins ties, as torch.argmin
+            best_dist = tl.where(better, dist, best_dist)
+            best_idx = tl.where(better, c, best_idx)
+    else:
+        y3 = tl.reshape(y, (BLOCK_T, J, P))
+        comp = tl.arange(0, P)
+        for c in range(NUM_POINTS):
+            diff = y3 - tl.load(grid_ptr + c * P + comp)[None, None, :]
+            dist = tl.sum(diff * diff, axis=2)
+            better = dist < best_dist
+            best_dist = tl.where(better, dist, best_dist)
+            best_idx = tl.where(better, c, best_idx)
+    W: tl.constexpr = J // K
+    row_ptrs = codes_ptr + rows * codes_stride + group * (W * U)
+    _store_indices(row_ptrs, mask, best_idx, W, IDX_BITS, K, U, BLOCK_T)
+
+
+@triton.jit
+def higgs_dequantize_gather_kernel(
+    codes_ptr, scales_ptr, index_ptr, grid_ptr, out_ptr,
+    num_out, codes_stride, scales_stride, out_stride,
+    N: tl.constexpr, A: tl.constexpr, B: tl.constexpr, P: tl.constexpr,
+    IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
+    SPLIT_SECOND: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    """``out[i, group] = dequantize(codes[index[i], group], scales[index[i], group])``.
+
+    Programs ``(program_id(0), group)`` loop over blocks of ``BLOCK_T`` output rows with stride
+    ``num_programs(0)``. codes: uint8 ``[*, C * bits / 8]`` (device or pinned host memory, read
+    directly), scales ``[*, C / N]``, index int ``[num_out]``, grid float16 ``[num_points, P]``,
+    out ``[num_out, C]``. Per output row: reads ``C * bits / 8 + num_groups * scale.itemsize`` plus
+    the index, writes ``C * out.itemsize`` bytes.
+    """
+    group = tl.program_id(1)
+    if A == 1:
+        h_a = _hadamard_matrix(16)
+        h_b = _hadamard_matrix(N)
+    else:
+        h_a = _hadamard_matrix(A)
+        h_b = _hadamard_matrix(B)
+    W: tl.constexpr = N // P // K
+    offs_n = tl.arange(0, N)
+    for block in range(tl.program_id(0), tl.cdiv(num_out, BLOCK_T), tl.num_programs(0)):
+        offs = block * BLOCK_T + tl.arange(0, BLOCK_T)
+        mask = offs < num_out
+        rows = tl.load(index_ptr + offs, mask=mask, other=0).to(tl.int64)
+        idx = _load_indices(codes_ptr + rows * codes_stride + group * (W * U), mask, W, IDX_BITS, K, U, BLOCK_T)
+        y = _lookup(grid_ptr, idx, BLOCK_T, N, P)  # (T, N) float16, exact codewords
+        x = _hadamard_rows(y, h_a, h_b, BLOCK_T, N, A, B, False, SPLIT_SECOND)
+        scale = tl.load(scales_ptr + rows * scales_stride + group, mask=mask, other=0.0).to(tl.float32)
+        x = x * (scale / N)[:, None]
+        out_ptrs = out_ptr + offs.to(tl.int64)[:, None] * out_stride + group * N + offs_n[None, :]
+        tl.store(out_ptrs, x.to(out_ptr.dtype.element_ty), mask=mask[:, None])
+
+
+@triton.jit
+def higgs_score_kernel(
+    q_ptr, codes_ptr, scales_ptr, row_indptr_ptr, grid_ptr, out_ptr,
+    num_rows, q_stride_b, q_stride_h, codes_stride, scales_stride, out_stride,
+    N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr,
+    IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
+    HAS_INDPTR: tl.constexpr, USE_DOT: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Scores of the ``GQA`` query heads of kv head ``program_id(1)`` of request ``program_id(2)``.
+
+    q: ``[B, Hq, N]`` (strides ``q_stride_b``, ``q_stride_h``; unrotated), codes: uint8
+    ``[rows, Hkv * N * bits / 8]`` (per-head groups of ``N`` channels), scales ``[rows, Hkv]``,
+    row_indptr: ``[B + 1]`` (request ``b`` owns rows ``row_indptr[b]:row_indptr[b + 1]``; without it
+    one request owns ``num_rows`` rows), grid float16 ``[num_points, P]``, out float32 ``[Hq, rows]``:
+    ``out[h * GQA + i, r] = q[b, h * GQA + i] . dequantize(codes[r, h], scales[r, h])``.
+
+    Each program rotates its queries once (``H_N q / N``, scaled by ``max |q|`` so any magnitude fits
+    float16) and then loops over blocks of ``BLOCK_N`` rows: codeword lookup, one dot (``USE_DOT``:
+    tensor cores, rotated queries split hi + lo) or ``GQA`` CUDA-core reductions, times the scale.
+    Per row and kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes ``4 * GQA`` bytes.
+    """
+    head = tl.program_id(1)
+    request = tl.program_id(2)
+    if HAS_INDPTR:
+        row_start = tl.load(row_indptr_ptr + request).to(tl.int32)
+        row_end = tl.load(row_indptr_ptr + request + 1).to(tl.int32)
+    else:
+        row_start = 0
+        row_end = num_rows
+
+    offs_n = tl.arange(0, N)
+    offs_g = tl.arange(0, GQA_PAD)
+    q_heads = head * GQA + offs_g
+    q = tl.load(q_ptr + request * q_stride_b + q_heads[:, None] * q_stride_h + offs_n[None, :],
+                mask=(offs_g < GQA)[:, None], other=0.0).to(tl.float32)
+    q_max = tl.max(tl.max(tl.abs(q), axis=1), axis=0)
+    q_max = tl.where(q_max > 0, q_max, 1.0)
+    q_rot = _dot_f16(q / q_max, _hadamard_matrix(N), True)  # (GQA_PAD, N)
+    factor = q_max / N
+    if USE_DOT:
+        q_hi = q_rot.to(tl.float16)
+        q_lo = (q_rot - q_hi.to(tl.float32)).to(tl.float16)
+        q_hi = tl.trans(q_hi)  # (N, GQA_PAD)
+        q_lo = tl.trans(q_lo)
+
+    W: tl.constexpr = N // P // K
+    for block in range(tl.program_id(0), tl.cdiv(row_end - row_start, BLOCK_N), tl.num_programs(0)):
+        rows = row_start + block * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = rows < row_end
+        rows64 = rows.to(tl.int64)
+        idx = _load_indices(codes_ptr + rows64 * codes_stride + head * (W * U), mask, W, IDX_BITS, K, U, BLOCK_N)
+        keys = _lookup(grid_ptr, idx, BLOCK_N, N, P)  # (BLOCK_N, N) float16, rotated domain
+        scale = tl.load(scales_ptr + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32) * factor
+        if USE_DOT:
+            scores = tl.dot(keys, q_hi) + tl.dot(keys, q_lo)  # (BLOCK_N, GQA_PAD)
+            scores = scores * scale[:, None]
+            out_ptrs = out_ptr + q_heads[None, :].to(tl.int64) * out_stride + rows64[:, None]
+            tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_g < GQA)[None, :])
+        else:
+            keys = keys.to(tl.float32)
+            for i in tl.static_range(GQA):
+                q_i = tl.sum(tl.where((offs_g == i)[:, None], q_rot, 0.0), axis=0)  # (N,)
+                scores_i = tl.sum(keys * q_i[None, :], axis=1) * scale
+                tl.store(out_ptr + (head * GQA + i).to(tl.int64) * out_stride + rows64, scores_i, mask=mask)

@@ -1,0 +1,361 @@
+"""HIGGS Triton kernels against the torch path (HiggsQuantizer) on fresh random, irregular inputs.
+
+Without CUDA the kernels run in the Triton interpreter on CPU (small shapes, about 1-2 minutes on
+2 cores); on the GPU host the same small cases run compiled, and the ``gpu`` tests check full sizes
+and every kernel config the wrappers may pick.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the first import of the kernels
+
+from sglang_kv.kernels import higgs as hk  # noqa: E402
+from sglang_kv.kernels import higgs_triton  # noqa: E402
+from sglang_kv.kernels._triton_utils import is_interpreter  # noqa: E402
+from sglang_kv.quant.grids import nearest_point  # noqa: E402
+from sglang_kv.quant.hadamard import hadamard_transform  # noqa: E402
+from sglang_kv.quant.higgs import HiggsCodes, HiggsQuantizer, unpack_indices  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (runs on the GPU host)")
+# bfloat16 outputs: compiled kernels round to nearest (half an ulp, 2**-8 relative); Triton 3.6's
+# interpreter truncates float32 -> bfloat16 casts (up to one ulp).
+BF16_REL = 2 ** -7 if is_interpreter() else 2 ** -8
+
+
+def test_kernels_run_where_they_can():
+    if DEVICE.type == "cpu":
+        assert is_interpreter(), "set TRITON_INTERPRET=1 before anything imports sglang_kv.kernels.higgs_triton"
+        assert type(higgs_triton.higgs_score_kernel).__name__ == "InterpretedFunction"
+
+
+def randn(*shape, seed, scale=1.0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(*shape, generator=gen)).to(dtype=dtype, device=DEVICE)
+
+
+# --- checks ----------------------------------------------------------------------------------------
+def assert_codes_nearest(quantizer: HiggsQuantizer, x: torch.Tensor, codes: HiggsCodes, atol: float = 1e-4):
+    """Each code names a nearest codeword of its rotated, normalized sub-vector (using the scales
+    under test), up to ``atol`` in squared distance; float64 distances."""
+    n, p = quantizer.group_size, quantizer.p
+    groups = x.double().reshape(-1, n)
+    scale = codes.scales.double().reshape(-1, 1)
+    rotated = hadamard_transform(groups / torch.where(scale > 0, scale, torch.ones_like(scale)))
+    sub = rotated.reshape(-1, p)
+    chosen = unpack_indices(codes.codes, quantizer.index_bits).reshape(-1)
+    grid = quantizer.grid(x.device).double()
+    best = nearest_point(sub.float(), quantizer.grid(x.device))
+    chosen_dist = (sub - grid[chosen]).square().sum(-1)
+    best_dist = (sub - grid[best]).square().sum(-1)
+    worst = (chosen_dist - best_dist).max().item()
+    assert worst <= atol, f"a code is {worst:.2e} farther (squared) than the nearest codeword"
+
+
+def assert_quantize_matches(quantizer: HiggsQuantizer, x: torch.Tensor, got: HiggsCodes, min_equal: float):
+    ref = hk.quantize_ref(quantizer, x)
+    assert got.codes.shape == ref.codes.shape and got.codes.dtype == torch.uint8
+    assert got.scales.shape == ref.scales.shape and got.scales.dtype == ref.scales.dtype
+    ulp = torch.finfo(got.scales.dtype).eps  # scales may differ by one rounding step
+    torch.testing.assert_close(got.scales.float(), ref.scales.float(), rtol=ulp, atol=0)
+    assert_codes_nearest(quantizer, x, got)
+    # where the scales are equal, codes may differ only at near-ties of two codewords
+    subs_per_group = quantizer.group_size // quantizer.p
+    same_scale = (got.scales == ref.scales).repeat_interleave(subs_per_group, dim=-1)
+    got_idx = unpack_indices(got.codes, quantizer.index_bits)[same_scale]
+    ref_idx = unpack_indices(ref.codes, quantizer.index_bits)[same_scale]
+    assert same_scale.double().mean() >= 0.5
+    equal = (got_idx == ref_idx).double().mean().item()
+    assert equal >= min_equal, f"only {equal:.5f} of the codes equal the torch path's"
+
+
+def assert_scores_close(quantizer, q, codes, scales, got, row_indptr=None, rel=2e-6):
+    """|kernel - torch| <= rel * |q_h| * |k'| per entry (float32 rounding of a D-term dot product)."""
+    ref = hk.score_ref(quantizer, q, codes, scales, row_indptr)
+    q3 = q[None] if q.dim() == 2 else q
+    num_kv_heads = scales.shape[1]
+    keys = quantizer.dequantize(codes.reshape(codes.shape[0], num_kv_heads, -1), scales[..., None])
+    key_norm = keys.norm(dim=-1).T  # (Hkv, rows)
+    gqa = q3.shape[1] // num_kv_heads
+    bound = q3.float().norm(dim=-1).amax(0)[:, None] * key_norm.repeat_interleave(gqa, 0)  # (Hq, rows)
+    err = (got - ref).abs()
+    assert (err <= rel * bound + 1e-30).all(), f"max error / bound = {(err / bound).max().item():.2e}"
+
+
+# --- quantize --------------------------------------------------------------------------------------
+QUANT_CASES = [  # (group_size, channels, rows, p, bits)
+    (16, 48, 37, 1, 3),
+    (64, 192, 23, 4, 2),
+    (64, 192, 19, 2, 3),
+    (128, 256, 21, 2, 4),
+    (128, 128, 17, 1, 2),
+    (128, 256, 9, 4, 1),
+    (256, 256, 6, 2, 2),
+    (512, 512, 3, 1, 4),
+    (1024, 1024, 3, 2, 4),
+]
+
+
+@pytest.mark.parametrize("group_size,channels,rows,p,bits", QUANT_CASES)
+def test_quantize_matches_torch(group_size, channels, rows, p, bits):
+    quantizer = HiggsQuantizer(group_size, p, bits)
+    x = randn(rows, channels, seed=group_size + rows, scale=3.0)
+    got = hk.quantize(quantizer, x)
+    assert_quantize_matches(quantizer, x, got, min_equal=0.99)
+
+
+def test_quantize_lead_dims_bf16_zero_rows_and_out():
+    quantizer = HiggsQuantizer(64, 4, 2, scale_dtype=torch.bfloat16)
+    x = randn(2, 5, 192, seed=1, dtype=torch.bfloat16)
+    x[0, 1] = 0
+    x[1, 2, 64:128] = 0
+    out = HiggsCodes(torch.empty(2, 5, 48, dtype=torch.uint8, device=DEVICE),
+                     torch.empty(2, 5, 3, dtype=torch.bfloat16, device=DEVICE))
+    got = hk.quantize(quantizer, x, out=out)
+    assert got.codes.data_ptr() == out.codes.data_ptr()
+    assert got.scales[0, 1].abs().sum() == 0 and got.scales[1, 2, 1] == 0
+    assert_quantize_matches(quantizer, x, got, min_equal=0.99)
+    assert torch.isfinite(quantizer.dequantize(*got)).all()
+
+
+def test_quantize_non_contiguous_input():
+    quantizer = HiggsQuantizer(128, 2, 4)
+    x = randn(128, 11, seed=2).T  # (11, 128), row stride 1
+    assert_quantize_matches(quantizer, x, hk.quantize(quantizer, x), min_equal=0.99)
+
+
+def test_quantize_rejects_bad_input():
+    quantizer = HiggsQuantizer(128, 2, 4)
+    with pytest.raises(ValueError, match="multiple of group_size"):
+        hk.quantize(quantizer, randn(3, 100, seed=0))
+    with pytest.raises(ValueError, match="dtype"):
+        hk.quantize(quantizer, randn(3, 128, seed=0).double())
+    bad_out = HiggsCodes(torch.empty(3, 63, dtype=torch.uint8, device=DEVICE),
+                         torch.empty(3, 1, dtype=torch.float16, device=DEVICE))
+    with pytest.raises(ValueError, match="out.codes: expected shape"):
+        hk.quantize(quantizer, randn(3, 128, seed=0), out=bad_out)
+    with pytest.raises(ValueError, match="config"):
+        hk.quantize(quantizer, randn(3, 128, seed=0), config=hk.KernelConfig(8, 4))
+
+
+# --- dequantize-gather -----------------------------------------------------------------------------
+GATHER_CASES = [  # (group_size, channels, rows, p, bits)
+    (64, 192, 29, 4, 2),
+    (128, 256, 33, 2, 4),
+    (16, 32, 40, 1, 3),
+    (512, 1024, 9, 2, 3),
+    (1024, 1024, 11, 2, 4),
+]
+
+
+def _store(quantizer, rows, channels, seed):
+    keys = randn(rows, channels, seed=seed, scale=2.0)
+    return hk.quantize_ref(quantizer, keys)
+
+
+@pytest.mark.parametrize("group_size,channels,rows,p,bits", GATHER_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dequantize_gather_matches_torch(group_size, channels, rows, p, bits, dtype):
+    quantizer = HiggsQuantizer(group_size, p, bits)
+    codes, scales = _store(quantizer, rows, channels, seed=rows)
+    gen = torch.Generator().manual_seed(rows)
+    index = torch.randint(0, rows, (2, 7), generator=gen).to(DEVICE)  # repeats allowed
+    got = hk.dequantize_gather(quantizer, codes, scales, index, dtype=dtype)
+    ref = hk.dequantize_gather_ref(quantizer, codes, scales, index, torch.float32)
+    assert got.shape == (2, 7, channels) and got.dtype == dtype
+    row_rms = ref.square().mean(-1, keepdim=True).sqrt()
+    if dtype == torch.float32:
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=(1e-6 * row_rms).min().item())
+    else:  # one bfloat16 rounding, plus float16 rounding of the transform (<= 2**-10 of the row RMS)
+        assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + 2 ** -10 * row_rms).all()
+
+
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+def test_dequantize_gather_strided_store_and_out(index_dtype):
+    quantizer = HiggsQuantizer(64, 4, 2)
+    codes, scales = _store(quantizer, 31, 128, seed=5)
+    wide = torch.zeros(31, 100, dtype=torch.uint8, device=DEVICE)  # a store row with spare bytes
+    wide[:, 10:42] = codes  # 128 channels x 2 bits = 32 bytes
+    codes_view = wide[:, 10:42]
+    index = torch.tensor([30, 0, 7, 7, 12], dtype=index_dtype, device=DEVICE)
+    out = torch.full((5, 128), float("nan"), device=DEVICE)
+    got = hk.dequantize_gather(quantizer, codes_view, scales, index, dtype=torch.float32, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    torch.testing.assert_close(got, hk.dequantize_gather_ref(quantizer, codes, scales, index, torch.float32),
+                               rtol=1e-5, atol=1e-6)
+    empty = hk.dequantize_gather(quantizer, codes, scales, index[:0])
+    assert empty.shape == (0, 128)
+
+
+def test_dequantize_gather_per_head_rows():
+    """A per-head store [tokens, Hkv, D*bits/8] gathered per (token, head) as rows token * Hkv + head."""
+    quantizer = HiggsQuantizer(64, 2, 4)
+    num_tokens, num_kv_heads = 13, 3
+    codes, scales = _store(quantizer, num_tokens, num_kv_heads * 64, seed=9)
+    rows_codes = codes.view(num_tokens * num_kv_heads, -1)
+    rows_scales = scales.view(num_tokens * num_kv_heads, 1)
+    tokens = torch.tensor([[2, 5], [0, 12], [7, 7]], device=DEVICE)  # (Hkv, k)
+    index = tokens * num_kv_heads + torch.arange(num_kv_heads, device=DEVICE)[:, None]
+    got = hk.dequantize_gather(quantizer, rows_codes, rows_scales, index, dtype=torch.float32)
+    full = quantizer.dequantize(codes, scales).view(num_tokens, num_kv_heads, 64)
+    expected = torch.stack([full[tokens[h], h] for h in range(num_kv_heads)])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_dequantize_gather_rejects_bad_input():
+    quantizer = HiggsQuantizer(64, 4, 2)
+    codes, scales = _store(quantizer, 8, 128, seed=3)
+    index = torch.tensor([1, 2], device=DEVICE)
+    with pytest.raises(ValueError, match="index must be int32 or int64"):
+        hk.dequantize_gather(quantizer, codes, scales, index.float())
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        hk.dequantize_gather(quantizer, codes, scales, index, dtype=torch.int8)
+    with pytest.raises(ValueError, match="out: expected dtype"):
+        hk.dequantize_gather(quantizer, codes, scales, index, out=torch.empty(2, 128, device=DEVICE))
+    with pytest.raises(ValueError, match="codes must be 2-D"):
+        hk.dequantize_gather(quantizer, codes[None], scales[None], index)
+    with pytest.raises(ValueError, match="scales must have dtype"):
+        hk.dequantize_gather(quantizer, codes, scales.float(), index)
+
+
+# --- score -----------------------------------------------------------------------------------------
+SCORE_CASES = [  # (head_dim, Hq, Hkv, rows, p, bits)
+    (128, 4, 1, 45, 4, 2),
+    (64, 6, 2, 70, 4, 2),
+    (128, 3, 3, 33, 2, 4),
+    (32, 8, 2, 50, 1, 3),
+    (64, 2, 1, 21, 2, 3),
+]
+
+
+@pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads,rows,p,bits", SCORE_CASES)
+@pytest.mark.parametrize("config", [hk.KernelConfig(16, 4, True), hk.KernelConfig(32, 4, False)])
+def test_score_matches_torch(head_dim, num_q_heads, num_kv_heads, rows, p, bits, config):
+    quantizer = HiggsQuantizer(head_dim, p, bits)
+    codes, scales = _store(quantizer, rows, num_kv_heads * head_dim, seed=rows + head_dim)
+    q = randn(num_q_heads, head_dim, seed=rows, scale=5.0)
+    got = hk.score(quantizer, q, codes, scales, config=config)
+    assert got.shape == (num_q_heads, rows) and got.dtype == torch.float32
+    assert_scores_close(quantizer, q, codes, scales, got)
+
+
+@pytest.mark.parametrize("use_dot", [True, False])
+def test_score_batched_requests(use_dot):
+    quantizer = HiggsQuantizer(64, 4, 2)
+    lengths = [17, 0, 40, 5]
+    rows = sum(lengths)
+    codes, scales = _store(quantizer, rows, 2 * 64, seed=11)
+    q = randn(len(lengths), 4, 64, seed=12, dtype=torch.bfloat16)
+    indptr = torch.tensor([0, 17, 17, 57, 62], dtype=torch.int32, device=DEVICE)
+    got = hk.score(quantizer, q, codes, scales, row_indptr=indptr, config=hk.KernelConfig(16, 4, use_dot))
+    assert_scores_close(quantizer, q, codes, scales, got, row_indptr=indptr)
+
+
+def test_score_out_view_and_tiny_queries():
+    quantizer = HiggsQuantizer(128, 4, 2)
+    codes, scales = _store(quantizer, 20, 256, seed=13)
+    q = randn(4, 128, seed=14, scale=1e-30)  # below float16 range: the kernel rescales q
+    buffer = torch.full((4, 32), -1.0, device=DEVICE)
+    got = hk.score(quantizer, q, codes, scales, out=buffer[:, :20])
+    assert (buffer[:, 20:] == -1).all()
+    assert_scores_close(quantizer, q, codes, scales, got)
+    assert got.abs().max() > 0
+
+
+def test_score_rejects_bad_input():
+    quantizer = HiggsQuantizer(64, 4, 2)
+    codes, scales = _store(quantizer, 10, 128, seed=4)
+    with pytest.raises(ValueError, match="not a multiple of kv heads"):
+        hk.score(quantizer, randn(3, 64, seed=0), codes, scales)
+    with pytest.raises(ValueError, match="row_indptr is required"):
+        hk.score(quantizer, randn(2, 4, 64, seed=0), codes, scales)
+    with pytest.raises(ValueError, match="row_indptr must be"):
+        hk.score(quantizer, randn(2, 4, 64, seed=0), codes, scales, row_indptr=torch.zeros(2, device=DEVICE))
+    with pytest.raises(ValueError, match="q last dimension"):
+        hk.score(quantizer, randn(4, 128, seed=0), codes, scales)
+    with pytest.raises(ValueError, match="<= 128"):
+        big = HiggsQuantizer(256, 4, 2)
+        hk.score(big, randn(2, 256, seed=0), *_store(big, 4, 256, seed=0))
+    with pytest.raises(ValueError, match="out: expected shape"):
+        hk.score(quantizer, randn(4, 64, seed=0), codes, scales, out=torch.empty(4, 9, device=DEVICE))
+
+
+# --- full size on the GPU host ---------------------------------------------------------------------
+LLAMA_TOKENS = 128 * 1024
+STORE = dict(group_size=1024, p=2, bits=4)  # 4-bit K/V store, one group per token
+LANDMARK = dict(group_size=128, p=4, bits=2)  # 2-bit per-head landmarks
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("spec", [STORE, LANDMARK], ids=["store", "landmark"])
+def test_gpu_quantize_full_size(spec):
+    quantizer = HiggsQuantizer(**spec)
+    x = randn(32 * 1024, 1024, seed=21, scale=4.0, dtype=torch.bfloat16)
+    for config in hk.quantize_configs(quantizer.group_size):
+        assert_quantize_matches(quantizer, x, hk.quantize(quantizer, x, config=config), min_equal=0.999)
+    assert_quantize_matches(quantizer, x, hk.quantize(quantizer, x), min_equal=0.999)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("spec", [STORE, LANDMARK], ids=["store", "landmark"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_gpu_dequantize_gather_full_size(spec, dtype):
+    quantizer = HiggsQuantizer(**spec)
+    codes, scales = _store(quantizer, LLAMA_TOKENS, 1024, seed=22)
+    index = torch.randperm(LLAMA_TOKENS, device=DEVICE)[: LLAMA_TOKENS // 2]
+    ref = hk.dequantize_gather_ref(quantizer, codes, scales, index, torch.float32)
+    row_rms = ref.square().mean(-1, keepdim=True).sqrt()
+    for config in [*hk.dequantize_gather_configs(quantizer.group_size), None]:
+        got = hk.dequantize_gather(quantizer, codes, scales, index, dtype=dtype, config=config)
+        if dtype == torch.float32:
+            assert ((got - ref).abs() <= 1e-5 * ref.abs() + 1e-6 * row_rms).all(), config
+        else:
+            assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + 2 ** -10 * row_rms).all(), config
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_dequantize_gather_from_pinned_host():
+    quantizer = HiggsQuantizer(**STORE)
+    codes, scales = _store(quantizer, LLAMA_TOKENS, 1024, seed=23)
+    codes_host, scales_host = codes.cpu().pin_memory(), scales.cpu().pin_memory()
+    index = torch.randperm(LLAMA_TOKENS, device=DEVICE)[:4096].sort().values
+    got = hk.dequantize_gather(quantizer, codes_host, scales_host, index, dtype=torch.float32)
+    ref = hk.dequantize_gather_ref(quantizer, codes, scales, index, torch.float32)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="pinned"):
+        hk.dequantize_gather(quantizer, codes.cpu(), scales_host, index)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("config", [*hk.SCORE_CONFIGS, None], ids=lambda c: "auto" if c is None else str(tuple(c)))
+def test_gpu_score_full_size(config):
+    quantizer = HiggsQuantizer(**LANDMARK)
+    codes, scales = _store(quantizer, LLAMA_TOKENS, 1024, seed=24)
+    q = randn(32, 128, seed=25, scale=3.0, dtype=torch.bfloat16)
+    got = hk.score(quantizer, q, codes, scales, config=config)
+    assert_scores_close(quantizer, q, codes, scales, got)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_score_batched_and_pinned():
+    quantizer = HiggsQuantizer(**LANDMARK)
+    lengths = [30_000, 1, 65_536, 12_345]
+    indptr = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], device=DEVICE)
+    codes, scales = _store(quantizer, sum(lengths), 1024, seed=26)
+    q = randn(len(lengths), 32, 128, seed=27)
+    got = hk.score(quantizer, q, codes, scales, row_indptr=indptr)
+    assert_scores_close(quantizer, q, codes, scales, got, row_indptr=indptr)
+    got_host = hk.score(quantizer, q, codes.cpu().pin_memory(), scales.cpu().pin_memory(), row_indptr=indptr)
+    torch.testing.assert_close(got_host, got, rtol=0, atol=0)
