@@ -185,5 +185,5 @@ def _gap(high: torch.Tensor, low: torch.Tensor, what: str) -> float:
     gap = float(high - low)
     if gap <= 0:
         raise ValueError(f"synthetic query calibration: the {what} direction does not separate its tokens "
-                         f"(gap {gap:.3g}); the context is too long for the model's content pairs")
+                         f"(gap {gap:.3g}): too few rotary pairs turn slowly enough over this context (head_dim, rope theta)")
     return gap
