@@ -102,6 +102,8 @@ def _cmd_score(args) -> int:
                 row.setdefault(key, rec.get(key))
     if not rows:
         raise ValueError(f"{args.results}: no samples to score")
+    if any("answer" not in row for row in rows):
+        raise ValueError(f"{args.results} has lines without 'answer'; pass --dataset to look answers up by id")
     modes = ("paper", "robust") if args.mode == "both" else (args.mode,)
     reports = {m: score_rows(rows, m) for m in modes}
     for mode, report in reports.items():
@@ -177,6 +179,10 @@ def _cmd_eval(args) -> int:
     except EvalAborted as e:
         print(f"text2json eval: stopped: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"text2json eval: interrupted; finished samples are kept in {args.out}; run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
     score = "n/a" if outcome.score is None else f"{outcome.score:.2f}"
     print(f"{outcome.num_total} samples in {args.out} ({outcome.num_done_before} from before, "
           f"{outcome.num_done_now} now, {outcome.num_errors} errors); paper score {score}")

@@ -41,6 +41,8 @@ def load_side(path: str | Path, mode: str) -> Side:
         _, rows = read_results(p)
         if not rows:
             raise ValueError(f"{p}: the results file has no finished samples")
+        if any("answer" not in r for r in rows):
+            raise ValueError(f"{p}: result lines need 'answer' (files from `text2json eval` have it)")
         return Side(str(p), score_rows(rows, mode), {r["id"]: r for r in rows})
     report = json.loads(p.read_text(encoding="utf-8"))
     report = report.get("figures", report)  # a provenance record wraps the report in "figures"

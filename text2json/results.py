@@ -56,8 +56,8 @@ def read_results(path: str | Path, repair: bool = False) -> tuple[dict, list[dic
         if lineno == 1 and "meta" in obj:
             meta = obj["meta"]
             continue
-        if "id" not in obj or "answer" not in obj:
-            raise ValueError(f"{p}:{lineno}: a result line needs 'id' and 'answer'")
+        if "id" not in obj:
+            raise ValueError(f"{p}:{lineno}: a result line needs an 'id'")
         rows.pop(str(obj["id"]), None)
         rows[str(obj["id"])] = obj
     return meta, list(rows.values())

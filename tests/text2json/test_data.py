@@ -69,3 +69,16 @@ def test_stats_counts_published_files_with_a_tokenizer(tmp_path, capsys):
     assert main(["stats", str(path)]) == 2  # no num_tokens and no --tokenizer
     assert main(["stats", str(path), "--tokenizer", "qwen3"]) == 0
     assert "min=1087" in capsys.readouterr().out  # 50 words + 13 template tokens + 1024 budget
+
+
+def test_score_bare_predictions_with_a_dataset(mini_build, tmp_path, capsys):
+    out, records = mini_build
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"id": r["id"], "prediction": r["answer"]}) + "\n" for r in records))
+    assert main(["score", str(preds)]) == 2  # no answers and no --dataset
+    assert "pass --dataset" in capsys.readouterr().err
+    js = tmp_path / "report.json"
+    assert main(["score", str(preds), "--dataset", str(out), "--json", str(js)]) == 0
+    figures = json.loads(js.read_text())["figures"]
+    assert figures["score"] == 100.0 and figures["num_samples"] == len(records)
+    assert set(figures["per_domain"]) == {r["domain"] for r in records}
