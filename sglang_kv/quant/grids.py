@@ -9,7 +9,7 @@ Points are rounded to float16-representable values before they are stored, so ke
 grid in float16 (and feed it to fp16 tensor-core dots) without changing a single codeword; the MSE
 stored with each grid is measured after that rounding, on samples independent of the fit.
 
-Regenerate the committed files (about 5 minutes on 2 cores for all of them)::
+Regenerate the committed files (a few minutes per 256-point grid on one core)::
 
     python -m sglang_kv.quant.grids --out sglang_kv/quant/grids
 """
@@ -36,14 +36,16 @@ EVAL_SAMPLES = 1 << 22  # sub-vectors; relative standard error of the MSE estima
 class FitSchedule(NamedTuple):
     num_iters: int
     samples_per_iter: int  # p-dimensional samples drawn per Lloyd step
+    polish_iters: int = 0  # final steps with 4x the samples (less noise in the last positions)
 
 
 def fit_schedule(p: int, bits: int) -> FitSchedule:
-    """Iterations and batch size used for grid (p, bits): more steps for more points."""
+    """Steps and batch sizes for grid (p, bits): many cheap steps (Lloyd converges slowly once the
+    points are nearly in place), then a few larger ones."""
     num_points = 2 ** (p * bits)
-    if p == 1:  # cheap steps, but the outer points of a 1-D grid converge slowly
-        return FitSchedule(num_iters=300, samples_per_iter=1 << 20)
-    return FitSchedule(num_iters=150 if num_points >= 256 else 80, samples_per_iter=1 << 20)
+    if num_points >= 256:
+        return FitSchedule(num_iters=500, samples_per_iter=1 << 18, polish_iters=20)
+    return FitSchedule(num_iters=300, samples_per_iter=1 << 18, polish_iters=20)
 
 
 def _check_supported(p: int, bits: int) -> None:
@@ -127,8 +129,10 @@ def _initial_points(p: int, num_points: int, gen: torch.Generator) -> torch.Tens
 
 
 def fit_grid(p: int, bits: int, seed: int = DEFAULT_SEED, num_iters: int | None = None,
-             samples_per_iter: int | None = None, log=None) -> torch.Tensor:
-    """Fit ``2**(p*bits)`` points to N(0, I_p) by Lloyd steps on fresh samples (CPU, float32).
+             samples_per_iter: int | None = None, polish_iters: int | None = None, log=None) -> torch.Tensor:
+    """Fit ``2**(p*bits)`` points to N(0, I_p) by Lloyd steps on fresh samples (CPU, float32):
+    ``num_iters`` steps of ``samples_per_iter`` samples, then ``polish_iters`` steps of 4x as many
+    (defaults: :func:`fit_schedule`).
 
     Returns ``[2**(p*bits), p]`` float32, rounded to float16-representable values. A point that
     receives no sample in a step keeps its position.
@@ -136,21 +140,30 @@ def fit_grid(p: int, bits: int, seed: int = DEFAULT_SEED, num_iters: int | None 
     schedule = fit_schedule(p, bits)
     num_iters = schedule.num_iters if num_iters is None else num_iters
     samples_per_iter = schedule.samples_per_iter if samples_per_iter is None else samples_per_iter
+    polish_iters = schedule.polish_iters if polish_iters is None else polish_iters
     num_points = 2 ** (p * bits)
     gen = torch.Generator().manual_seed(seed)
     points = _initial_points(p, num_points, gen)
-    for step in range(num_iters):
-        x = torch.randn(samples_per_iter, p, generator=gen)
+    total = num_iters + polish_iters
+    for step in range(total):
+        x = torch.randn(samples_per_iter * (4 if step >= num_iters else 1), p, generator=gen)
         assign = nearest_point(x, points)
         sums = torch.zeros(num_points, p, dtype=torch.float64).index_add_(0, assign, x.double())
         counts = torch.bincount(assign, minlength=num_points).double()[:, None]
         points = torch.where(counts > 0, sums / counts.clamp(min=1), points.double()).float()
-        if log is not None and (step % 25 == 0 or step == num_iters - 1):
-            log(f"  {grid_name(p, bits)} step {step + 1}/{num_iters}")
+        if log is not None and (step % 50 == 0 or step == total - 1):
+            log(f"  {grid_name(p, bits)} step {step + 1}/{total}")
     points = points.half().float()
     if p == 1:
         points = points.sort(dim=0).values
     return points
+
+
+def _format_record(record: dict) -> str:
+    """JSON with one point per line (short diffs, easy to read)."""
+    header = json.dumps({k: v for k, v in record.items() if k != "points"}, indent=1)
+    points = ",\n".join("  " + json.dumps(point) for point in record["points"])
+    return header[:-2] + ',\n "points": [\n' + points + "\n ]\n}\n"
 
 
 def fit_and_save(p: int, bits: int, out_dir: Path, seed: int = DEFAULT_SEED, log=print) -> dict:
@@ -168,6 +181,7 @@ def fit_and_save(p: int, bits: int, out_dir: Path, seed: int = DEFAULT_SEED, log
         "seed": seed,
         "fit": {"method": "Lloyd steps on fresh N(0, I_p) samples, float16-rounded points",
                 "num_iters": schedule.num_iters, "samples_per_iter": schedule.samples_per_iter,
+                "polish_iters": schedule.polish_iters, "polish_samples_per_iter": 4 * schedule.samples_per_iter,
                 "seconds": round(fit_s, 1)},
         "mse_per_value": round(mse_per_value(points), 6),
         "mse_eval": {"num_samples": EVAL_SAMPLES, "seed": EVAL_SEED},
@@ -175,7 +189,7 @@ def fit_and_save(p: int, bits: int, out_dir: Path, seed: int = DEFAULT_SEED, log
     }
     path = grid_file(p, bits, out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    path.write_text(_format_record(record))
     log(f"{record['name']}: {record['num_points']} points, MSE/value {record['mse_per_value']:.6f}, "
         f"fit {fit_s:.0f} s -> {path}")
     return record

@@ -16,12 +16,12 @@ from sglang_kv.quant.grids import (
     SUPPORTED_GRIDS, FitSchedule, fit_grid, grid_file, load_grid, mse_per_value, nearest_point,
 )
 
-# MSE per value on N(0, 1) of the reference grids (methods.md, "HIGGS quantization"): EDEN grids for
-# p = 2 and 4, Lloyd-Max scalar quantizers for p = 1.
+# MSE per value on N(0, 1) of the reference grids: EDEN grids for p = 2 and 4 (the reference JSON files'
+# mse_per_value; methods.md rounds them), Lloyd-Max scalar quantizers for p = 1 (methods.md).
 REFERENCE_MSE = {
-    (1, 2): 0.1175, (1, 3): 0.0345, (1, 4): 0.0095,
-    (2, 2): 0.108, (2, 3): 0.0297, (2, 4): 0.0077,
-    (4, 1): 0.343, (4, 2): 0.0962,
+    (1, 2): 0.1175, (1, 3): 0.03454, (1, 4): 0.009497,
+    (2, 2): 0.10803, (2, 3): 0.02973, (2, 4): 0.00774,
+    (4, 1): 0.34317, (4, 2): 0.0962,
 }
 REFERENCE_FILES = {(2, 2): "EDEN2-16", (2, 3): "EDEN2-64", (2, 4): "EDEN2-256",
                    (4, 1): "EDEN4-16", (4, 2): "EDEN4-256"}
@@ -91,9 +91,9 @@ def test_nearest_point_first_on_ties():
 
 
 def test_fit_is_deterministic_and_seeded():
-    first = fit_grid(2, 2, seed=3, num_iters=4, samples_per_iter=4096)
-    again = fit_grid(2, 2, seed=3, num_iters=4, samples_per_iter=4096)
-    other = fit_grid(2, 2, seed=4, num_iters=4, samples_per_iter=4096)
+    first = fit_grid(2, 2, seed=3, num_iters=4, samples_per_iter=4096, polish_iters=1)
+    again = fit_grid(2, 2, seed=3, num_iters=4, samples_per_iter=4096, polish_iters=1)
+    other = fit_grid(2, 2, seed=4, num_iters=4, samples_per_iter=4096, polish_iters=1)
     torch.testing.assert_close(first, again, rtol=0, atol=0)
     assert not torch.equal(first, other)
 
@@ -101,7 +101,7 @@ def test_fit_is_deterministic_and_seeded():
 def test_fit_improves_on_its_start():
     gen = torch.Generator().manual_seed(11)
     start = grids._initial_points(2, 16, gen)
-    fitted = fit_grid(2, 2, seed=11, num_iters=10, samples_per_iter=1 << 15)
+    fitted = fit_grid(2, 2, seed=11, num_iters=10, samples_per_iter=1 << 15, polish_iters=0)
     assert mse_per_value(fitted, 1 << 15) < 0.9 * mse_per_value(start, 1 << 15)
 
 

@@ -88,7 +88,7 @@ def test_bytes_per_vector_follows_scale_dtype():
 
 # --- round trip ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("p,bits", SUPPORTED_GRIDS)
-@pytest.mark.parametrize("group_size", [128, 1024])
+@pytest.mark.parametrize("group_size", [128, 512, 1024])
 def test_round_trip_error_matches_grid_mse(p, bits, group_size):
     quantizer = HiggsQuantizer(group_size, p, bits)
     x = torch.randn(64, 1024, generator=torch.Generator().manual_seed(p * 10 + bits))
