@@ -34,6 +34,7 @@ class KernelConfig(NamedTuple):
     block: int  # rows (tokens) per block
     num_warps: int
     use_dot: bool = True  # score only: tensor-core dot (True) or CUDA-core reductions
+    programs_per_sm: int = 8  # persistent kernels (gather, score): programs launched per SM
 
 
 def hadamard_factors(group_size: int) -> tuple[int, int]:
@@ -44,15 +45,20 @@ def hadamard_factors(group_size: int) -> tuple[int, int]:
     return a, group_size // a
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def _min_block(group_size: int) -> int:
     return 16 if group_size <= 128 else 1  # a dense-dot transform needs >= 16 rows per tile
 
 
 def _check_config(config: KernelConfig, min_block: int) -> None:
     block = config.block
-    if block < min_block or block & (block - 1) or config.num_warps not in (1, 2, 4, 8, 16):
-        raise ValueError(f"config: block must be a power of two >= {min_block} and num_warps in "
-                         f"(1, 2, 4, 8, 16), got {config}")
+    if (block < min_block or block & (block - 1) or config.num_warps not in (1, 2, 4, 8, 16)
+            or config.programs_per_sm < 1):
+        raise ValueError(f"config: block must be a power of two >= {min_block}, num_warps in "
+                         f"(1, 2, 4, 8, 16) and programs_per_sm >= 1, got {config}")
 
 
 def _packing_meta(quantizer: HiggsQuantizer) -> dict:
@@ -74,6 +80,16 @@ def _check_codes_2d(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torc
     return num_channels
 
 
+def _rows_view(t: torch.Tensor, num_rows: int, name: str) -> torch.Tensor:
+    """``t`` as ``[num_rows, last]``: 2-D tensors keep their row stride (e.g. a slice of a larger
+    buffer); others must be contiguous."""
+    if t.dim() == 2:
+        return t
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be 2-D (any row stride) or contiguous, got strides {t.stride()}")
+    return t.view(num_rows, t.shape[-1])
+
+
 # --- quantize --------------------------------------------------------------------------------------
 def quantize_configs(group_size: int) -> list[KernelConfig]:
     block = max(_min_block(group_size), 2048 // group_size)
@@ -91,7 +107,8 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
 
     Returns codes uint8 ``[..., C * bits / 8]`` and scales ``[..., C / group_size]`` (the quantizer's
     ``scale_dtype``), equal to :meth:`HiggsQuantizer.quantize` up to float rounding (a code may differ
-    where two codewords are equally near). ``out`` (``HiggsCodes``) may be in pinned host memory.
+    where two codewords are equally near, or where a scale rounds the other way). ``out``
+    (``HiggsCodes``) may be in pinned host memory and, for 2-D ``x``, be row slices of larger buffers.
     """
     num_groups = quantizer.check_input(x, "x")
     check_kernel_device(x.device, "x")
@@ -108,7 +125,8 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
     check_out(out.scales, (*lead, num_groups), (quantizer.scale_dtype,), x.device, "out.scales", readable=True)
     if num_rows == 0:
         return out
-    codes2d, scales2d = out.codes.view(num_rows, code_bytes), out.scales.view(num_rows, num_groups)
+    codes2d = _rows_view(out.codes, num_rows, "out.codes")
+    scales2d = _rows_view(out.scales, num_rows, "out.scales")
     from sglang_kv.kernels.higgs_triton import higgs_quantize_kernel
 
     n = quantizer.group_size
@@ -117,7 +135,7 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
     meta = _packing_meta(quantizer)
 
     def run(cfg: KernelConfig) -> None:
-        higgs_quantize_kernel[(triton_cdiv(num_rows, cfg.block), num_groups)](
+        higgs_quantize_kernel[(_cdiv(num_rows, cfg.block), num_groups)](
             rows, grid_points, codes2d, scales2d,
             num_rows, rows.stride(0), codes2d.stride(0), scales2d.stride(0),
             N=n, A=a, B=b, NUM_POINTS=quantizer.num_points, BLOCK_T=cfg.block,
@@ -135,8 +153,14 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
 
 # --- dequantize-gather -----------------------------------------------------------------------------
 def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
-    blocks = sorted({max(_min_block(group_size), values // group_size) for values in (2048, 4096, 8192)})
-    return [KernelConfig(block, 8 if block * group_size >= 8192 else 4) for block in blocks]
+    """Candidates: about 2K, 4K and 8K values per block, and fewer / more programs in flight."""
+    configs = []
+    for values, programs_per_sm in ((2048, 8), (4096, 8), (8192, 4), (4096, 16), (2048, 4)):
+        block = max(_min_block(group_size), values // group_size)
+        config = KernelConfig(block, 8 if block * group_size >= 8192 else 4, True, programs_per_sm)
+        if config not in configs:
+            configs.append(config)
+    return configs
 
 
 def dequantize_gather_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
@@ -189,10 +213,10 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     a, b = hadamard_factors(n)
     grid_points = quantizer.grid(device, torch.float16)
     meta = _packing_meta(quantizer)
-    programs_per_group = max(1, 8 * num_sms(device) // num_groups)
+    sms = num_sms(device)
 
     def run(cfg: KernelConfig) -> None:
-        programs = min(triton_cdiv(num_out, cfg.block), programs_per_group)
+        programs = min(_cdiv(num_out, cfg.block), max(1, cfg.programs_per_sm * sms // num_groups))
         higgs_dequantize_gather_kernel[(programs, num_groups)](
             codes, scales, flat_index, grid_points, out2d,
             num_out, codes.stride(0), scales.stride(0), out2d.stride(0),
@@ -210,8 +234,9 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
 
 
 # --- score -----------------------------------------------------------------------------------------
-SCORE_CONFIGS = [KernelConfig(64, 4, True), KernelConfig(128, 4, True), KernelConfig(128, 8, True),
-                 KernelConfig(256, 8, True), KernelConfig(64, 4, False), KernelConfig(128, 8, False)]
+SCORE_CONFIGS = [KernelConfig(64, 4, True, 8), KernelConfig(128, 4, True, 8), KernelConfig(128, 8, True, 4),
+                 KernelConfig(256, 8, True, 4), KernelConfig(64, 4, True, 16), KernelConfig(32, 4, True, 16),
+                 KernelConfig(64, 4, False, 8), KernelConfig(128, 8, False, 4)]
 
 
 def score_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
@@ -288,11 +313,11 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
     grid_points = quantizer.grid(device, torch.float16)
     meta = _packing_meta(quantizer)
     indptr = row_indptr if row_indptr is not None else out  # unused pointer when HAS_INDPTR is False
-    target_programs = 8 * num_sms(device)
+    sms = num_sms(device)
 
     def run(cfg: KernelConfig) -> None:
-        programs = max(1, min(triton_cdiv(num_rows, cfg.block),
-                              triton_cdiv(target_programs, num_kv_heads * num_requests)))
+        programs = max(1, min(_cdiv(num_rows, cfg.block),
+                              _cdiv(cfg.programs_per_sm * sms, num_kv_heads * num_requests)))
         higgs_score_kernel[(programs, num_kv_heads, num_requests)](
             q3, codes, scales, indptr, grid_points, out,
             num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0),
@@ -307,7 +332,3 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
     _check_config(config, 16)
     run(config)
     return out
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)

@@ -131,6 +131,22 @@ def test_quantize_non_contiguous_input():
     assert_quantize_matches(quantizer, x, hk.quantize(quantizer, x), min_equal=0.99)
 
 
+def test_quantize_into_store_slice():
+    """Rows written into a column slice of a wider store buffer; the rest stays untouched."""
+    quantizer = HiggsQuantizer(64, 2, 4)
+    x = randn(13, 128, seed=3)
+    store_codes = torch.full((13, 80), 7, dtype=torch.uint8, device=DEVICE)
+    store_scales = torch.zeros(13, 4, dtype=torch.float16, device=DEVICE)
+    got = hk.quantize(quantizer, x, out=HiggsCodes(store_codes[:, 8:72], store_scales[:, 1:3]))
+    assert (store_codes[:, :8] == 7).all() and (store_codes[:, 72:] == 7).all()
+    assert (store_scales[:, 0] == 0).all() and (store_scales[:, 3] == 0).all()
+    assert_quantize_matches(quantizer, x, got, min_equal=0.99)
+    with pytest.raises(ValueError, match="contiguous"):
+        wide = torch.empty(2, 13, 80, dtype=torch.uint8, device=DEVICE)
+        hk.quantize(quantizer, x.view(1, 13, 128).expand(2, 13, 128),
+                    out=HiggsCodes(wide[..., :64], torch.empty(2, 13, 2, dtype=torch.float16, device=DEVICE)))
+
+
 def test_quantize_rejects_bad_input():
     quantizer = HiggsQuantizer(128, 2, 4)
     with pytest.raises(ValueError, match="multiple of group_size"):
@@ -357,5 +373,8 @@ def test_gpu_score_batched_and_pinned():
     q = randn(len(lengths), 32, 128, seed=27)
     got = hk.score(quantizer, q, codes, scales, row_indptr=indptr)
     assert_scores_close(quantizer, q, codes, scales, got, row_indptr=indptr)
-    got_host = hk.score(quantizer, q, codes.cpu().pin_memory(), scales.cpu().pin_memory(), row_indptr=indptr)
-    torch.testing.assert_close(got_host, got, rtol=0, atol=0)
+    config = hk.SCORE_CONFIGS[0]
+    got_device = hk.score(quantizer, q, codes, scales, row_indptr=indptr, config=config)
+    got_host = hk.score(quantizer, q, codes.cpu().pin_memory(), scales.cpu().pin_memory(),
+                        row_indptr=indptr, config=config)
+    torch.testing.assert_close(got_host, got_device, rtol=0, atol=0)  # same kernel, same bytes
