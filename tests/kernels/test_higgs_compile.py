@@ -1,0 +1,114 @@
+"""Every HIGGS kernel config the wrappers may pick compiles for the H200 (sm_90) without a GPU.
+
+The interpreter tests check what the kernels compute; this one runs Triton's real compiler (TTIR ->
+TTGIR -> PTX -> cubin with the bundled ptxas) for ``GPUTarget("cuda", 90, 32)`` on the model shapes
+in use, so a kernel that only the interpreter accepts fails here, and reports register spills.
+It runs in a subprocess because the kernels must be imported without ``TRITON_INTERPRET=1``.
+About 1-2 minutes on 2 cores (less with a warm Triton cache).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# (group_size, p, bits, gqa): Llama-3.1-8B store and landmarks, SmolLM2 (3 kv heads of 64, GQA 3),
+# Qwen3-30B-A3B (GQA 8), a 3-bit grid
+SHAPES = [(1024, 2, 4, None), (128, 4, 2, 4), (64, 4, 2, 3), (128, 4, 2, 8), (512, 2, 3, None), (64, 1, 3, 3)]
+
+
+def compile_all() -> list[dict]:
+    """Compile each (kernel, shape, config) for sm_90; one record per compilation."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from sglang_kv.kernels import higgs as hk
+    from sglang_kv.kernels import higgs_triton as ht
+    from sglang_kv.quant.higgs import HiggsQuantizer
+
+    target = GPUTarget("cuda", 90, 32)
+    records = []
+
+    def build(kernel, name, signature, constexprs, num_warps):
+        full = {arg: ("constexpr" if arg in constexprs else signature[arg]) for arg in kernel.arg_names}
+        record = {"kernel": name, "constexprs": constexprs, "num_warps": num_warps}
+        try:
+            compiled = triton.compile(ASTSource(kernel, full, constexprs), target=target,
+                                      options={"num_warps": num_warps})
+            record.update(ok=True, shared=compiled.metadata.shared, spills=_local_bytes(compiled.asm["cubin"]))
+        except Exception as error:  # noqa: BLE001 - reported to the test
+            record.update(ok=False, error=f"{type(error).__name__}: {error}"[:2000])
+        records.append(record)
+
+    for group_size, p, bits, gqa in SHAPES:
+        quantizer = HiggsQuantizer(group_size, p, bits)
+        a, b = hk.hadamard_factors(group_size)
+        meta = hk._packing_meta(quantizer)
+        for config in hk.quantize_configs(group_size):
+            build(ht.higgs_quantize_kernel, "quantize",
+                  dict(x_ptr="*bf16", grid_ptr="*fp32", codes_ptr="*u8", scales_ptr="*fp16", num_rows="i32",
+                       x_stride="i32", codes_stride="i32", scales_stride="i32"),
+                  dict(N=group_size, A=a, B=b, NUM_POINTS=quantizer.num_points, BLOCK_T=config.block, **meta),
+                  config.num_warps)
+        for config in hk.dequantize_gather_configs(group_size):
+            for out_type in ("*bf16", "*fp32"):
+                build(ht.higgs_dequantize_gather_kernel, "dequantize_gather",
+                      dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", grid_ptr="*fp16",
+                           out_ptr=out_type, num_out="i32", codes_stride="i32", scales_stride="i32",
+                           out_stride="i32"),
+                      dict(N=group_size, A=a, B=b, SPLIT_SECOND=out_type == "*fp32", BLOCK_T=config.block, **meta),
+                      config.num_warps)
+        if gqa is None:
+            continue
+        for index, config in enumerate(hk.SCORE_CONFIGS):
+            for has_indptr in ((False, True) if index == 0 else (True,)):
+                build(ht.higgs_score_kernel, "score",
+                      dict(q_ptr="*bf16", codes_ptr="*u8", scales_ptr="*fp16", row_indptr_ptr="*i64",
+                           grid_ptr="*fp16", out_ptr="*fp32", num_rows="i32", q_stride_b="i32",
+                           q_stride_h="i32", codes_stride="i32", scales_stride="i32", out_stride="i32"),
+                      dict(N=group_size, GQA=gqa, GQA_PAD=max(16, 1 << (gqa - 1).bit_length()),
+                           HAS_INDPTR=has_indptr, USE_DOT=config.use_dot, BLOCK_N=config.block, **meta),
+                      config.num_warps)
+    return records
+
+
+def _local_bytes(cubin: bytes) -> int:
+    """Local memory (register spills) per thread, from cuobjdump's resource usage."""
+    import tempfile
+
+    import triton
+
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        usage = subprocess.run([str(tool), "--dump-resource-usage", f.name], capture_output=True,
+                               text=True, check=True).stdout
+    return max((int(part.split(":")[1]) for part in usage.split() if part.startswith("LOCAL:")), default=0)
+
+
+def test_kernels_compile_for_sm90():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=1800)
+    if proc.returncode != 0 and "ptxas" in proc.stderr and "not found" in proc.stderr.lower():
+        pytest.skip(f"Triton's CUDA toolchain is not available here: {proc.stderr[-500:]}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(proc.stdout.strip().splitlines()[-1])
+    failed = [r for r in records if not r["ok"]]
+    assert not failed, json.dumps(failed[:3], indent=1)
+    spilled = [r for r in records if r["spills"]]
+    assert not spilled, json.dumps(spilled[:3], indent=1)
+    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score"}
+
+
+if __name__ == "__main__":
+    print(json.dumps(compile_all()))
