@@ -2,46 +2,72 @@
 
 ``OffloadAttnBackend`` wraps the stock backend SGLang would have used (``--attention-backend``):
 
-* extend (prefill, chunked prefill, prefix-cache hits): delegated unchanged, so prefill attention
-  is exact and K/V land in SGLang's KV pool as usual;
-* decode: a request's first decode step fixes its prompt length and creates its state; per layer
-  the selector summarizes the candidate prompt tokens once (the prompt minus the exact sink and
-  local windows) and then, every step, picks top-k tokens per kv head; attention runs over
-  [sink | selected | local | generated] (``select.attention.sparse_decode_attention``). A decode
-  batch whose requests are all below ``--kv-offload-min-prompt`` goes to the stock backend.
+* extend (prefill, chunked prefill, prefix-cache hits): the stock backend computes exact attention
+  and writes K/V into SGLang's KV pool. In the extend pass that completes a request's prompt
+  (``hooks.mark_prompt_rows`` tells which), each layer's candidate tokens (the prompt minus the
+  exact ``sink`` first and ``local`` last tokens) are summarized by the selector: the device part
+  stays on the GPU, the payload goes to the host store (``store.host``).
+* decode: per layer and request the selector picks top-k candidates per kv head from its summary;
+  their K/V come from the selector's ``gather`` (payload read from host memory, dequantized or
+  rebuilt), the exact windows and the generated tokens from the KV pool; attention runs over
+  [sink | selected | local | generated] (``select.attention.sparse_decode_attention``).
+* mixed prefill/decode batches (``--enable-mixed-chunk``): the stock backend serves the batch, then
+  the rows of offloaded requests are recomputed with the sparse path.
 
-This is the torch reference path: per request and layer, on any device. Every name SGLang calls
-on a backend that is not overridden here is delegated to the wrapped backend.
+Requests whose prompt is shorter than ``--kv-offload-min-prompt`` keep plain attention; a decode
+batch without any offloaded request goes to the stock backend. This is the torch reference path:
+per request and layer, on any device. Every name SGLang reads from a backend that is not defined
+here is delegated to the wrapped backend.
 """
 
 from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import psutil
 import torch
 
-from sglang_kv.config import OffloadConfig
-from sglang_kv.select import ModelShape, Selector, make_selector
+from sglang_kv.config import ConfigError, OffloadConfig
+from sglang_kv.select import ModelShape, RopeParams, Selector, make_selector
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.state import RequestState, RequestTable
+from sglang_kv.store.host import HostArena, HostBlock, HostStoreFull
 
 if TYPE_CHECKING:
     from sglang.srt.layers.radix_attention import RadixAttention
     from sglang.srt.model_executor.forward_batch_info import ForwardBatch
     from sglang.srt.model_executor.model_runner import ModelRunner
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("sglang_kv")
 
 # Every OffloadRuntime alive in this process (one per model runner), for the request-free and
 # stats hooks, which only see SGLang's objects.
 RUNTIMES: "weakref.WeakSet[OffloadRuntime]" = weakref.WeakSet()
 
+# rid -> prompt length, for the requests whose prompt the next extend pass completes; filled by
+# hooks.mark_prompt_rows when SGLang builds the ForwardBatch (the model runner later works on a
+# copy of it, so the information cannot ride on the batch object), consumed by the backend.
+PROMPTS_COMPLETING: dict[str, int] = {}
+
+# rid -> error message, for requests the offload path cannot serve (host store full); the
+# scheduler finishes them with that error when it processes the batch (hooks.abort_failed_requests).
+FAILED_REQUESTS: dict[str, str] = {}
+
+
+def model_shape(model_runner: "ModelRunner") -> ModelShape:
+    """Attention shape of one layer on this tensor-parallel rank."""
+    from sglang.srt.runtime_context import get_parallel
+
+    tp = get_parallel().attn_tp_size
+    mc = model_runner.model_config
+    return ModelShape(mc.get_num_attention_heads(tp), mc.get_num_kv_heads(tp), mc.head_dim)
+
 
 class OffloadRuntime:
-    """Per model runner: the config, the request table and the selector, shared by the wrapped
+    """Per model runner: config, request table, selector and host store, shared by the wrapped
     prefill and decode backends (SGLang builds two when they differ)."""
 
     def __init__(self, model_runner: "ModelRunner", config: OffloadConfig):
@@ -49,7 +75,17 @@ class OffloadRuntime:
         self.req_to_token_pool = model_runner.req_to_token_pool
         self.token_to_kv_pool = model_runner.token_to_kv_pool
         self.table = RequestTable()
-        self._selector: Selector | None = None
+        self.shape = model_shape(model_runner)
+        self.selector = _make_selector(config, self.shape, model_runner.model_config.hf_config)
+        pin = str(model_runner.device).startswith("cuda")
+        capacity = config.host_mem_bytes(psutil.virtual_memory().available)
+        try:
+            self.arena = HostArena(capacity, pin=pin)
+        except RuntimeError as e:  # pinned allocation failed
+            raise ConfigError(f"--kv-offload-host-mem {config.host_mem}: cannot allocate {capacity / 2**30:.1f} "
+                              f"GiB of {'pinned ' if pin else ''}host memory ({e})") from e
+        logger.info("sglang-kv: %s selector, %s; host store %.2f GiB (%s)", config.method, self.shape,
+                    self.arena.capacity / 2**30, "pinned" if pin else "pageable")
         RUNTIMES.add(self)
 
     @classmethod
@@ -60,19 +96,55 @@ class OffloadRuntime:
             model_runner._sglang_kv_runtime = runtime
         return runtime
 
-    def selector(self, layer: "RadixAttention") -> Selector:
-        if self._selector is None:
-            shape = ModelShape(layer.tp_q_head_num, layer.tp_k_head_num, layer.qk_head_dim)
-            self._selector = make_selector(self.config.method, shape, self.config)
-        return self._selector
+    def release(self, rid: str) -> None:
+        PROMPTS_COMPLETING.pop(rid, None)
+        FAILED_REQUESTS.pop(rid, None)
+        state = self.table.release(rid)
+        if state is not None:
+            _release_blocks(state)
+
+    def fail(self, state: RequestState, message: str) -> None:
+        """The request cannot be offloaded: free what it holds and have the scheduler abort it."""
+        _release_blocks(state)
+        state.failed = True
+        FAILED_REQUESTS[state.rid] = message
+        logger.error("sglang-kv: aborting request %s: %s", state.rid, message)
+
+    def release_all(self) -> None:
+        for rid in self.table.rids():
+            self.release(rid)
+
+    def snapshot(self) -> dict:
+        return {**self.table.snapshot(), "host_bytes_in_use": self.arena.used_bytes,
+                "host_bytes_capacity": self.arena.capacity}
+
+
+def _release_blocks(state: RequestState) -> None:
+    for block in state.blocks.values():
+        block.release()
+    state.blocks.clear()
+    state.summaries.clear()
+    state.device_bytes = state.host_bytes = 0
+
+
+def _make_selector(config: OffloadConfig, shape: ModelShape, hf_config) -> Selector:
+    try:
+        rope = RopeParams.from_hf_config(hf_config)
+    except ValueError:
+        rope = None  # only selectors that un-rotate keys need it; they refuse below
+    try:
+        return make_selector(config.method, shape, config, rope=rope)
+    except ValueError as e:
+        raise ConfigError(f"--kv-offload {config.method}: cannot serve this model: {e}") from e
 
 
 @dataclass(frozen=True)
-class DecodeRow:
-    """One request of the current decode batch."""
+class RowPlan:
+    """One row of the current batch that the offload path handles."""
 
+    index: int  # row in the batch
     state: RequestState
-    seq_len: int  # tokens including the one being decoded
+    seq_len: int  # tokens including the ones of this step
 
 
 class OffloadAttnBackend:
@@ -82,63 +154,61 @@ class OffloadAttnBackend:
         self.inner = inner
         self.runtime = OffloadRuntime.of(model_runner, config)
         self.config = config
-        self._rows: list[DecodeRow] | None = None  # filled by init_forward_metadata for decode
+        self._decode_rows: list[RowPlan] = []  # offloaded requests decoding in this batch
+        self._offload_rows: list[RowPlan] = []  # requests whose prompt completes in this batch
 
     # ---- per-step planning ------------------------------------------------------------------
     def init_forward_metadata(self, forward_batch: "ForwardBatch") -> None:
         self.inner.init_forward_metadata(forward_batch)
-        mode = forward_batch.forward_mode
-        if mode.is_decode():
-            self._rows = self._plan_decode(forward_batch)
-        else:
-            self._rows = None
-            if mode.is_extend() or mode.is_mixed():
-                self._check_no_decoding_rows(forward_batch)
-
-    def _plan_decode(self, fb: "ForwardBatch") -> list[DecodeRow] | None:
-        """The batch's rows with their states (created at a request's first decode), or None
-        when no request is offloaded (the stock backend then serves the whole step)."""
-        table, cfg = self.runtime.table, self.config
-        seq_lens = fb.seq_lens_cpu.tolist() if fb.seq_lens_cpu is not None else fb.seq_lens.tolist()
+        fb, table, cfg = forward_batch, self.runtime.table, self.config
+        self._decode_rows, self._offload_rows = [], []
+        if fb.forward_mode.is_idle():
+            return
+        seq_lens = (fb.seq_lens_cpu if fb.seq_lens_cpu is not None else fb.seq_lens.cpu()).tolist()
         req_rows = fb.req_pool_indices.tolist()
-        rows = []
-        for rid, req_row, seq_len in zip(fb.rids, req_rows, seq_lens):
+        for i, (rid, req_row, seq_len) in enumerate(zip(fb.rids, req_rows, seq_lens)):
+            done = PROMPTS_COMPLETING.pop(rid, None) if fb.forward_mode.is_extend() else None
             state = table.get(rid)
-            if state is None:
-                prompt_len = seq_len - 1
-                state = table.start(rid, req_row, prompt_len, offloaded=prompt_len >= max(cfg.min_prompt, 1))
-            elif state.req_row != req_row:
-                raise RuntimeError(
-                    f"kv-offload: request {rid} moved from row {state.req_row} to {req_row} without being freed"
-                )
-            rows.append(DecodeRow(state, seq_len))
-        if not any(r.state.offloaded for r in rows):
-            return None
-        table.stats.decode_steps += sum(r.state.offloaded for r in rows)
-        return rows
-
-    def _check_no_decoding_rows(self, fb: "ForwardBatch") -> None:
-        table = self.runtime.table
-        for rid in fb.rids or ():
-            if table.get(rid) is not None:
-                raise RuntimeError(
-                    f"kv-offload: request {rid} is decoding but appears in an extend batch "
-                    "(mixed prefill/decode batches are not supported)"
-                )
+            if state is not None:
+                if state.req_row != req_row:
+                    raise RuntimeError(f"kv-offload: request {rid} moved from row {state.req_row} to {req_row} "
+                                       "without being freed")
+                self._decode_rows.append(RowPlan(i, state, seq_len))
+            elif done is not None and done >= max(cfg.min_prompt, 1):
+                sink = min(cfg.sink, done)
+                cand_end = max(sink, done - cfg.local)
+                if cand_end > sink:
+                    state = table.start(rid, req_row, done, sink=sink, cand_end=cand_end)
+                    self._offload_rows.append(RowPlan(i, state, seq_len))
+        table.stats.decode_steps += len(self._decode_rows)
 
     # ---- forward ----------------------------------------------------------------------------
     def forward(self, q, k, v, layer, forward_batch, save_kv_cache=True, **kwargs):
-        mode = forward_batch.forward_mode
-        if mode.is_decode():
+        if forward_batch.forward_mode.is_decode():
             return self.forward_decode(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
-        return self.inner.forward(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
+        if forward_batch.forward_mode.is_idle():
+            return self.inner.forward(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
+        return self.forward_extend(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
 
-    def forward_extend(self, q, k, v, layer, forward_batch, save_kv_cache=True, **kwargs):
-        return self.inner.forward_extend(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
+    def forward_extend(self, q, k, v, layer: "RadixAttention", forward_batch: "ForwardBatch",
+                       save_kv_cache: bool = True, **kwargs):
+        out = self.inner.forward_extend(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
+        for row in self._offload_rows:
+            self._offload_layer(layer, row)
+        if self._decode_rows:  # mixed batch: decode rows of offloaded requests take the sparse path
+            hq, d, dv = layer.tp_q_head_num, layer.qk_head_dim, layer.v_head_dim
+            starts = forward_batch.extend_start_loc.tolist()
+            q3, out3 = q.reshape(-1, hq, d), out.view(-1, hq, dv)
+            for row in self._decode_rows:
+                if row.state.failed:
+                    continue  # being aborted: keep the stock output
+                t = starts[row.index]  # a decode row extends exactly one token
+                out3[t] = self._sparse_attention(layer, q3[t], row)
+        return out
 
     def forward_decode(self, q, k, v, layer: "RadixAttention", forward_batch: "ForwardBatch",
                        save_kv_cache: bool = True, **kwargs):
-        if self._rows is None:
+        if not self._decode_rows:
             return self.inner.forward_decode(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
         from sglang.srt.mem_cache.memory_pool import KVWriteLoc
 
@@ -146,44 +216,73 @@ class OffloadAttnBackend:
         if save_kv_cache and k is not None and v is not None:
             pool.set_kv_buffer(layer, KVWriteLoc(forward_batch.out_cache_loc, None), k, v)
         hq, d, dv = layer.tp_q_head_num, layer.qk_head_dim, layer.v_head_dim
-        q = q.reshape(-1, hq, d)
-        out = q.new_empty((q.shape[0], hq, dv))
-        k_cache = pool.get_key_buffer(layer.layer_id)  # (slots, Hkv, D)
-        v_cache = pool.get_value_buffer(layer.layer_id)
-        for i, row in enumerate(self._rows):
-            slots = self._attended_slots(layer, q[i], row, k_cache, v_cache)  # (Hkv, n)
-            heads = torch.arange(slots.shape[0], device=slots.device)[:, None]
-            out[i] = sparse_decode_attention(q[i], k_cache[slots, heads], v_cache[slots, heads], layer.scaling)
+        q3 = q.reshape(-1, hq, d)
+        out = q3.new_empty((q3.shape[0], hq, dv))
+        # A failed request (being aborted) may still run this step: plain attention, output dropped.
+        sparse = {row.index for row in self._decode_rows if not row.state.failed}
+        for row in self._decode_rows:
+            if not row.state.failed:
+                out[row.index] = self._sparse_attention(layer, q3[row.index], row)
+        if len(sparse) < q3.shape[0]:
+            seq_lens = forward_batch.seq_lens_cpu.tolist()
+            rows = forward_batch.req_pool_indices.tolist()
+            for i in range(q3.shape[0]):
+                if i not in sparse:
+                    out[i] = self._dense_attention(layer, q3[i], rows[i], seq_lens[i])
         return out.reshape(-1, hq * dv)
 
-    def _attended_slots(self, layer, q_row, row: DecodeRow, k_cache, v_cache) -> torch.Tensor:
-        """KV-pool slots each kv head attends to, ``[num_kv_heads, n]``, in position order."""
-        state, cfg = row.state, self.config
-        req_to_token = self.runtime.req_to_token_pool.req_to_token
-        slots_row = req_to_token[state.req_row, : row.seq_len].long()
-        hkv = layer.tp_k_head_num
-        if not state.offloaded:
-            return slots_row.expand(hkv, -1)
-        sink = min(cfg.sink, state.prompt_len)
-        cand_end = max(sink, state.prompt_len - cfg.local)
-        num_candidates = cand_end - sink
-        if num_candidates == 0:
-            return slots_row.expand(hkv, -1)
-        # No shortcut when the budget covers every candidate: selection then returns them all,
-        # which is what the budget >= context tests rely on to exercise the whole path.
-        budget = cfg.budget_tokens(state.prompt_len)
-        summary = state.summaries.get(layer.layer_id)
-        selector = self.runtime.selector(layer)
-        if summary is None:
-            cand_slots = slots_row[sink:cand_end]
-            summary = selector.build(k_cache[cand_slots], v_cache[cand_slots])
-            state.summaries[layer.layer_id] = summary
-            state.summary_bytes += selector.summary_bytes(summary)
-        picked = selector.select(q_row, summary, budget, layer.scaling) + sink  # (Hkv, k) positions
-        self.runtime.table.stats.selected_tokens += picked.numel()
-        exact = torch.cat([torch.arange(sink), torch.arange(cand_end, row.seq_len)]).to(picked.device)
-        positions = torch.cat([exact[:sink].expand(hkv, -1), picked, exact[sink:].expand(hkv, -1)], dim=1)
-        return slots_row[positions]
+    # ---- offload ----------------------------------------------------------------------------
+    def _offload_layer(self, layer: "RadixAttention", row: RowPlan) -> None:
+        """Summarize one layer of a request whose prompt just completed; payload to the host store."""
+        state, pool = row.state, self.runtime.token_to_kv_pool
+        if state.failed:
+            return
+        slots = self._slots(state.req_row, state.prompt_len)[state.sink: state.cand_end]
+        keys = pool.get_key_buffer(layer.layer_id)[slots]  # (n, Hkv, D)
+        values = pool.get_value_buffer(layer.layer_id)[slots]
+        positions = torch.arange(state.sink, state.cand_end, device=keys.device)
+        summary = self.runtime.selector.build(keys, values, positions)
+        try:
+            block = HostBlock(self.runtime.arena, summary.payload)
+        except HostStoreFull as e:
+            self.runtime.fail(state, str(e))
+            return
+        state.blocks[layer.layer_id] = block
+        state.summaries[layer.layer_id] = replace(summary, payload=block.tensors)
+        state.device_bytes += summary.device_bytes
+        state.host_bytes += block.nbytes
+
+    # ---- attention --------------------------------------------------------------------------
+    def _slots(self, req_row: int, length: int) -> torch.Tensor:
+        return self.runtime.req_to_token_pool.req_to_token[req_row, :length].long()
+
+    def _sparse_attention(self, layer: "RadixAttention", q_row: torch.Tensor, row: RowPlan) -> torch.Tensor:
+        """Attention of one decode query over [sink | selected | local | generated]. ``[Hq, Dv]``."""
+        state, runtime = row.state, self.runtime
+        pool = runtime.token_to_kv_pool
+        summary = state.summaries[layer.layer_id]
+        k_cache, v_cache = pool.get_key_buffer(layer.layer_id), pool.get_value_buffer(layer.layer_id)
+        budget = self.config.budget_tokens(state.prompt_len)
+        index = runtime.selector.select(q_row, summary, budget, layer.scaling)  # (Hkv, n) candidates
+        k_sel, v_sel = runtime.selector.gather(summary, index, dtype=k_cache.dtype)
+        slots = self._slots(state.req_row, row.seq_len)
+        exact = torch.cat([slots[: state.sink], slots[state.cand_end:]])
+        k_exact = k_cache[exact].transpose(0, 1)  # (Hkv, n_exact, D)
+        v_exact = v_cache[exact].transpose(0, 1)
+        s = state.sink
+        k_all = torch.cat([k_exact[:, :s], k_sel, k_exact[:, s:]], dim=1)
+        v_all = torch.cat([v_exact[:, :s], v_sel, v_exact[:, s:]], dim=1)
+        stats = runtime.table.stats
+        stats.selected_tokens += index.numel()
+        stats.loaded_bytes += runtime.selector.load_bytes(summary, index)
+        return sparse_decode_attention(q_row, k_all, v_all, layer.scaling)
+
+    def _dense_attention(self, layer: "RadixAttention", q_row: torch.Tensor, req_row: int, seq_len: int):
+        pool = self.runtime.token_to_kv_pool
+        slots = self._slots(req_row, seq_len)
+        k = pool.get_key_buffer(layer.layer_id)[slots].transpose(0, 1)
+        v = pool.get_value_buffer(layer.layer_id)[slots].transpose(0, 1)
+        return sparse_decode_attention(q_row, k, v, layer.scaling)
 
     # ---- delegation -------------------------------------------------------------------------
     def support_triton(self):
@@ -194,7 +293,7 @@ class OffloadAttnBackend:
 
     def init_cuda_graph_state(self, *args, **kwargs):
         raise RuntimeError("kv-offload: CUDA graphs are not supported by the offload backend; "
-                           "the plugin disables them (--disable-cuda-graph)")
+                           "the plugin disables them")
 
     def __getattr__(self, name):
         # Only reached for names not defined here: attributes SGLang or a model reads from the

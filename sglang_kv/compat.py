@@ -16,7 +16,6 @@ logger = logging.getLogger("sglang_kv")
 _UNSUPPORTED = (
     ("speculative_algorithm", lambda v: v is not None, "--speculative-algorithm",
      "speculative decoding verifies several tokens per step"),
-    ("enable_mixed_chunk", bool, "--enable-mixed-chunk", "mixed prefill/decode batches are not supported yet"),
     ("disaggregation_mode", lambda v: v not in (None, "null"), "--disaggregation-mode",
      "prefill/decode disaggregation moves KV between servers"),
     ("enable_dp_attention", bool, "--enable-dp-attention", "data-parallel attention is not supported"),

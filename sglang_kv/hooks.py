@@ -82,7 +82,7 @@ def on_req_free(result, pool, req, *args, **kwargs):
 
         for runtime in list(RUNTIMES):
             if runtime.req_to_token_pool is pool:
-                runtime.table.release(req.rid)
+                runtime.release(req.rid)
     return result
 
 
@@ -93,7 +93,7 @@ def on_req_pool_clear(result, pool, *args, **kwargs):
 
         for runtime in list(RUNTIMES):
             if runtime.req_to_token_pool is pool:
-                runtime.table.release_all()
+                runtime.release_all()
     return result
 
 
@@ -103,6 +103,42 @@ def add_internal_state(result, scheduler, *args, **kwargs):
     config = process_config()
     if config.enabled:
         runtime = getattr(scheduler.tp_worker.model_runner, "_sglang_kv_runtime", None)
-        snapshot = runtime.table.snapshot() if runtime is not None else {}
+        snapshot = runtime.snapshot() if runtime is not None else {}
         result.internal_state["kv_offload"] = {"method": config.method, **snapshot}
     return result
+
+
+def mark_prompt_rows(result, *args, **kwargs):
+    """AFTER ``ForwardBatch.init_new``: note the requests whose prompt this extend pass completes
+    (``backend.PROMPTS_COMPLETING``). Only the scheduler's ``Req`` knows whether more prefill
+    chunks follow; the backend needs that to offload a prompt in the pass that completes it."""
+    if not process_config().enabled or not result.forward_mode.is_extend():
+        return result
+    batch = kwargs.get("batch", args[1] if len(args) > 1 else None)
+    from sglang_kv.backend import PROMPTS_COMPLETING
+
+    for req in batch.reqs:
+        # A decode row of a mixed batch has output tokens; a prompt row has none until it completes.
+        end = req.extend_range.end
+        if not req.output_ids and end == len(req.full_untruncated_fill_ids):
+            PROMPTS_COMPLETING[req.rid] = end
+    return result
+
+
+def abort_failed_requests(scheduler, batch, *args, **kwargs):
+    """BEFORE ``Scheduler.process_batch_result``: finish the requests the offload path could not
+    serve (``backend.FAILED_REQUESTS``) with their error instead of a result."""
+    if process_config().enabled:
+        from sglang_kv.backend import FAILED_REQUESTS
+
+        if FAILED_REQUESTS:
+            from http import HTTPStatus
+
+            from sglang.srt.managers.schedule_batch import FINISH_ABORT
+
+            for req in batch.reqs:
+                message = FAILED_REQUESTS.get(req.rid)
+                if message is not None and not req.finished():
+                    req.to_finish = FINISH_ABORT(f"kv-offload: {message}", HTTPStatus.SERVICE_UNAVAILABLE,
+                                                 "ServiceUnavailableError")
+    return None

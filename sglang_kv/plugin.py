@@ -16,6 +16,8 @@ HOOKS: dict[str, tuple[str, str]] = {
     "sglang.srt.mem_cache.memory_pool.ReqToTokenPool.free": ("on_req_free", "AFTER"),
     "sglang.srt.mem_cache.memory_pool.ReqToTokenPool.clear": ("on_req_pool_clear", "AFTER"),
     "sglang.srt.managers.scheduler.Scheduler.get_internal_state": ("add_internal_state", "AFTER"),
+    "sglang.srt.model_executor.forward_batch_info.ForwardBatch.init_new": ("mark_prompt_rows", "AFTER"),
+    "sglang.srt.managers.scheduler.Scheduler.process_batch_result": ("abort_failed_requests", "BEFORE"),
 }
 
 

@@ -1,9 +1,9 @@
 """Per-request offload state and the plugin's own accounting.
 
 State is keyed by SGLang's request id (``rid``), never by the request-table row alone: rows are
-reused as soon as a request finishes, while a rid names one request for its whole life. A state
-is created at the request's first decode step (the prompt is complete then) and released when
-SGLang frees the request's row (finish, abort, retraction); see ``hooks.on_req_free``.
+reused as soon as a request finishes, while a rid names one request for its whole life. A state is
+created in the extend pass that completes an offloaded request's prompt and released when SGLang
+frees the request's row (finish, abort, retraction; see ``hooks.on_req_free``).
 """
 
 from __future__ import annotations
@@ -14,30 +14,37 @@ from typing import Any
 
 @dataclass
 class RequestState:
-    """What the backend keeps for one request.
+    """What the backend keeps for one offloaded request.
 
-    ``prompt_len`` is fixed at the first decode step; positions ``>= prompt_len`` are generated
-    tokens (always exact). ``offloaded`` is False for prompts below ``--kv-offload-min-prompt``:
-    those are served with plain attention.
+    Positions ``[sink, cand_end)`` are the candidates (summarized, payload offloaded); ``[0, sink)``
+    and ``[cand_end, prompt_len)`` stay exact, as do the generated tokens (``>= prompt_len``).
     """
 
     rid: str
     req_row: int  # row in SGLang's req_to_token table
     prompt_len: int
-    offloaded: bool
-    summaries: dict[int, Any] = field(default_factory=dict)  # layer_id -> selector summary
-    summary_bytes: int = 0  # device bytes held by all summaries
+    sink: int
+    cand_end: int
+    summaries: dict[int, Any] = field(default_factory=dict)  # layer_id -> LayerSummary (payload on host)
+    blocks: dict[int, Any] = field(default_factory=dict)  # layer_id -> store.host.HostBlock
+    device_bytes: int = 0
+    host_bytes: int = 0
+    failed: bool = False  # could not be offloaded; the scheduler aborts it
+
+    @property
+    def num_candidates(self) -> int:
+        return self.cand_end - self.sink
 
 
 @dataclass
 class OffloadStats:
-    """Counters since startup (monotonic) plus the live totals of the request table."""
+    """Counters since startup (monotonic)."""
 
-    requests_started: int = 0
     requests_offloaded: int = 0
     requests_released: int = 0
-    decode_steps: int = 0  # (request, decode step) pairs served by the sparse path
-    selected_tokens: int = 0  # sum over steps, layers and kv heads of selected tokens
+    decode_steps: int = 0  # (request, step) pairs served by the sparse path
+    selected_tokens: int = 0  # over steps, layers and kv heads
+    loaded_bytes: int = 0  # host -> device payload bytes read by the sparse path
 
 
 class RequestTable:
@@ -53,37 +60,33 @@ class RequestTable:
     def get(self, rid: str) -> RequestState | None:
         return self._states.get(rid)
 
-    def start(self, rid: str, req_row: int, prompt_len: int, offloaded: bool) -> RequestState:
+    def rids(self) -> list[str]:
+        return list(self._states)
+
+    def start(self, rid: str, req_row: int, prompt_len: int, *, sink: int, cand_end: int) -> RequestState:
         if rid in self._states:
             raise RuntimeError(f"kv-offload: request {rid} already has offload state")
-        state = RequestState(rid=rid, req_row=req_row, prompt_len=prompt_len, offloaded=offloaded)
+        if not 0 <= sink < cand_end <= prompt_len:
+            raise ValueError(f"kv-offload: bad windows sink={sink} cand_end={cand_end} prompt_len={prompt_len}")
+        state = RequestState(rid=rid, req_row=req_row, prompt_len=prompt_len, sink=sink, cand_end=cand_end)
         self._states[rid] = state
-        self.stats.requests_started += 1
-        self.stats.requests_offloaded += int(offloaded)
+        self.stats.requests_offloaded += 1
         return state
 
-    def release(self, rid: str) -> bool:
-        """Drop a request's state (no-op for requests that never decoded). Returns whether it existed."""
+    def release(self, rid: str) -> RequestState | None:
+        """Drop a request's state; returns it (None for requests that were never offloaded)."""
         state = self._states.pop(rid, None)
-        if state is None:
-            return False
-        state.summaries.clear()
-        self.stats.requests_released += 1
-        return True
-
-    def release_all(self) -> None:
-        for rid in list(self._states):
-            self.release(rid)
-
-    def device_bytes(self) -> int:
-        return sum(s.summary_bytes for s in self._states.values())
+        if state is not None:
+            self.stats.requests_released += 1
+        return state
 
     def snapshot(self) -> dict[str, Any]:
         """Live totals and counters, JSON-ready (served in /server_info under ``kv_offload``)."""
+        live = self._states.values()
         return {
             "live_requests": len(self._states),
-            "live_offloaded_requests": sum(s.offloaded for s in self._states.values()),
-            "device_bytes": self.device_bytes(),
-            "host_bytes": 0,
+            "live_candidate_tokens": sum(s.num_candidates for s in live),
+            "device_bytes": sum(s.device_bytes for s in live),
+            "host_bytes": sum(s.host_bytes for s in live),
             **self.stats.__dict__,
         }

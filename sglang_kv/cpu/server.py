@@ -152,8 +152,14 @@ def _stop(process: subprocess.Popen, grace: float = 15.0) -> None:
 
 def run_cli(model_path: str | os.PathLike, extra_args: Sequence[str], timeout: float = 300.0,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the launcher to completion (for startup-failure tests): returns its exit code and output."""
-    return subprocess.run(
-        cpu_server_command(model_path, free_port(), extra_args), capture_output=True, text=True,
-        env=cpu_server_env(env), timeout=timeout, start_new_session=True,
-    )
+    """Run the launcher to completion (for startup-failure tests): returns its exit code and output.
+    A launcher still running after ``timeout`` seconds is killed (process group) and TimeoutExpired raised."""
+    args = cpu_server_command(model_path, free_port(), extra_args)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=cpu_server_env(env), start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)

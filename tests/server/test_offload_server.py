@@ -1,0 +1,92 @@
+"""yakv / shadowkv / quest served by a real SGLang server on CPU (tiny random-weight Llama).
+
+About 6 minutes on 2 cores (six server starts).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import pytest
+import requests
+
+from sglang_kv.cpu.server import cpu_server
+from tests.server.conftest import BATCH, PROMPT_LENS, greedy_outputs, token_agreement
+from tests.server.util import generate, prompt_ids, wait_for
+
+pytestmark = pytest.mark.server
+
+
+def _full_budget(method: str, kv_bits: int) -> list[str]:
+    return ["--kv-offload", method, "--kv-offload-budget", "1.0", "--kv-offload-min-prompt", "16",
+            "--kv-offload-kv-bits", str(kv_bits)]
+
+
+@pytest.mark.parametrize("method", ["yakv", "quest"])
+def test_full_budget_16bit_matches_stock(method, tiny_model, server_log_dir, stock_outputs):
+    with cpu_server(tiny_model, _full_budget(method, 16), log_dir=server_log_dir) as server:
+        outputs = greedy_outputs(server.url)
+        stats = server.offload_stats()
+    assert outputs == stock_outputs
+    assert stats["method"] == method
+    assert stats["requests_offloaded"] >= len(PROMPT_LENS) + len(BATCH)
+    assert stats["live_requests"] == 0 and stats["host_bytes_in_use"] == 0
+
+
+def test_full_budget_4bit_yakv_agreement_is_measured(tiny_model, server_log_dir, stock_outputs):
+    with cpu_server(tiny_model, _full_budget("yakv", 4), log_dir=server_log_dir) as server:
+        outputs = greedy_outputs(server.url)
+        stats = server.offload_stats()
+    agreement = token_agreement(outputs, stock_outputs)
+    print(f"yakv 4-bit K/V, budget >= context: {100 * agreement:.1f}% of greedy tokens agree with stock")
+    assert 0.0 <= agreement <= 1.0
+    assert stats["loaded_bytes"] > 0  # the 4-bit payload was read from the host store
+
+
+@pytest.fixture(scope="module")
+def yakv_server(tiny_model, server_log_dir):
+    args = ["--kv-offload", "yakv", "--kv-offload-budget", "0.05", "--kv-offload-min-prompt", "64",
+            "--chunked-prefill-size", "128", "--enable-mixed-chunk"]
+    with cpu_server(tiny_model, args, log_dir=server_log_dir) as server:
+        yield server
+
+
+def test_small_budget_mixed_batches_chunked_prefill_prefix_hits_abort(yakv_server):
+    url = yakv_server.url
+    idle = yakv_server.offload_stats()
+    assert idle["host_bytes_in_use"] == 0
+    # A long generation decodes while new prompts arrive: mixed prefill/decode batches.
+    long_run = {"input_ids": prompt_ids(700, seed=9), "stream": True, "rid": "long-abort",
+                "sampling_params": {"max_new_tokens": 5000, "temperature": 0, "ignore_eos": True}}
+    stream = requests.post(f"{url}/generate", json=long_run, stream=True, timeout=300)
+    lines = stream.iter_lines()
+    next(lines)
+    prompts = [prompt_ids(n, seed=3 * n) for n in (150, 389, 640, 1000)]
+    with cf.ThreadPoolExecutor(len(prompts)) as pool:
+        results = list(pool.map(lambda p: generate(url, p, max_new_tokens=12), prompts))
+    assert all(len(r["output_ids"]) == 12 for r in results)
+    again = generate(url, prompts[3], max_new_tokens=12)  # prefix-cache hit
+    assert again["meta_info"]["cached_tokens"] >= 900
+    busy = yakv_server.offload_stats()
+    assert busy["live_requests"] == 1 and busy["host_bytes_in_use"] > 0  # the long request
+    requests.post(f"{url}/abort_request", json={"rid": "long-abort"}, timeout=30).raise_for_status()
+    stream.close()
+    stats = wait_for(lambda: (s := yakv_server.offload_stats())["live_requests"] == 0 and s)
+    assert stats["host_bytes_in_use"] == idle["host_bytes_in_use"] == 0
+    assert stats["device_bytes"] == 0
+    assert stats["requests_offloaded"] - idle["requests_offloaded"] == len(prompts) + 2
+    assert stats["requests_released"] == stats["requests_offloaded"]
+    assert stats["selected_tokens"] > idle["selected_tokens"]
+
+
+def test_host_store_exhaustion_is_a_clear_error(tiny_model, server_log_dir):
+    args = ["--kv-offload", "yakv", "--kv-offload-min-prompt", "64", "--kv-offload-host-mem", "0.00002"]
+    with cpu_server(tiny_model, args, log_dir=server_log_dir) as server:
+        r = requests.post(f"{server.url}/generate", timeout=300, json={
+            "input_ids": prompt_ids(900, seed=1), "sampling_params": {"max_new_tokens": 8, "temperature": 0}})
+        assert r.status_code == 503
+        assert "host store full" in r.json()["message"] and "--kv-offload-host-mem" in r.json()["message"]
+        short = generate(server.url, prompt_ids(40, seed=2), max_new_tokens=4)  # below min-prompt: still served
+        assert len(short["output_ids"]) == 4
+        stats = server.offload_stats()
+    assert stats["live_requests"] == 0 and stats["host_bytes_in_use"] == 0
