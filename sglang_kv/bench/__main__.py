@@ -10,6 +10,7 @@ capture: run a Hugging Face causal LM over a text and write its post-RoPE Q/K/V 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from typing import Sequence
@@ -104,9 +105,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_fidelity(sub)
     _add_capture(sub)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.cmd == "fidelity":
-        run_fidelity(args)
+        run_fidelity(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
     else:
         run_capture(args)
 
