@@ -33,7 +33,6 @@ MAX_SCORE_HEAD_DIM = 128
 class KernelConfig(NamedTuple):
     block: int  # rows (tokens) per block
     num_warps: int
-    use_dot: bool = True  # score only: tensor-core dot (True) or CUDA-core reductions
     programs_per_sm: int = 8  # persistent kernels (gather, score): programs launched per SM
 
 
@@ -157,7 +156,7 @@ def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
     configs = []
     for values, programs_per_sm in ((2048, 8), (4096, 8), (8192, 4), (4096, 16), (2048, 4)):
         block = max(_min_block(group_size), values // group_size)
-        config = KernelConfig(block, 8 if block * group_size >= 8192 else 4, True, programs_per_sm)
+        config = KernelConfig(block, 8 if block * group_size >= 8192 else 4, programs_per_sm)
         if config not in configs:
             configs.append(config)
     return configs
@@ -234,9 +233,8 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
 
 
 # --- score -----------------------------------------------------------------------------------------
-SCORE_CONFIGS = [KernelConfig(64, 4, True, 8), KernelConfig(128, 4, True, 8), KernelConfig(128, 8, True, 4),
-                 KernelConfig(256, 8, True, 4), KernelConfig(64, 4, True, 16), KernelConfig(32, 4, True, 16),
-                 KernelConfig(64, 4, False, 8), KernelConfig(128, 8, False, 4)]
+SCORE_CONFIGS = [KernelConfig(64, 4, 8), KernelConfig(128, 4, 8), KernelConfig(128, 8, 4),
+                 KernelConfig(256, 8, 4), KernelConfig(64, 4, 16), KernelConfig(128, 4, 16)]
 
 
 def score_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
@@ -322,7 +320,7 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
             q3, codes, scales, indptr, grid_points, out,
             num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0),
             N=head_dim, GQA=gqa, GQA_PAD=gqa_pad, HAS_INDPTR=row_indptr is not None,
-            USE_DOT=cfg.use_dot, BLOCK_N=cfg.block, num_warps=cfg.num_warps, **meta,
+            BLOCK_N=cfg.block, num_warps=cfg.num_warps, **meta,
         )
 
     if config is None:

@@ -210,6 +210,17 @@ def test_dequantize_gather_strided_store_and_out(index_dtype):
     assert empty.shape == (0, 128)
 
 
+def test_dequantize_gather_persistent_loop():
+    """Few programs, each looping over many blocks of output rows."""
+    quantizer = HiggsQuantizer(64, 2, 3)
+    codes, scales = _store(quantizer, 57, 192, seed=6)
+    index = torch.randint(0, 57, (3, 50), generator=torch.Generator().manual_seed(6)).to(DEVICE)
+    got = hk.dequantize_gather(quantizer, codes, scales, index, dtype=torch.float32,
+                               config=hk.KernelConfig(16, 4, programs_per_sm=1))
+    torch.testing.assert_close(got, hk.dequantize_gather_ref(quantizer, codes, scales, index, torch.float32),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_dequantize_gather_per_head_rows():
     """A per-head store [tokens, Hkv, D*bits/8] gathered per (token, head) as rows token * Hkv + head."""
     quantizer = HiggsQuantizer(64, 2, 4)
@@ -252,7 +263,7 @@ SCORE_CASES = [  # (head_dim, Hq, Hkv, rows, p, bits)
 
 
 @pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads,rows,p,bits", SCORE_CASES)
-@pytest.mark.parametrize("config", [hk.KernelConfig(16, 4, True), hk.KernelConfig(32, 4, False)])
+@pytest.mark.parametrize("config", [hk.KernelConfig(16, 4, 8), hk.KernelConfig(32, 4, 1)])
 def test_score_matches_torch(head_dim, num_q_heads, num_kv_heads, rows, p, bits, config):
     quantizer = HiggsQuantizer(head_dim, p, bits)
     codes, scales = _store(quantizer, rows, num_kv_heads * head_dim, seed=rows + head_dim)
@@ -262,15 +273,15 @@ def test_score_matches_torch(head_dim, num_q_heads, num_kv_heads, rows, p, bits,
     assert_scores_close(quantizer, q, codes, scales, got)
 
 
-@pytest.mark.parametrize("use_dot", [True, False])
-def test_score_batched_requests(use_dot):
+@pytest.mark.parametrize("config", [hk.KernelConfig(16, 4, 8), hk.KernelConfig(64, 4, 1)])
+def test_score_batched_requests(config):
     quantizer = HiggsQuantizer(64, 4, 2)
     lengths = [17, 0, 40, 5]
     rows = sum(lengths)
     codes, scales = _store(quantizer, rows, 2 * 64, seed=11)
     q = randn(len(lengths), 4, 64, seed=12, dtype=torch.bfloat16)
     indptr = torch.tensor([0, 17, 17, 57, 62], dtype=torch.int32, device=DEVICE)
-    got = hk.score(quantizer, q, codes, scales, row_indptr=indptr, config=hk.KernelConfig(16, 4, use_dot))
+    got = hk.score(quantizer, q, codes, scales, row_indptr=indptr, config=config)
     assert_scores_close(quantizer, q, codes, scales, got, row_indptr=indptr)
 
 
