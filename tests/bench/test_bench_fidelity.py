@@ -9,7 +9,7 @@ import torch
 
 from sglang_kv.bench.__main__ import main
 from sglang_kv.bench.fidelity import DEFAULT_SELECTORS, Variant, budget_tokens, evaluate
-from sglang_kv.bench.shapes import MODELS, ModelSpec
+from sglang_kv.bench.shapes import ModelSpec
 from sglang_kv.bench.synthetic import LayerData, SyntheticSpec, make_layer
 from sglang_kv.select import ModelShape, RopeParams
 from sglang_kv.select.rope import apply_rope

@@ -1,6 +1,5 @@
 """The synthetic generator: shapes, determinism, and that it builds what its docstring says."""
 
-import math
 
 import pytest
 import torch
