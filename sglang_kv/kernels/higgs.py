@@ -219,7 +219,7 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
         higgs_dequantize_gather_kernel[(programs, num_groups)](
             codes, scales, flat_index, grid_points, out2d,
             num_out, codes.stride(0), scales.stride(0), out2d.stride(0),
-            N=n, A=a, B=b, SPLIT_SECOND=dtype == torch.float32, BLOCK_T=cfg.block,
+            N=n, A=a, B=b, BLOCK_T=cfg.block,
             num_warps=cfg.num_warps, **meta,
         )
 

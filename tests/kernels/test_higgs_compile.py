@@ -67,7 +67,7 @@ def compile_all() -> list[dict]:
                       dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", grid_ptr="*fp16",
                            out_ptr=out_type, num_out="i32", codes_stride="i32", scales_stride="i32",
                            out_stride="i32"),
-                      dict(N=group_size, A=a, B=b, SPLIT_SECOND=out_type == "*fp32", BLOCK_T=config.block, **meta),
+                      dict(N=group_size, A=a, B=b, BLOCK_T=config.block, **meta),
                       config.num_warps)
         if gqa is None:
             continue

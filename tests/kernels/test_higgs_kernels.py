@@ -171,16 +171,19 @@ GATHER_CASES = [  # (group_size, channels, rows, p, bits)
 ]
 
 
-def _store(quantizer, rows, channels, seed):
+def _store(quantizer, rows, channels, seed, outliers=False):
     keys = randn(rows, channels, seed=seed, scale=2.0)
+    if outliers:  # a few channels 30x larger: their energy gathers in few entries of a partial transform
+        keys[:, torch.randperm(channels, generator=torch.Generator().manual_seed(seed))[:4]] *= 30
     return hk.quantize_ref(quantizer, keys)
 
 
 @pytest.mark.parametrize("group_size,channels,rows,p,bits", GATHER_CASES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_dequantize_gather_matches_torch(group_size, channels, rows, p, bits, dtype):
+@pytest.mark.parametrize("outliers", [False, True])
+def test_dequantize_gather_matches_torch(group_size, channels, rows, p, bits, dtype, outliers):
     quantizer = HiggsQuantizer(group_size, p, bits)
-    codes, scales = _store(quantizer, rows, channels, seed=rows)
+    codes, scales = _store(quantizer, rows, channels, seed=rows, outliers=outliers)
     gen = torch.Generator().manual_seed(rows)
     index = torch.randint(0, rows, (2, 7), generator=gen).to(DEVICE)  # repeats allowed
     got = hk.dequantize_gather(quantizer, codes, scales, index, dtype=dtype)
@@ -189,8 +192,8 @@ def test_dequantize_gather_matches_torch(group_size, channels, rows, p, bits, dt
     row_rms = ref.square().mean(-1, keepdim=True).sqrt()
     if dtype == torch.float32:
         torch.testing.assert_close(got, ref, rtol=1e-5, atol=(1e-6 * row_rms).min().item())
-    else:  # one bfloat16 rounding, plus float16 rounding of the transform (<= 2**-10 of the row RMS)
-        assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + 2 ** -10 * row_rms).all()
+    else:  # one bfloat16 rounding of the float32 result
+        assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + 1e-6 * row_rms).all()
 
 
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
@@ -337,7 +340,7 @@ def test_gpu_quantize_full_size(spec):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_gpu_dequantize_gather_full_size(spec, dtype):
     quantizer = HiggsQuantizer(**spec)
-    codes, scales = _store(quantizer, LLAMA_TOKENS, 1024, seed=22)
+    codes, scales = _store(quantizer, LLAMA_TOKENS, 1024, seed=22, outliers=True)
     index = torch.randperm(LLAMA_TOKENS, device=DEVICE)[: LLAMA_TOKENS // 2]
     ref = hk.dequantize_gather_ref(quantizer, codes, scales, index, torch.float32)
     row_rms = ref.square().mean(-1, keepdim=True).sqrt()
@@ -346,7 +349,7 @@ def test_gpu_dequantize_gather_full_size(spec, dtype):
         if dtype == torch.float32:
             assert ((got - ref).abs() <= 1e-5 * ref.abs() + 1e-6 * row_rms).all(), config
         else:
-            assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + 2 ** -10 * row_rms).all(), config
+            assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + 1e-6 * row_rms).all(), config
 
 
 @pytest.mark.gpu

@@ -1,0 +1,56 @@
+"""python -m sglang_kv.quant.bench: the CPU table and, on CPU under the Triton interpreter, every step
+of the GPU kernel section with tiny sizes (timing stubbed), so the unattended GPU run cannot fail on
+bench logic. About 20-40 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the first import of the kernels
+
+from sglang_kv.quant import bench  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
+
+
+def test_cpu_table_and_result_file(tmp_path, capsys):
+    out = tmp_path / "quant_bench_cpu.json"
+    assert bench.main(["--device", "cpu", "--accuracy-tokens", "32", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert {"command", "commit", "machine", "date", "workload", "figures"} <= set(record)
+    rows = record["figures"]["accuracy"]
+    assert len(rows) == 16  # 8 grids x (per-head, whole-token groups)
+    for row in rows:
+        bits = row["bits"]
+        groups = 1024 // row["group_size"]
+        assert row["bytes_per_token"] == 1024 * bits // 8 + 2 * groups
+        assert abs(row["rel_error_gaussian"] - row["sqrt_grid_mse"]) <= 0.1 * row["sqrt_grid_mse"]
+    assert "kernels" not in record["figures"]
+    assert "p4_b2" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU host runs the real benchmark instead")
+def test_kernel_section_runs_every_step(monkeypatch):
+    monkeypatch.setattr(bench, "_do_bench", lambda fn: (fn(), 1.0)[1])
+    monkeypatch.setattr(bench, "copy_bandwidth_gbps", lambda device: 4000.0)
+    monkeypatch.setattr(bench, "NUM_Q_HEADS", 16)  # smaller interpreter tiles, same code path
+    monkeypatch.setattr(bench, "BF16_REL", 2 ** -7)  # the interpreter truncates float32 -> bfloat16
+    lines = []
+    results = bench.bench_kernels([48], torch.device("cpu"), lines.append)
+    kernels = {r["kernel"] for r in results["records"]}
+    assert kernels == {"quantize_store_p2b4_g1024", "quantize_landmark_p4b2_g128",
+                       "dequantize_gather_store_all_random", "dequantize_gather_store_all_sorted",
+                       "score_landmark_batch1", "score_landmark_batch8"}
+    assert all(r["matches_reference"] for r in results["records"]), results["records"]
+    for r in results["records"]:
+        assert r["bytes"] > 0 and r["gbps"] == pytest.approx(r["bytes"] / 1e6)  # 1 ms per run
+    # pinned host memory needs CUDA: that step is recorded as an error and the run goes on
+    assert [e["kernel"] for e in results["errors"]] == ["dequantize_gather_pinned"]
+    assert results["tuning"] == []  # the interpreter takes the first config, nothing is timed
+    json.dumps(results)
