@@ -28,6 +28,9 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU
 # bfloat16 outputs: compiled kernels round to nearest (half an ulp, 2**-8 relative); Triton 3.6's
 # interpreter truncates float32 -> bfloat16 casts (up to one ulp).
 BF16_REL = 2 ** -7 if is_interpreter() else 2 ** -8
+# float32 rounding of a transform of up to 1024 points, relative to the row RMS: the torch butterfly
+# itself is up to ~2.4e-6 RMS from exact on keys with outlier channels (the kernel about 1e-6)
+F32_RMS = 1e-5
 
 
 def test_kernels_run_where_they_can():
@@ -191,9 +194,9 @@ def test_dequantize_gather_matches_torch(group_size, channels, rows, p, bits, dt
     assert got.shape == (2, 7, channels) and got.dtype == dtype
     row_rms = ref.square().mean(-1, keepdim=True).sqrt()
     if dtype == torch.float32:
-        torch.testing.assert_close(got, ref, rtol=1e-5, atol=(1e-6 * row_rms).min().item())
+        assert ((got - ref).abs() <= 1e-5 * ref.abs() + F32_RMS * row_rms).all()
     else:  # one bfloat16 rounding of the float32 result
-        assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + 1e-6 * row_rms).all()
+        assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + F32_RMS * row_rms).all()
 
 
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
@@ -347,9 +350,9 @@ def test_gpu_dequantize_gather_full_size(spec, dtype):
     for config in [*hk.dequantize_gather_configs(quantizer.group_size), None]:
         got = hk.dequantize_gather(quantizer, codes, scales, index, dtype=dtype, config=config)
         if dtype == torch.float32:
-            assert ((got - ref).abs() <= 1e-5 * ref.abs() + 1e-6 * row_rms).all(), config
+            assert ((got - ref).abs() <= 1e-5 * ref.abs() + F32_RMS * row_rms).all(), config
         else:
-            assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + 1e-6 * row_rms).all(), config
+            assert ((got.float() - ref).abs() <= BF16_REL * ref.abs() + F32_RMS * row_rms).all(), config
 
 
 @pytest.mark.gpu
@@ -361,7 +364,13 @@ def test_gpu_dequantize_gather_from_pinned_host():
     index = torch.randperm(LLAMA_TOKENS, device=DEVICE)[:4096].sort().values
     got = hk.dequantize_gather(quantizer, codes_host, scales_host, index, dtype=torch.float32)
     ref = hk.dequantize_gather_ref(quantizer, codes, scales, index, torch.float32)
-    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    row_rms = ref.square().mean(-1, keepdim=True).sqrt()
+    assert ((got - ref).abs() <= 1e-5 * ref.abs() + F32_RMS * row_rms).all()
+    device_got = hk.dequantize_gather(quantizer, codes, scales, index, dtype=torch.float32,
+                                      config=hk.dequantize_gather_configs(1024)[0])
+    host_got = hk.dequantize_gather(quantizer, codes_host, scales_host, index, dtype=torch.float32,
+                                    config=hk.dequantize_gather_configs(1024)[0])
+    torch.testing.assert_close(host_got, device_got, rtol=0, atol=0)  # same kernel, same bytes
     with pytest.raises(ValueError, match="pinned"):
         hk.dequantize_gather(quantizer, codes.cpu(), scales_host, index)
 
