@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 import time
 import traceback
@@ -253,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                     "kernel_tokens": tokens_list if "kernels" in figures else [],
                     "store": STORE, "landmark": LANDMARK,
                     "data": "synthetic keys (seed %d): gaussian, channel_outliers" % DATA_SEED}
-        write_result(args.out, workload, figures)
+        command = shlex.join(["python", "-m", "sglang_kv.quant.bench", *(sys.argv[1:] if argv is None else argv)])
+        write_result(args.out, workload, figures, command=command)
         print(f"\nwrote {args.out}")
     if errors or mismatches:
         print(f"\n{len(errors)} kernel step(s) failed, {len(mismatches)} mismatched the torch path: "

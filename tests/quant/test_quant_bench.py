@@ -24,6 +24,7 @@ def test_cpu_table_and_result_file(tmp_path, capsys):
     assert bench.main(["--device", "cpu", "--accuracy-tokens", "32", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert {"command", "commit", "machine", "date", "workload", "figures"} <= set(record)
+    assert record["command"] == f"python -m sglang_kv.quant.bench --device cpu --accuracy-tokens 32 --out {out}"
     rows = record["figures"]["accuracy"]
     assert len(rows) == 16  # 8 grids x (per-head, whole-token groups)
     for row in rows:
