@@ -180,7 +180,7 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     index: int32 / int64 ``[..., k]`` on the compute device, values in ``[0, rows)`` (not checked on the
     device). Returns ``out [..., k, C]`` in ``dtype`` (bfloat16 / float16 / float32), equal to
     ``HiggsQuantizer.dequantize(codes[index], scales[index])`` to the output's rounding (float32
-    output: about 1e-6 relative).
+    output: within 1e-5 of the row RMS, the rounding of a float32 transform).
 
     A per-head store ``[rows, Hkv, D * bits / 8]`` can be gathered per (token, head) by viewing it as
     ``[rows * Hkv, D * bits / 8]`` with indices ``token * Hkv + head``.

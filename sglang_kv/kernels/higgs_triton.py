@@ -6,9 +6,10 @@ format and math are documented in :mod:`sglang_kv.quant.higgs`.
 The Walsh-Hadamard transform of a group of ``N`` values runs on tensor cores as float16 dots with
 the exact +-1 matrix (built in registers) and float32 accumulation: directly (``[T, N] @ H_N``) for
 ``N <= 128``, otherwise as ``H_A (X) H_B`` (``N = A * B``, both >= 16) on the ``[A, B]`` view of each
-group. Float32 operands are split into float16 ``hi + lo`` (two dots, about 2**-22 relative error);
-grid codewords are float16-exact, so a dot over them needs one pass. Codebooks are gathered from a
-global float16 copy of the grid (a few KB, L1-resident).
+group. Float32 operands (quantize inputs, the Kronecker intermediate, rotated queries) are split into
+float16 ``hi + lo`` (two dots, about 2**-22 relative error); grid codewords are float16-exact, so a
+dot over them needs one pass. Codewords are gathered from a global float16 copy of the grid (a few
+KB, L1-resident).
 """
 
 from __future__ import annotations
