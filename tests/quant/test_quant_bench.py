@@ -6,17 +6,25 @@ bench logic. About 20-40 s.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the first import of the kernels
-
-from sglang_kv.quant import bench  # noqa: E402
+from sglang_kv.quant import bench
 
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def triton_interpreter_without_gpu():
+    """Without CUDA, TRITON_INTERPRET=1 while this module's tests run (the bench imports the kernels
+    at its first launch), restored afterwards so processes other tests start do not inherit it."""
+    if torch.cuda.is_available():
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRITON_INTERPRET", "1")
+        yield
 
 
 def test_cpu_table_and_result_file(tmp_path, capsys):
