@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING
 import psutil
 import torch
 
+from sglang_kv.capacity import current_plan
 from sglang_kv.config import ConfigError, OffloadConfig
 from sglang_kv.select import ModelShape, RopeParams, Selector, make_selector
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.state import RequestState, RequestTable
+from sglang_kv.store.device import TieredKVPool
 from sglang_kv.store.host import HostArena, HostBlock, HostStoreFull
 
 if TYPE_CHECKING:
@@ -57,13 +59,17 @@ PROMPTS_COMPLETING: dict[str, int] = {}
 FAILED_REQUESTS: dict[str, str] = {}
 
 
-def model_shape(model_runner: "ModelRunner") -> ModelShape:
-    """Attention shape of one layer on this tensor-parallel rank."""
+def attn_tp_size() -> int:
     from sglang.srt.runtime_context import get_parallel
 
-    tp = get_parallel().attn_tp_size
-    mc = model_runner.model_config
-    return ModelShape(mc.get_num_attention_heads(tp), mc.get_num_kv_heads(tp), mc.head_dim)
+    return get_parallel().attn_tp_size
+
+
+def model_shape(model_config) -> ModelShape:
+    """Attention shape of one layer on this tensor-parallel rank."""
+    tp = attn_tp_size()
+    return ModelShape(model_config.get_num_attention_heads(tp), model_config.get_num_kv_heads(tp),
+                      model_config.head_dim)
 
 
 class OffloadRuntime:
@@ -74,11 +80,18 @@ class OffloadRuntime:
         self.config = config
         self.req_to_token_pool = model_runner.req_to_token_pool
         self.token_to_kv_pool = model_runner.token_to_kv_pool
+        # The tiered pool (slots over exact rows) when the capacity plan built it; None otherwise.
+        self.tiered = self.token_to_kv_pool if isinstance(self.token_to_kv_pool, TieredKVPool) else None
+        self.last_layer_id = self.token_to_kv_pool.start_layer + self.token_to_kv_pool.layer_num - 1
         self.table = RequestTable()
-        self.shape = model_shape(model_runner)
-        self.selector = _make_selector(config, self.shape, model_runner.model_config.hf_config)
+        # rid -> length of the cached prefix the request reused (slots it does not own), recorded at
+        # its first extend pass; its own slots start there.
+        self.owned_from: dict[str, int] = {}
+        self.shape = model_shape(model_runner.model_config)
+        self.selector = make_offload_selector(config, self.shape, model_runner.model_config.hf_config)
         pin = str(model_runner.device).startswith("cuda")
-        capacity = config.host_mem_bytes(psutil.virtual_memory().available)
+        plan = current_plan()
+        capacity = plan.host_store_bytes if plan else config.host_mem_bytes(psutil.virtual_memory().available)
         try:
             self.arena = HostArena(capacity, pin=pin)
         except RuntimeError as e:  # pinned allocation failed
@@ -97,11 +110,22 @@ class OffloadRuntime:
         return runtime
 
     def release(self, rid: str) -> None:
+        """A request left (finish, abort, retraction): drop its state. (Its slots, and their rows,
+        go back through SGLang's allocator.)"""
         PROMPTS_COMPLETING.pop(rid, None)
         FAILED_REQUESTS.pop(rid, None)
+        self.owned_from.pop(rid, None)
         state = self.table.release(rid)
         if state is not None:
             _release_blocks(state)
+
+    def slots(self, req_row: int, length: int) -> torch.Tensor:
+        """SGLang's token slots of positions [0, length) of a request, int64 ``[length]``."""
+        return self.req_to_token_pool.req_to_token[req_row, :length].long()
+
+    def rows(self, slots: torch.Tensor) -> torch.Tensor:
+        """Indices into the KV pool's buffers for ``slots`` (exact rows under the tiered pool)."""
+        return slots if self.tiered is None else self.tiered.translate(slots)
 
     def fail(self, state: RequestState, message: str) -> None:
         """The request cannot be offloaded: free what it holds and have the scheduler abort it."""
@@ -111,12 +135,16 @@ class OffloadRuntime:
         logger.error("sglang-kv: aborting request %s: %s", state.rid, message)
 
     def release_all(self) -> None:
-        for rid in self.table.rids():
+        for rid in set(self.table.rids()) | set(self.owned_from):
             self.release(rid)
 
     def snapshot(self) -> dict:
-        return {**self.table.snapshot(), "host_bytes_in_use": self.arena.used_bytes,
+        snap = {**self.table.snapshot(), "host_bytes_in_use": self.arena.used_bytes,
                 "host_bytes_capacity": self.arena.capacity}
+        if self.tiered is not None:
+            snap.update(token_slots=self.tiered.num_slots, exact_rows=self.tiered.num_rows,
+                        exact_rows_in_use=self.tiered.exact_rows_in_use())
+        return snap
 
 
 def _release_blocks(state: RequestState) -> None:
@@ -127,7 +155,38 @@ def _release_blocks(state: RequestState) -> None:
     state.device_bytes = state.host_bytes = 0
 
 
-def _make_selector(config: OffloadConfig, shape: ModelShape, hf_config) -> Selector:
+def _bind_inner_to_rows(inner, runtime: "OffloadRuntime") -> torch.Tensor | None:
+    """Make the stock backend read exact rows instead of slots under the tiered pool.
+
+    SGLang's Triton backend translates slots itself (``translate_kv_loc`` of the allocator);
+    torch_native indexes the pool with ``req_to_token`` directly, so it gets a row-indexed copy of
+    that table (returned; kept in sync by ``_sync_physical``). Other backends are refused.
+    """
+    from sglang.srt.layers.attention.torch_native_backend import TorchNativeAttnBackend
+
+    if getattr(inner, "_translate_kv_loc", None) is not None:
+        return None
+    if isinstance(inner, TorchNativeAttnBackend):
+        physical = torch.zeros_like(runtime.req_to_token_pool.req_to_token)
+        inner.req_to_token_pool = _PhysicalRequestTable(runtime.req_to_token_pool, physical)
+        return physical
+    raise ConfigError(f"--kv-offload {runtime.config.method}: the {type(inner).__name__} attention backend "
+                      "cannot read the tiered KV pool; use --attention-backend triton (GPU) or torch_native (CPU)")
+
+
+class _PhysicalRequestTable:
+    """A ReqToTokenPool view whose ``req_to_token`` holds exact rows instead of slots."""
+
+    def __init__(self, pool, physical: torch.Tensor):
+        self._pool = pool
+        self.req_to_token = physical
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+
+def make_offload_selector(config: OffloadConfig, shape: ModelShape, hf_config) -> Selector:
+    """The configured selector for one layer shape; ConfigError when it cannot serve the model."""
     try:
         rope = RopeParams.from_hf_config(hf_config)
     except ValueError:
@@ -156,19 +215,26 @@ class OffloadAttnBackend:
         self.config = config
         self._decode_rows: list[RowPlan] = []  # offloaded requests decoding in this batch
         self._offload_rows: list[RowPlan] = []  # requests whose prompt completes in this batch
+        self._physical = None  # row-indexed copy of req_to_token for an inner backend that needs it
+        if self.runtime.tiered is not None:
+            self._physical = _bind_inner_to_rows(inner, self.runtime)
 
     # ---- per-step planning ------------------------------------------------------------------
     def init_forward_metadata(self, forward_batch: "ForwardBatch") -> None:
-        self.inner.init_forward_metadata(forward_batch)
-        fb, table, cfg = forward_batch, self.runtime.table, self.config
+        fb, runtime, cfg = forward_batch, self.runtime, self.config
         self._decode_rows, self._offload_rows = [], []
         if fb.forward_mode.is_idle():
+            self.inner.init_forward_metadata(fb)
             return
         seq_lens = (fb.seq_lens_cpu if fb.seq_lens_cpu is not None else fb.seq_lens.cpu()).tolist()
         req_rows = fb.req_pool_indices.tolist()
+        extend = fb.forward_mode.is_extend()
+        prefix_lens = fb.extend_prefix_lens_cpu if extend else None
         for i, (rid, req_row, seq_len) in enumerate(zip(fb.rids, req_rows, seq_lens)):
-            done = PROMPTS_COMPLETING.pop(rid, None) if fb.forward_mode.is_extend() else None
-            state = table.get(rid)
+            if extend:
+                runtime.owned_from.setdefault(rid, prefix_lens[i])
+            done = PROMPTS_COMPLETING.pop(rid, None) if extend else None
+            state = runtime.table.get(rid)
             if state is not None:
                 if state.req_row != req_row:
                     raise RuntimeError(f"kv-offload: request {rid} moved from row {state.req_row} to {req_row} "
@@ -178,9 +244,21 @@ class OffloadAttnBackend:
                 sink = min(cfg.sink, done)
                 cand_end = max(sink, done - cfg.local)
                 if cand_end > sink:
-                    state = table.start(rid, req_row, done, sink=sink, cand_end=cand_end)
+                    state = runtime.table.start(rid, req_row, done, sink=sink, cand_end=cand_end)
                     self._offload_rows.append(RowPlan(i, state, seq_len))
-        table.stats.decode_steps += len(self._decode_rows)
+        runtime.table.stats.decode_steps += len(self._decode_rows)
+        if self._physical is not None:
+            self._sync_physical(req_rows, seq_lens, extend)
+        self.inner.init_forward_metadata(fb)
+
+    def _sync_physical(self, req_rows: list[int], seq_lens: list[int], extend: bool) -> None:
+        """Refresh the row-indexed request table the inner backend reads (positions it may touch)."""
+        runtime = self.runtime
+        for req_row, seq_len in zip(req_rows, seq_lens):
+            start = 0 if extend else seq_len - 1
+            slots = runtime.req_to_token_pool.req_to_token[req_row, start:seq_len].long()
+            self._physical[req_row, start:seq_len] = runtime.tiered.translate(slots).clamp_min(0).to(
+                self._physical.dtype)
 
     # ---- forward ----------------------------------------------------------------------------
     def forward(self, q, k, v, layer, forward_batch, save_kv_cache=True, **kwargs):
@@ -237,9 +315,10 @@ class OffloadAttnBackend:
         state, pool = row.state, self.runtime.token_to_kv_pool
         if state.failed:
             return
-        slots = self._slots(state.req_row, state.prompt_len)[state.sink: state.cand_end]
-        keys = pool.get_key_buffer(layer.layer_id)[slots]  # (n, Hkv, D)
-        values = pool.get_value_buffer(layer.layer_id)[slots]
+        slots = self.runtime.slots(state.req_row, state.prompt_len)[state.sink: state.cand_end]
+        rows = self.runtime.rows(slots)
+        keys = pool.get_key_buffer(layer.layer_id)[rows]  # (n, Hkv, D)
+        values = pool.get_value_buffer(layer.layer_id)[rows]
         positions = torch.arange(state.sink, state.cand_end, device=keys.device)
         summary = self.runtime.selector.build(keys, values, positions)
         try:
@@ -251,11 +330,14 @@ class OffloadAttnBackend:
         state.summaries[layer.layer_id] = replace(summary, payload=block.tensors)
         state.device_bytes += summary.device_bytes
         state.host_bytes += block.nbytes
+        tiered = self.runtime.tiered
+        if tiered is not None and layer.layer_id == self.runtime.last_layer_id:
+            # Every layer is summarized: the candidates this request owns need no exact rows any
+            # more (a reused cached prefix stays exact: the radix cache owns it).
+            own_from = max(self.runtime.owned_from.get(state.rid, 0) - state.sink, 0)
+            tiered.release(slots[own_from:])
 
     # ---- attention --------------------------------------------------------------------------
-    def _slots(self, req_row: int, length: int) -> torch.Tensor:
-        return self.runtime.req_to_token_pool.req_to_token[req_row, :length].long()
-
     def _sparse_attention(self, layer: "RadixAttention", q_row: torch.Tensor, row: RowPlan) -> torch.Tensor:
         """Attention of one decode query over [sink | selected | local | generated]. ``[Hq, Dv]``."""
         state, runtime = row.state, self.runtime
@@ -265,8 +347,8 @@ class OffloadAttnBackend:
         budget = self.config.budget_tokens(state.prompt_len)
         index = runtime.selector.select(q_row, summary, budget, layer.scaling)  # (Hkv, n) candidates
         k_sel, v_sel = runtime.selector.gather(summary, index, dtype=k_cache.dtype)
-        slots = self._slots(state.req_row, row.seq_len)
-        exact = torch.cat([slots[: state.sink], slots[state.cand_end:]])
+        slots = runtime.slots(state.req_row, row.seq_len)
+        exact = runtime.rows(torch.cat([slots[: state.sink], slots[state.cand_end:]]))
         k_exact = k_cache[exact].transpose(0, 1)  # (Hkv, n_exact, D)
         v_exact = v_cache[exact].transpose(0, 1)
         s = state.sink
@@ -279,9 +361,9 @@ class OffloadAttnBackend:
 
     def _dense_attention(self, layer: "RadixAttention", q_row: torch.Tensor, req_row: int, seq_len: int):
         pool = self.runtime.token_to_kv_pool
-        slots = self._slots(req_row, seq_len)
-        k = pool.get_key_buffer(layer.layer_id)[slots].transpose(0, 1)
-        v = pool.get_value_buffer(layer.layer_id)[slots].transpose(0, 1)
+        rows = self.runtime.rows(self.runtime.slots(req_row, seq_len))
+        k = pool.get_key_buffer(layer.layer_id)[rows].transpose(0, 1)
+        v = pool.get_value_buffer(layer.layer_id)[rows].transpose(0, 1)
         return sparse_decode_attention(q_row, k, v, layer.scaling)
 
     # ---- delegation -------------------------------------------------------------------------

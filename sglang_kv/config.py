@@ -61,6 +61,7 @@ class OffloadConfig:
     sink: int = 0  # first prompt tokens kept exact on GPU
     min_prompt: int = 1024  # shorter prompts are not offloaded (plain attention)
     host_mem: str = "50%"  # host store size: GiB ("24", "24GB") or percent of available RAM ("50%")
+    exact: float = 0.25  # exact K/V rows on the GPU: fraction of the stock KV capacity, or a token count
     kv_bits: int = 4  # offloaded K/V: 4 = HIGGS EDEN2-256, 8 = fp8 e4m3, 16 = bf16
     landmark_bits: int = 2  # yakv per-token landmark bits per value (HIGGS, per-head groups)
     landmark_residual: int = 0  # yakv residual landmarks: mean of m tokens + residual (0 = off)
@@ -85,6 +86,9 @@ class OffloadConfig:
             raise ConfigError(f"--kv-offload-budget: must be > 0 (a fraction in (0, 1] or a token count), got {b!r}")
         if b > 1 and b != int(b):
             raise ConfigError(f"--kv-offload-budget: values above 1 are token counts and must be integers, got {b!r}")
+        e = self.exact
+        if not (isinstance(e, (int, float)) and math.isfinite(e) and e > 0) or (e > 1 and e != int(e)):
+            raise ConfigError(f"--kv-offload-exact: must be a fraction in (0, 1] or an integer token count, got {e!r}")
         for name in ("local", "sink", "min_prompt", "landmark_residual"):
             _require_int(name, getattr(self, name), minimum=0)
         if self.kv_bits not in _KV_BITS:
@@ -108,6 +112,11 @@ class OffloadConfig:
         if self.budget <= 1:
             return max(1, math.ceil(self.budget * prompt_len))
         return int(self.budget)
+
+    def exact_rows(self, stock_tokens: int) -> int:
+        """Exact K/V rows kept on the GPU, given the stock capacity in tokens."""
+        rows = int(self.exact * stock_tokens) if self.exact <= 1 else int(self.exact)
+        return max(1, min(rows, stock_tokens))
 
     def host_mem_bytes(self, available_bytes: int) -> int:
         """The host store size in bytes given the RAM available now."""
@@ -177,6 +186,7 @@ _FLAG_HELP = {
     "sink": "first prompt tokens kept exact on GPU (default 0)",
     "min_prompt": "prompts shorter than this are served with plain attention (default 1024)",
     "host_mem": "host store size: GiB ('24', '24GB') or percent of available RAM ('50%%'; default)",
+    "exact": "exact K/V token rows on the GPU (staging for prefill, exact windows, generated tokens): a fraction of the stock KV capacity in (0, 1] (default 0.25) or a token count",
     "kv_bits": "offloaded K/V precision: 4 (HIGGS, default), 8 (fp8), 16 (bf16)",
     "landmark_bits": "yakv landmark bits per value: 1, 2 (default), 3, 4",
     "landmark_residual": "yakv residual landmarks over groups of m tokens (0 = off, default)",
@@ -185,7 +195,7 @@ _FLAG_HELP = {
     "shadowkv_outliers": "ShadowKV outlier chunks kept exact per head (default 48)",
     "quest_page": "Quest tokens per page (default 16)",
 }
-_FLAG_TYPES = {"method": str, "budget": float, "host_mem": str}
+_FLAG_TYPES = {"method": str, "budget": float, "host_mem": str, "exact": float}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 
+import torch
+
 from sglang_kv.config import ENV_VAR, ConfigError, OffloadConfig, format_flags_help, split_argv
 
 logger = logging.getLogger("sglang_kv")
@@ -142,3 +144,122 @@ def abort_failed_requests(scheduler, batch, *args, **kwargs):
                     req.to_finish = FINISH_ABORT(f"kv-offload: {message}", HTTPStatus.SERVICE_UNAVAILABLE,
                                                  "ServiceUnavailableError")
     return None
+
+
+def _offloads(kvc) -> bool:
+    return process_config().enabled and not getattr(kvc, "is_draft_worker", False)
+
+
+def config_from_budget(original, kvc, budget_bytes, *args, **kwargs):
+    """AROUND ``KVCacheConfigurator.config_from_budget``: size the token slots from the compressed
+    per-token bytes instead of the stock K+V bytes (``capacity.make_plan``), and log both."""
+    config = original(kvc, budget_bytes, *args, **kwargs)
+    if not _offloads(kvc):
+        return config
+    from sglang.srt.model_executor.pool_configurator import create_memory_pool_configurator
+    from sglang.srt.runtime_context import get_schedule
+
+    from sglang_kv import capacity
+    from sglang_kv.backend import attn_tp_size, make_offload_selector, model_shape
+
+    cfg = process_config()
+    num_layers = kvc.layer_info.num_effective_layers
+    selector = make_offload_selector(cfg, model_shape(kvc.model_config), kvc.model_config.hf_config)
+    plan = capacity.make_plan(
+        cfg, selector, num_layers=num_layers,
+        exact_bytes_per_token=capacity.exact_bytes_per_token(kvc.model_config, kvc.kv_cache_dtype, num_layers,
+                                                             attn_tp_size()),
+        budget_bytes=budget_bytes, stock_tokens=config.max_total_num_tokens,
+        user_cap=get_schedule().max_total_tokens,
+    )
+    logger.info("sglang-kv: %s", plan.describe(cfg.method))
+    return create_memory_pool_configurator(kvc).calculate_pool_sizes_from_max_tokens(plan.slots, 1)
+
+
+def build_mha_kv_pool(original, kvc, *args, **kwargs):
+    """AROUND ``KVCacheConfigurator._build_mha_kv_pool``: the tiered pool (slots over exact rows)."""
+    from sglang_kv import capacity
+
+    plan = capacity.current_plan()
+    if not _offloads(kvc) or plan is None:
+        return original(kvc, *args, **kwargs)
+    if kwargs.get("quant_method") is not None or kvc.kv_cache_dtype_str == "mxfp8":
+        raise ConfigError(f"--kv-offload {process_config().method}: --kv-cache-dtype {kvc.kv_cache_dtype_str} "
+                          "is not supported")
+    from sglang_kv.store.device import TieredKVPool
+
+    def tiered_pool(size, **pool_kwargs):
+        return TieredKVPool(size, plan.rows, **pool_kwargs)
+
+    kwargs["mha_pool_class"] = tiered_pool
+    return original(kvc, *args, **kwargs)
+
+
+def build_token_allocator(original, kvc, *args, **kwargs):
+    """AROUND ``KVCacheConfigurator._build_token_to_kv_pool_allocator``: the tiered allocator."""
+    from sglang_kv.store.device import TieredKVPool, TieredTokenAllocator
+
+    pool = kwargs.get("token_to_kv_pool")
+    if not isinstance(pool, TieredKVPool) or kwargs.get("token_to_kv_pool_allocator") is not None:
+        return original(kvc, *args, **kwargs)
+    return TieredTokenAllocator(kwargs["sizes"].max_total_num_tokens, dtype=kvc.kv_cache_dtype,
+                                device=kvc.device, kvcache=pool, need_sort=False)
+
+
+def _offload_bound(cache, req) -> bool:
+    """Whether ``req``'s prompt is (or will be) offloaded under the tiered pool: its own tokens then
+    stay out of the radix cache (they lose their exact rows)."""
+    from sglang_kv.store.device import TieredTokenAllocator
+
+    if not process_config().enabled or not isinstance(cache.token_to_kv_pool_allocator, TieredTokenAllocator):
+        return False
+    cfg = process_config()
+    prompt_len = len(req.origin_input_ids) + len(req.output_ids)
+    return prompt_len >= max(cfg.min_prompt, 1) and prompt_len - cfg.local > min(cfg.sink, prompt_len)
+
+
+def cache_unfinished_req(original, cache, req, *args, **kwargs):
+    """AROUND ``RadixCache.cache_unfinished_req`` (after each prefill chunk): an offload-bound
+    request keeps its chunks to itself, as SGLang's ChunkCache does, instead of inserting them."""
+    if not _offload_bound(cache, req):
+        return original(cache, req, *args, **kwargs)
+    row = cache.req_to_token_pool.req_to_token[req.req_pool_idx, : req.extend_range.end]
+    req.prefix_indices = row.to(dtype=torch.int64, copy=True)
+    return None
+
+
+def cache_finished_req(original, cache, req, *args, **kwargs):
+    """AROUND ``RadixCache.cache_finished_req``: an offload-bound request's own tokens are freed,
+    not inserted (``is_insert=False``); the cached prefix it reused stays in the tree."""
+    if _offload_bound(cache, req):
+        kwargs["is_insert"] = False
+        args = ()
+    return original(cache, req, *args, **kwargs)
+
+
+def worker_info(result, worker, *args, **kwargs):
+    """AFTER ``TpModelWorker.get_worker_info``: under the tiered pool a prompt must fit in the exact
+    rows while it is prefilled, so the longest request is bounded by them (SGLang then rejects
+    longer inputs with its usual error)."""
+    from sglang_kv.store.device import TieredKVPool
+
+    pool = worker.model_runner.token_to_kv_pool
+    if not isinstance(pool, TieredKVPool):
+        return result
+    info = list(result)
+    max_req_len = min(info[4], pool.num_rows - 1)
+    info[4], info[5] = max_req_len, max_req_len - 5
+    return tuple(info)
+
+
+def check_full_pool(original, checker, ps, *args, **kwargs):
+    """AROUND ``SchedulerInvariantChecker._check_full_pool``: the idle leak check counts free *slots* (the
+    allocator reports min(free slots, free exact rows) as available)."""
+    from sglang_kv.store.device import TieredTokenAllocator
+
+    allocator = checker.token_to_kv_pool_allocator
+    if isinstance(allocator, TieredTokenAllocator):
+        import dataclasses
+
+        ps = dataclasses.replace(ps, full_available_size=allocator.free_slots())
+    return original(checker, ps, *args, **kwargs)

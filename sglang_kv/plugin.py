@@ -18,6 +18,17 @@ HOOKS: dict[str, tuple[str, str]] = {
     "sglang.srt.managers.scheduler.Scheduler.get_internal_state": ("add_internal_state", "AFTER"),
     "sglang.srt.model_executor.forward_batch_info.ForwardBatch.init_new": ("mark_prompt_rows", "AFTER"),
     "sglang.srt.managers.scheduler.Scheduler.process_batch_result": ("abort_failed_requests", "BEFORE"),
+    "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator.config_from_budget": (
+        "config_from_budget", "AROUND"),
+    "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator._build_mha_kv_pool": (
+        "build_mha_kv_pool", "AROUND"),
+    "sglang.srt.mem_cache.kv_cache_configurator.KVCacheConfigurator._build_token_to_kv_pool_allocator": (
+        "build_token_allocator", "AROUND"),
+    "sglang.srt.mem_cache.radix_cache.RadixCache.cache_unfinished_req": ("cache_unfinished_req", "AROUND"),
+    "sglang.srt.mem_cache.radix_cache.RadixCache.cache_finished_req": ("cache_finished_req", "AROUND"),
+    "sglang.srt.managers.tp_worker.TpModelWorker.get_worker_info": ("worker_info", "AFTER"),
+    "sglang.srt.managers.scheduler_components.invariant_checker.SchedulerInvariantChecker._check_full_pool": (
+        "check_full_pool", "AROUND"),
 }
 
 

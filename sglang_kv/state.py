@@ -45,6 +45,7 @@ class OffloadStats:
     decode_steps: int = 0  # (request, step) pairs served by the sparse path
     selected_tokens: int = 0  # over steps, layers and kv heads
     loaded_bytes: int = 0  # host -> device payload bytes read by the sparse path
+    peak_live_requests: int = 0  # most offloaded requests alive at once
 
 
 class RequestTable:
@@ -71,6 +72,7 @@ class RequestTable:
         state = RequestState(rid=rid, req_row=req_row, prompt_len=prompt_len, sink=sink, cand_end=cand_end)
         self._states[rid] = state
         self.stats.requests_offloaded += 1
+        self.stats.peak_live_requests = max(self.stats.peak_live_requests, len(self._states))
         return state
 
     def release(self, rid: str) -> RequestState | None:

@@ -45,8 +45,8 @@ def test_full_budget_4bit_yakv_agreement_is_measured(tiny_model, server_log_dir,
 
 @pytest.fixture(scope="module")
 def yakv_server(tiny_model, server_log_dir):
-    args = ["--kv-offload", "yakv", "--kv-offload-budget", "0.05", "--kv-offload-min-prompt", "64",
-            "--chunked-prefill-size", "128", "--enable-mixed-chunk"]
+    args = ["--kv-offload", "yakv", "--kv-offload-budget", "0.05", "--kv-offload-min-prompt", "400",
+            "--chunked-prefill-size", "128", "--enable-mixed-chunk", "--kv-offload-exact", "4096"]
     with cpu_server(tiny_model, args, log_dir=server_log_dir) as server:
         yield server
 
@@ -65,8 +65,12 @@ def test_small_budget_mixed_batches_chunked_prefill_prefix_hits_abort(yakv_serve
     with cf.ThreadPoolExecutor(len(prompts)) as pool:
         results = list(pool.map(lambda p: generate(url, p, max_new_tokens=12), prompts))
     assert all(len(r["output_ids"]) == 12 for r in results)
-    again = generate(url, prompts[3], max_new_tokens=12)  # prefix-cache hit
-    assert again["meta_info"]["cached_tokens"] >= 900
+    # Offloaded prompts stay out of the radix cache (their exact rows go); a short, cached prompt
+    # is reused as the prefix of a long one.
+    short = prompt_ids(300, seed=77)
+    generate(url, short, max_new_tokens=2)
+    hit = generate(url, short + prompt_ids(700, seed=78), max_new_tokens=12)
+    assert hit["meta_info"]["cached_tokens"] >= 300
     busy = yakv_server.offload_stats()
     assert busy["live_requests"] == 1 and busy["host_bytes_in_use"] > 0  # the long request
     requests.post(f"{url}/abort_request", json={"rid": "long-abort"}, timeout=30).raise_for_status()
@@ -74,19 +78,25 @@ def test_small_budget_mixed_batches_chunked_prefill_prefix_hits_abort(yakv_serve
     stats = wait_for(lambda: (s := yakv_server.offload_stats())["live_requests"] == 0 and s)
     assert stats["host_bytes_in_use"] == idle["host_bytes_in_use"] == 0
     assert stats["device_bytes"] == 0
-    assert stats["requests_offloaded"] - idle["requests_offloaded"] == len(prompts) + 2
+    # the long generation, the prompts of >= 400 tokens and the prefix hit
+    assert stats["requests_offloaded"] - idle["requests_offloaded"] == 1 + sum(len(p) >= 400 for p in prompts) + 1
     assert stats["requests_released"] == stats["requests_offloaded"]
     assert stats["selected_tokens"] > idle["selected_tokens"]
 
 
 def test_host_store_exhaustion_is_a_clear_error(tiny_model, server_log_dir):
+    """A host store too small for long prompts bounds the token capacity at startup (logged), and
+    SGLang rejects a longer prompt at admission with a clear error; shorter requests are served."""
     args = ["--kv-offload", "yakv", "--kv-offload-min-prompt", "64", "--kv-offload-host-mem", "0.00002"]
     with cpu_server(tiny_model, args, log_dir=server_log_dir) as server:
         r = requests.post(f"{server.url}/generate", timeout=300, json={
             "input_ids": prompt_ids(900, seed=1), "sampling_params": {"max_new_tokens": 8, "temperature": 0}})
-        assert r.status_code == 503
-        assert "host store full" in r.json()["message"] and "--kv-offload-host-mem" in r.json()["message"]
-        short = generate(server.url, prompt_ids(40, seed=2), max_new_tokens=4)  # below min-prompt: still served
-        assert len(short["output_ids"]) == 4
+        assert r.status_code == 400
+        assert "exceeds the maximum allowed length" in r.json()["error"]["message"]
+        capacity = [line for line in server.log().splitlines() if "sglang-kv: KV capacity" in line]
+        assert capacity and "host store" in capacity[0]
+        ok = generate(server.url, prompt_ids(120, seed=2), max_new_tokens=4)  # offloaded, fits
+        assert len(ok["output_ids"]) == 4
         stats = server.offload_stats()
+    assert stats["requests_offloaded"] == 1
     assert stats["live_requests"] == 0 and stats["host_bytes_in_use"] == 0
