@@ -88,8 +88,11 @@ class ShadowkvSelector(Selector):
         gram = (x.T @ x).double()
         _, vecs = torch.linalg.eigh(gram)  # ascending eigenvalues
         basis = vecs[:, -r:].flip(-1).float()  # (C, r), top-r right singular vectors
-        device["factor_a"] = (x @ basis).to(keys.dtype)  # (L, r) = U S
-        device["factor_b"] = basis.T.contiguous().to(keys.dtype)  # (r, C) = V^T
+        # At full rank the factorization is lossless: keep it in float32 so that keys rebuild to
+        # the exact keys (budget >= context then reproduces exact attention, as for every selector).
+        factor_dtype = torch.float32 if r == hkv * d else keys.dtype
+        device["factor_a"] = (x @ basis).to(factor_dtype)  # (L, r) = U S
+        device["factor_b"] = basis.T.contiguous().to(factor_dtype)  # (r, C) = V^T
         device["landmarks"] = landmarks.to(keys.dtype)
         return LayerSummary(num_tokens=num_tokens, positions=positions, device=device,
                             payload={"values": values.contiguous()}, fixed=fixed)
@@ -128,7 +131,7 @@ class ShadowkvSelector(Selector):
         r = self.rank_for(num_tokens)
         num_out = self.outliers_for(num_tokens)
         gpu = (math.ceil(num_tokens / self.chunk) * width * EXACT_BYTES  # landmarks
-               + num_tokens * r * EXACT_BYTES + r * width * EXACT_BYTES  # A and B
+               + (num_tokens + width) * r * (4 if r == width else EXACT_BYTES)  # A and B (float32 at full rank)
                + num_out * self.chunk * width * 2 * EXACT_BYTES  # exact outlier keys and values
                + self.shape.num_kv_heads * num_out * _INDEX_BYTES)
         return Footprint(gpu_bytes=gpu, host_bytes=num_tokens * width * EXACT_BYTES)

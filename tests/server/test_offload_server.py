@@ -22,7 +22,7 @@ def _full_budget(method: str, kv_bits: int) -> list[str]:
             "--kv-offload-kv-bits", str(kv_bits)]
 
 
-@pytest.mark.parametrize("method", ["yakv", "quest"])
+@pytest.mark.parametrize("method", ["yakv", "shadowkv", "quest"])
 def test_full_budget_16bit_matches_stock(method, tiny_model, server_log_dir, stock_outputs):
     with cpu_server(tiny_model, _full_budget(method, 16), log_dir=server_log_dir) as server:
         outputs = greedy_outputs(server.url)
