@@ -72,6 +72,7 @@ def cpu_server_command(model_path: str | os.PathLike, port: int, extra_args: Seq
 
 def cpu_server_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.pop("TRITON_INTERPRET", None)  # set by the CPU test process for its own kernel tests
     env["SGLANG_USE_CPU_ENGINE"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(STUB_DIR), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("HF_HUB_OFFLINE", "1")

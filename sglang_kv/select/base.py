@@ -117,6 +117,24 @@ class LayerSummary:
         return replace(self, payload=moved)
 
 
+def take(table: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` on the index's device, reading only the indexed rows.
+
+    ``table`` may live in (pinned) host memory while the index is on the GPU (a serving payload):
+    the rows are gathered on the host and copied over. This is the readable reference path; the
+    YAKV 4-bit payload is read by a zero-copy Triton kernel instead (``kernels.higgs``).
+    """
+    device = index[0].device
+    if table.device == device:
+        return table[index]
+    return table[tuple(i.to(table.device) for i in index)].to(device, non_blocking=True)
+
+
+def use_kernels(*tensors: torch.Tensor) -> bool:
+    """Whether the Triton kernels serve this call: on CUDA (the torch path is the reference)."""
+    return tensors[0].is_cuda
+
+
 def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from sglang_kv.select.base import EXACT_BYTES, Footprint, LayerSummary, Selector, StepBytes, group_max_softmax, topk_sorted
+from sglang_kv.select.base import (EXACT_BYTES, Footprint, LayerSummary, Selector, StepBytes, group_max_softmax, take,
+                                   topk_sorted)
 
 
 class OracleSelector(Selector):
@@ -38,7 +39,7 @@ class OracleSelector(Selector):
     def gather(self, summary, index, dtype=torch.float32):
         heads = torch.arange(index.shape[0], device=index.device)[:, None]
         k = summary.device["keys"][heads, index]
-        v = summary.payload["values"][index, heads]
+        v = take(summary.payload["values"], index, heads)
         return k.to(dtype), v.to(dtype)
 
     def footprint(self, num_tokens: int) -> Footprint:

@@ -28,7 +28,7 @@ import math
 import torch
 
 from sglang_kv.select.base import (EXACT_BYTES, Footprint, LayerSummary, Selector, StepBytes, blocks_to_tokens,
-                                   group_max_softmax, knob)
+                                   group_max_softmax, knob, take)
 from sglang_kv.select.rope import apply_rope, inverse_rope
 
 _INDEX_BYTES = 4  # outlier chunk ids are stored as int32
@@ -118,7 +118,7 @@ class ShadowkvSelector(Selector):
         pos = summary.positions[index].reshape(-1)
         k = apply_rope(k_pre.reshape(hkv * n, 1, d), pos, self.rope).view(hkv, n, d)
         heads = torch.arange(hkv, device=index.device)[:, None]
-        v = summary.payload["values"][index, heads].float()
+        v = take(summary.payload["values"], index, heads).float()
         if summary.fixed is not None:
             slot, is_fixed = _lookup(summary.fixed, index)
             k = torch.where(is_fixed[..., None], summary.device["outlier_keys"][heads, slot].float(), k)

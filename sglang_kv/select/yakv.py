@@ -36,7 +36,8 @@ import math
 import torch
 
 from sglang_kv.quant.higgs import HiggsQuantizer
-from sglang_kv.select.base import Footprint, LayerSummary, Selector, StepBytes, group_max_softmax, knob, topk_sorted
+from sglang_kv.select.base import (Footprint, LayerSummary, Selector, StepBytes, group_max_softmax, knob, take,
+                                   topk_sorted, use_kernels)
 from sglang_kv.select.rope import apply_rope, inverse_rope
 
 # bits per value -> (grid dimension p, bits): 1 and 2 bits on 4-D grids, 3 and 4 bits on 2-D grids
@@ -100,8 +101,9 @@ class YakvSelector(Selector):
             device.update(mean_codes=mean_codes.codes, mean_scales=mean_codes.scales,
                           residual_codes=res_codes.codes, residual_scales=res_codes.scales)
         else:
-            lm = self.landmark_q.quantize(keys.transpose(0, 1))  # (Hkv, L, *)
-            device.update(landmark_codes=lm.codes, landmark_scales=lm.scales)
+            # token-major, as the score kernel reads them: codes (L, Hkv * D * bits / 8), scales (L, Hkv)
+            lm = self.landmark_q.quantize(keys)  # (L, Hkv, *)
+            device.update(landmark_codes=lm.codes.reshape(num_tokens, -1), landmark_scales=lm.scales[..., 0])
         stored_keys = inverse_rope(keys, positions, self.rope) if self.key_rope == "pre" else keys
         payload = {}
         for name, x in (("k", stored_keys), ("v", values)):
@@ -124,7 +126,13 @@ class YakvSelector(Selector):
         qg = q.float().view(hkv, -1, d)  # (Hkv, G, D)
         dev = summary.device
         if not self.residual:
-            return self.landmark_q.score(qg, dev["landmark_codes"], dev["landmark_scales"])
+            codes, scales = dev["landmark_codes"], dev["landmark_scales"]  # (L, Hkv * Db), (L, Hkv)
+            if use_kernels(q):
+                from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+                return higgs_kernels.score(self.landmark_q, q, codes, scales).view(hkv, -1, summary.num_tokens)
+            codes_h = codes.view(summary.num_tokens, hkv, -1).transpose(0, 1)  # (Hkv, L, Db)
+            return self.landmark_q.score(qg, codes_h, scales.transpose(0, 1)[..., None])
         group_of = torch.arange(summary.num_tokens, device=q.device) // self.residual
         mean = self.landmark_q.score(qg, dev["mean_codes"], dev["mean_scales"])  # (Hkv, G, ng)
         res = self.residual_q.score(qg, dev["residual_codes"], dev["residual_scales"])  # (Hkv, G, L)
@@ -150,14 +158,24 @@ class YakvSelector(Selector):
         heads = torch.arange(hkv, device=index.device)[:, None]
         p = summary.payload
         if self.kv_bits != 4:
-            return p[name][index, heads].float()
+            return take(p[name], index, heads).float()
         codes, scales = p[f"{name}_codes"], p[f"{name}_scales"]
+        if use_kernels(index):
+            from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
         if self.payload_group == "token":
             rows, inverse = torch.unique(index, return_inverse=True)  # a token row serves every head
-            tokens = self.payload_q.dequantize(codes[rows], scales[rows]).view(-1, hkv, d)
-            return tokens[inverse, heads]
-        codes = codes.view(codes.shape[0], hkv, -1)[index, heads]  # (Hkv, n, D/2)
-        return self.payload_q.dequantize(codes, scales[index, heads][..., None])
+            if use_kernels(index):  # zero-copy read of the (pinned host) rows
+                tokens = higgs_kernels.dequantize_gather(self.payload_q, codes, scales, rows, dtype=torch.float32)
+            else:
+                tokens = self.payload_q.dequantize(take(codes, rows), take(scales, rows))
+            return tokens.view(-1, hkv, d)[inverse, heads]
+        if use_kernels(index):  # per (token, head) rows of the store viewed as [L * Hkv, D / 2]
+            rows = codes.shape[0]
+            return higgs_kernels.dequantize_gather(self.payload_q, codes.view(rows * hkv, -1),
+                                                   scales.reshape(rows * hkv, 1), index * hkv + heads,
+                                                   dtype=torch.float32)
+        codes = take(codes.view(codes.shape[0], hkv, -1), index, heads)  # (Hkv, n, D/2)
+        return self.payload_q.dequantize(codes, take(scales, index, heads)[..., None])
 
     # ---- accounting ---------------------------------------------------------------------------
     def landmark_bytes(self, num_tokens: int) -> int:
