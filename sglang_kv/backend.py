@@ -97,6 +97,11 @@ class OffloadRuntime:
         except RuntimeError as e:  # pinned allocation failed
             raise ConfigError(f"--kv-offload-host-mem {config.host_mem}: cannot allocate {capacity / 2**30:.1f} "
                               f"GiB of {'pinned ' if pin else ''}host memory ({e})") from e
+        self.metrics = None
+        if getattr(model_runner.server_args, "enable_metrics", False):
+            from sglang_kv.metrics import OffloadMetrics
+
+            self.metrics = OffloadMetrics(config.method)
         logger.info("sglang-kv: %s selector, %s; host store %.2f GiB (%s)", config.method, self.shape,
                     self.arena.capacity / 2**30, "pinned" if pin else "pageable")
         RUNTIMES.add(self)
@@ -247,6 +252,8 @@ class OffloadAttnBackend:
                     state = runtime.table.start(rid, req_row, done, sink=sink, cand_end=cand_end)
                     self._offload_rows.append(RowPlan(i, state, seq_len))
         runtime.table.stats.decode_steps += len(self._decode_rows)
+        if runtime.metrics is not None:
+            runtime.metrics.update(runtime.snapshot())  # the previous step's figures
         if self._physical is not None:
             self._sync_physical(req_rows, seq_lens, extend)
         self.inner.init_forward_metadata(fb)

@@ -11,7 +11,7 @@ import torch
 # Without a GPU, Triton kernels run in its CPU interpreter. Triton reads TRITON_INTERPRET when a
 # kernel module is first imported, and any test may import one first (directly or through a
 # selector), so the whole test process sets it; servers started by tests drop it again
-# (sglang_kv.cpu.server.cpu_server_env).
+# (sglang_kv.cpu.server.server_env).
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 

@@ -1,7 +1,8 @@
-"""Launch a real ``python -m sglang.launch_server`` on CPU for tests, demos and CPU benchmarks.
+"""Launch a real ``python -m sglang.launch_server`` for tests, demos and benchmarks.
 
-The server runs with ``SGLANG_USE_CPU_ENGINE=1 --device cpu --attention-backend torch_native`` and
-the torch stand-in for sgl-kernel's CPU ops first on PYTHONPATH (``sgl_kernel_stub/``). The
+On CPU (the default) the server runs with ``SGLANG_USE_CPU_ENGINE=1 --device cpu
+--attention-backend torch_native`` and the torch stand-in for sgl-kernel's CPU ops first on
+PYTHONPATH (``sgl_kernel_stub/``); with ``cpu=False`` it is launched as is (the GPU host). The
 context manager waits for ``/health``, yields a handle with the base URL, and always shuts the
 server down (the whole process group), also when the body raises.
 """
@@ -56,25 +57,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_server_command(model_path: str | os.PathLike, port: int, extra_args: Sequence[str] = ()) -> list[str]:
+def server_command(model_path: str | os.PathLike, port: int, extra_args: Sequence[str] = (),
+                   cpu: bool = True) -> list[str]:
+    cpu_args = ["--device", "cpu", "--attention-backend", "torch_native", "--max-total-tokens", "65536"]
     return [
         sys.executable, "-m", "sglang.launch_server",
         "--model-path", str(model_path),
-        "--device", "cpu",
-        "--attention-backend", "torch_native",
+        *(cpu_args if cpu else []),
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--max-total-tokens", "65536",
         "--log-level", "info",
         *extra_args,
     ]
 
 
-def cpu_server_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+def server_env(extra_env: dict[str, str] | None = None, cpu: bool = True) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("TRITON_INTERPRET", None)  # set by the CPU test process for its own kernel tests
-    env["SGLANG_USE_CPU_ENGINE"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join([str(STUB_DIR), *filter(None, [env.get("PYTHONPATH")])])
+    if cpu:
+        env["SGLANG_USE_CPU_ENGINE"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join([str(STUB_DIR), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.update(extra_env or {})
@@ -89,8 +91,10 @@ def cpu_server(
     env: dict[str, str] | None = None,
     startup_timeout: float = 300.0,
     log_dir: str | os.PathLike | None = None,
+    cpu: bool = True,
 ) -> Iterator[CpuServer]:
-    """Start a CPU SGLang server, wait until it answers ``/health``, yield it, always stop it.
+    """Start an SGLang server (on CPU unless ``cpu=False``), wait until it answers ``/health``,
+    yield it, always stop it.
 
     Raises RuntimeError (with the server's log tail) if it exits or does not become healthy
     within ``startup_timeout`` seconds.
@@ -101,8 +105,8 @@ def cpu_server(
     log_path = log_dir / f"server-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            cpu_server_command(model_path, port, extra_args),
-            stdout=log, stderr=subprocess.STDOUT, env=cpu_server_env(env), start_new_session=True,
+            server_command(model_path, port, extra_args, cpu),
+            stdout=log, stderr=subprocess.STDOUT, env=server_env(env, cpu), start_new_session=True,
         )
     server = CpuServer(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     try:
@@ -155,9 +159,9 @@ def run_cli(model_path: str | os.PathLike, extra_args: Sequence[str], timeout: f
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the launcher to completion (for startup-failure tests): returns its exit code and output.
     A launcher still running after ``timeout`` seconds is killed (process group) and TimeoutExpired raised."""
-    args = cpu_server_command(model_path, free_port(), extra_args)
+    args = server_command(model_path, free_port(), extra_args)
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=cpu_server_env(env), start_new_session=True)
+                               env=server_env(env), start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

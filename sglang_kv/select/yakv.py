@@ -51,6 +51,15 @@ def _is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
+def _quantize(quantizer: HiggsQuantizer, x: torch.Tensor):
+    """HIGGS codes of ``x`` (the Triton kernel on CUDA, the torch reference elsewhere)."""
+    if use_kernels(x):
+        from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+        return higgs_kernels.quantize(quantizer, x)
+    return quantizer.quantize(x)
+
+
 class YakvSelector(Selector):
     name = "yakv"
 
@@ -102,7 +111,7 @@ class YakvSelector(Selector):
                           residual_codes=res_codes.codes, residual_scales=res_codes.scales)
         else:
             # token-major, as the score kernel reads them: codes (L, Hkv * D * bits / 8), scales (L, Hkv)
-            lm = self.landmark_q.quantize(keys)  # (L, Hkv, *)
+            lm = _quantize(self.landmark_q, keys)  # (L, Hkv, *)
             device.update(landmark_codes=lm.codes.reshape(num_tokens, -1), landmark_scales=lm.scales[..., 0])
         stored_keys = inverse_rope(keys, positions, self.rope) if self.key_rope == "pre" else keys
         payload = {}
@@ -113,7 +122,7 @@ class YakvSelector(Selector):
     def _encode(self, name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Payload rows of one of K/V ``[L, Hkv, D]``."""
         if self.kv_bits == 4:
-            codes = self.payload_q.quantize(x.reshape(x.shape[0], -1))  # (L, C*4/8), (L, groups)
+            codes = _quantize(self.payload_q, x.reshape(x.shape[0], -1))  # (L, C*4/8), (L, groups)
             return {f"{name}_codes": codes.codes, f"{name}_scales": codes.scales}
         if self.kv_bits == 8:
             return {name: x.to(torch.float8_e4m3fn)}

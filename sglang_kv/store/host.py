@@ -28,7 +28,7 @@ class HostArena:
             raise ValueError(f"host store capacity must be > 0 bytes, got {capacity}")
         self.capacity = capacity // ALIGN * ALIGN
         self.pinned = pin
-        self.buffer = torch.empty(self.capacity, dtype=torch.uint8, pin_memory=pin)
+        self.buffer = _host_buffer(self.capacity, pin)
         self._free: list[tuple[int, int]] = [(0, self.capacity)]  # sorted (offset, size)
         self._used: dict[int, int] = {}  # offset -> size
         self.used_bytes = 0
@@ -67,6 +67,22 @@ class HostArena:
     def view(self, offset: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         nbytes = _numel(shape) * torch.empty((), dtype=dtype).element_size()
         return self.buffer[offset: offset + nbytes].view(dtype).view(shape)
+
+
+def _host_buffer(nbytes: int, pin: bool) -> torch.Tensor:
+    """``nbytes`` of host memory, page-locked and mapped for the GPU when ``pin``.
+
+    Pinned with ``cudaHostRegister`` on a plain allocation rather than ``pin_memory=True``: torch's
+    caching host allocator rounds every block up to a power of two (72 GiB would lock 128 GiB).
+    """
+    buffer = torch.empty(nbytes, dtype=torch.uint8)
+    if pin:
+        cudart = torch.cuda.cudart()
+        flags = 1 | 2  # cudaHostRegisterPortable | cudaHostRegisterMapped
+        rc = cudart.cudaHostRegister(buffer.data_ptr(), nbytes, flags)
+        if int(rc) != 0:
+            raise RuntimeError(f"cudaHostRegister of {nbytes} bytes failed: {cudart.cudaGetErrorString(rc)}")
+    return buffer
 
 
 class HostBlock:

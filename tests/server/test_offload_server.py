@@ -6,6 +6,7 @@ About 6 minutes on 2 cores (six server starts).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import re
 
 import pytest
 import requests
@@ -46,7 +47,8 @@ def test_full_budget_4bit_yakv_agreement_is_measured(tiny_model, server_log_dir,
 @pytest.fixture(scope="module")
 def yakv_server(tiny_model, server_log_dir):
     args = ["--kv-offload", "yakv", "--kv-offload-budget", "0.05", "--kv-offload-min-prompt", "400",
-            "--chunked-prefill-size", "128", "--enable-mixed-chunk", "--kv-offload-exact", "4096"]
+            "--chunked-prefill-size", "128", "--enable-mixed-chunk", "--kv-offload-exact", "4096",
+            "--enable-metrics"]
     with cpu_server(tiny_model, args, log_dir=server_log_dir) as server:
         yield server
 
@@ -82,6 +84,11 @@ def test_small_budget_mixed_batches_chunked_prefill_prefix_hits_abort(yakv_serve
     assert stats["requests_offloaded"] - idle["requests_offloaded"] == 1 + sum(len(p) >= 400 for p in prompts) + 1
     assert stats["requests_released"] == stats["requests_offloaded"]
     assert stats["selected_tokens"] > idle["selected_tokens"]
+    generate(url, prompt_ids(20, seed=1), max_new_tokens=2)  # one more step publishes the last figures
+    metrics = requests.get(f"{url}/metrics", timeout=30).text
+    selected = re.search(r'^sglang_kv:selected_tokens_total\{method="yakv"\} (\S+)$', metrics, re.M)
+    assert selected and float(selected.group(1)) == stats["selected_tokens"]
+    assert re.search(r'^sglang_kv:live_requests\{method="yakv"\} 0\.0$', metrics, re.M)
 
 
 def test_host_store_exhaustion_is_a_clear_error(tiny_model, server_log_dir):

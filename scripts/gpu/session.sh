@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One GPU-host session (see README "GPU host"): run from the repository root on the lent H200 after
+# the wheelhouse chunks were copied to /tmp/wh (three carry calls). Stages, any subset, in order:
+#   install   wheels into /tmp/site (PYTHONPATH) and this project into the system python
+#   tests     GPU-only tests: HIGGS kernels at full size, selectors on CUDA
+#   quant     python -m sglang_kv.quant.bench (kernel GB/s against the measured copy bandwidth)
+#   serve64k  python -m sglang_kv.bench.serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
+#   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
+# Every stage writes logs and result JSONs under $OUT (and results/ in the working copy).
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" results
+export PYTHONUNBUFFERED=1 SGLANG_KV_COMMIT=${SGLANG_KV_COMMIT:-$(cat .commit 2>/dev/null || echo unknown)}
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+status=0
+run() {  # run NAME CMD...: time a stage, keep its log, remember failures
+  local name=$1; shift
+  local t0=$(date +%s)
+  echo "=== $name: $*"
+  "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "=== $name: exit $rc after $(( $(date +%s) - t0 )) s"; tail -n 25 "$OUT/$name.log"
+  [ $rc -eq 0 ] || status=1
+}
+for stage in "$@"; do
+  case $stage in
+    install)
+      source scripts/gpu/install.sh /tmp/site /tmp/wh
+      python3 -m pip install -q --no-deps --no-build-isolation . > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+      nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+      python3 -c "import torch, triton, sglang; print(torch.__version__, triton.__version__, sglang.__version__)" | tee -a "$OUT/gpu.txt"
+      ;;
+    tests)
+      run gpu_tests python3 -m pytest tests/quant tests/kernels tests/select -q -ra -p no:cacheprovider
+      ;;
+    quant)
+      run quant_bench python3 -m sglang_kv.quant.bench --out results/quant_bench_h200.json
+      cp results/quant_bench_h200.json "$OUT/" 2>/dev/null
+      ;;
+    serve64k)
+      run serve_llama_32x64k python3 -m sglang_kv.bench.serve --model llama-3.1-8b --methods yakv \
+        --num-requests 32 --prompt-len 65536 --output-len 16 --vocab 128000 \
+        --offload-args "--kv-offload-host-mem 72" --log-dir "$OUT/logs64k" \
+        --out results/serve_llama31_8b_32x64k_h200.json
+      cp results/serve_llama31_8b_32x64k_h200.json "$OUT/" 2>/dev/null
+      ;;
+    serve16k)
+      run serve_llama_8x16k python3 -m sglang_kv.bench.serve --model llama-3.1-8b --methods none,yakv,shadowkv \
+        --num-requests 8 --prompt-len 16384 --output-len 32 --vocab 128000 \
+        --offload-args "--kv-offload-host-mem 24" --log-dir "$OUT/logs16k" \
+        --out results/serve_llama31_8b_8x16k_h200.json
+      cp results/serve_llama31_8b_8x16k_h200.json "$OUT/" 2>/dev/null
+      ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
+exit $status
