@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import sys
+from typing import NoReturn
 
 import torch
 
@@ -24,7 +25,7 @@ def process_config() -> OffloadConfig:
     return OffloadConfig.from_env()
 
 
-def _fail(message: str) -> "NoReturn":  # noqa: F821
+def _fail(message: str) -> NoReturn:
     print(f"sglang-kv: error: {message}", file=sys.stderr)
     raise SystemExit(2)
 

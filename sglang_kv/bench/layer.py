@@ -1,0 +1,167 @@
+"""``python -m sglang_kv.bench layer``: one decode step of one layer, as served, against its floor.
+
+For each (batch, context, budget): ``batch`` requests of ``context`` prompt tokens at a model's
+attention shape (default Llama-3.1-8B: 32 query / 8 kv heads x 128), summarized by the selector
+(yakv: 2-bit landmarks on the GPU, 4-bit K/V payload in pinned host memory, exactly as the server
+stores them), then timed with CUDA events (median of ``--iters``):
+
+* ``offload_ms``: the serving decode step of one layer: per request select (landmark scores,
+  softmax, top-k), gather + dequantize of the selected tokens from host memory, attention over
+  [selected | 64 local exact] (the backend's ``_sparse_attention`` minus SGLang's bookkeeping);
+* ``full_ms``: GPU-resident bf16 attention over all ``context`` tokens (SDPA), the stock step;
+* ``floor_ms``: max(PCIe bytes / 55 GB/s, HBM bytes / 4 TB/s) for the offload step, counting the
+  payload rows the gather reads (measured ``load_bytes``) and the landmarks it scores.
+
+Reported: times, bytes, ratio to the floor and to full attention. GPU only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import time
+from typing import Sequence
+
+import torch
+
+from sglang_kv.bench.shapes import MODELS, model_spec
+from sglang_kv.config import OffloadConfig
+from sglang_kv.select import ModelShape, make_selector
+from sglang_kv.select.attention import sparse_decode_attention
+from sglang_kv.store.host import HostArena, HostBlock
+
+PCIE_BYTES_PER_S = 55e9
+HBM_BYTES_PER_S = 4.0e12
+LOCAL = 64
+
+
+def _median_ms(fn, iters: int) -> float:
+    """Median time of ``fn`` in ms: CUDA events on the GPU, the host clock on CPU (smoke runs)."""
+    fn()  # warm-up (kernel tuning and compilation)
+    times = []
+    for _ in range(iters):
+        if torch.cuda.is_available():
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(1e3 * (time.perf_counter() - t0))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: Sequence[float], iters: int,
+            arena: HostArena) -> list[dict]:
+    """Build ``batch`` requests once, then time one decode step per budget."""
+    sel = make_selector(method, shape, OffloadConfig(method=method))
+    dev = torch.device("cuda" if arena.pinned else "cpu")
+    hkv, d, scale = shape.num_kv_heads, shape.head_dim, shape.head_dim ** -0.5
+    summaries, blocks, locals_ = [], [], []
+    for _ in range(batch):
+        keys = torch.randn(context, hkv, d, device=dev, dtype=torch.bfloat16)
+        values = torch.randn(context, hkv, d, device=dev, dtype=torch.bfloat16)
+        summary = sel.build(keys[: context - LOCAL], values[: context - LOCAL])
+        block = HostBlock(arena, summary.payload)
+        blocks.append(block)
+        summaries.append(dataclasses.replace(summary, payload=block.tensors))
+        locals_.append((keys[context - LOCAL:].transpose(0, 1).contiguous(),
+                        values[context - LOCAL:].transpose(0, 1).contiguous()))
+        del keys, values
+    q = torch.randn(batch, shape.num_q_heads, d, device=dev, dtype=torch.bfloat16)
+    full_ms = _full_attention_ms(q, hkv, context, scale, iters)
+    rows = [_time_offload(sel, summaries, locals_, q, OffloadConfig(method=method, budget=b).budget_tokens(context),
+                          scale, iters) | {"budget": b} for b in budgets]
+    for block in blocks:
+        block.release()
+    hbm = batch * (summaries[0].device_bytes + 2 * hkv * LOCAL * d * 2)  # landmarks + local window
+    full_bytes = 2 * batch * hkv * context * d * 2
+    for row in rows:
+        floor_ms = 1e3 * max(row["pcie_bytes"] / PCIE_BYTES_PER_S, hbm / HBM_BYTES_PER_S)
+        row.update(method=method, batch=batch, context=context, full_ms=full_ms, floor_ms=floor_ms,
+                   hbm_bytes=hbm, full_attention_bytes=full_bytes, offload_over_floor=row["offload_ms"] / floor_ms,
+                   offload_over_full=row["offload_ms"] / full_ms, full_attention_TB_s=full_bytes / full_ms / 1e9)
+    return rows
+
+
+def _full_attention_ms(q: torch.Tensor, num_kv_heads: int, context: int, scale: float, iters: int) -> float:
+    """The stock step: SDPA of one query per request over ``context`` GPU-resident bf16 tokens."""
+    batch, _, d = q.shape
+    full_k = torch.randn(batch, num_kv_heads, context, d, device=q.device, dtype=torch.bfloat16)
+    full_v = torch.randn_like(full_k)
+    qf = q[:, :, None, :]
+    return _median_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
+        qf, full_k, full_v, enable_gqa=True, scale=scale), iters)
+
+
+def _time_offload(sel, summaries, locals_, q, k_budget: int, scale: float, iters: int) -> dict:
+    batch = q.shape[0]
+    loaded = []
+
+    def offload_step():
+        loaded.clear()
+        for b in range(batch):
+            index = sel.select(q[b], summaries[b], k_budget, scale)
+            k_sel, v_sel = sel.gather(summaries[b], index, dtype=torch.bfloat16)
+            loaded.append(sel.load_bytes(summaries[b], index))
+            k_loc, v_loc = locals_[b]
+            sparse_decode_attention(q[b], torch.cat([k_sel, k_loc], 1), torch.cat([v_sel, v_loc], 1), scale)
+
+    offload_ms = _median_ms(offload_step, iters)
+    return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": sum(loaded)}
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(prog="python -m sglang_kv.bench layer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-shape", default="llama-3.1-8b", choices=list(MODELS))
+    p.add_argument("--method", default="yakv")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--contexts", type=int, nargs="+", default=[32768, 65536, 131072])
+    p.add_argument("--budgets", type=float, nargs="+", default=[0.015625, 0.03125, 0.0625])
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--host-gib", type=float, default=40.0, help="pinned host store for the payloads")
+    p.add_argument("--cpu", action="store_true", help="functional smoke run on CPU (times are not meaningful)")
+    p.add_argument("--out", default=None)
+    return p
+
+
+def run(args: argparse.Namespace, command: str | None = None) -> int:
+    from sglang_kv.results import write_result
+
+    if not torch.cuda.is_available() and not args.cpu:
+        raise SystemExit("bench layer needs a CUDA GPU (--cpu: a functional smoke run, not a measurement)")
+    shape = model_spec(args.model_shape).shape
+    arena = HostArena(int(args.host_gib * 2**30), pin=not args.cpu)
+    rows = []
+    for context in args.contexts:
+        for batch in args.batches:
+            t0 = time.time()
+            for row in measure(shape, args.method, batch, context, args.budgets, args.iters, arena):
+                rows.append(row)
+                print(f"B={batch:3d} L={context:6d} budget={row['budget']:.4f}: offload {row['offload_ms']:8.2f} ms, "
+                      f"floor {row['floor_ms']:6.3f} ms (x{row['offload_over_floor']:.1f}), full attention "
+                      f"{row['full_ms']:6.3f} ms (x{row['offload_over_full']:.1f}) [{time.time() - t0:.0f} s]",
+                      flush=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    if args.out:
+        write_result(args.out, {"model_shape": args.model_shape, "method": args.method, "local": LOCAL,
+                                "pcie_GB_s": PCIE_BYTES_PER_S / 1e9, "hbm_TB_s": HBM_BYTES_PER_S / 1e12},
+                     {"rows": rows}, command=command or shlex.join(["python", "-m", "sglang_kv.bench.layer",
+                                                                      *sys.argv[1:]]))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
