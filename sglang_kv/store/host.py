@@ -10,6 +10,7 @@ the GPU once the payload is pinned).
 from __future__ import annotations
 
 import bisect
+import weakref
 
 import torch
 
@@ -29,6 +30,8 @@ class HostArena:
         self.capacity = capacity // ALIGN * ALIGN
         self.pinned = pin
         self.buffer = _host_buffer(self.capacity, pin)
+        if pin:  # unregister before the memory can be reused (a later registration would overlap)
+            weakref.finalize(self, _cuda_host_unregister, self.buffer.data_ptr())
         self._free: list[tuple[int, int]] = [(0, self.capacity)]  # sorted (offset, size)
         self._used: dict[int, int] = {}  # offset -> size
         self.used_bytes = 0
@@ -83,6 +86,10 @@ def _host_buffer(nbytes: int, pin: bool) -> torch.Tensor:
         if int(rc) != 0:
             raise RuntimeError(f"cudaHostRegister of {nbytes} bytes failed: {cudart.cudaGetErrorString(rc)}")
     return buffer
+
+
+def _cuda_host_unregister(ptr: int) -> None:
+    torch.cuda.cudart().cudaHostUnregister(ptr)
 
 
 class HostBlock:
