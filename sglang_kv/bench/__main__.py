@@ -5,6 +5,9 @@ context-intensive layers at a model's shape (``--model-shape``) or on a capture 
 prints a Markdown table and writes a result JSON (``--out``).
 
 capture: run a Hugging Face causal LM over a text and write its post-RoPE Q/K/V (safetensors).
+
+logits: greedy and teacher-forced logit fidelity of each --kv-offload method and budget against stock,
+through real CPU SGLang servers (``sglang_kv.bench.logits``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,32 @@ def _add_capture(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     p.add_argument("--out", required=True, help="output .safetensors")
+
+
+def _add_logits(sub) -> None:
+    from sglang_kv.bench.fidelity import DEFAULT_BUDGETS as budgets
+
+    p = sub.add_parser("logits", help="greedy and teacher-forced logit fidelity against stock, through servers")
+    p.add_argument("--dataset", required=True, help="text2json build folder or JSONL (e.g. `text2json build --preset mini`)")
+    p.add_argument("--model", default=None, help="HF checkpoint dir (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--ids", nargs="*", default=None, help="record ids to use (default: picked by length and domain)")
+    p.add_argument("--num-prompts", type=int, default=6)
+    p.add_argument("--min-prompt-tokens", type=int, default=2000)
+    p.add_argument("--max-prompt-tokens", type=int, default=6000)
+    p.add_argument("--methods", nargs="+", default=["oracle", "yakv", "shadowkv", "quest"])
+    p.add_argument("--budgets", type=float, nargs="*", default=[*budgets, 0.125],
+                   help="fractions of the prompt (or counts > 1); none with --exact-check runs only the exact check")
+    p.add_argument("--exact-check", action="store_true", help="also run each method at budget 1.0 with 16-bit payload")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--min-prompt", type=int, default=256, help="--kv-offload-min-prompt")
+    p.add_argument("--offload-args", default="",
+                   help='more flags for every offloaded server, one string: --offload-args="--kv-offload-local 32"')
+    p.add_argument("--continuation", choices=["gold", "greedy"], default="gold",
+                   help="forced tokens: the gold answer or stock's greedy output (default: gold)")
+    p.add_argument("--stock-cache", default=None, help="file keeping stock's outputs for reuse by later invocations")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the servers")
+    p.add_argument("--log-dir", default=None, help="server logs (default: a temporary folder)")
+    p.add_argument("--out", default=None, help="result JSON (written after every config)")
 
 
 def run_fidelity(args: argparse.Namespace, command: str | None = None) -> dict:
@@ -105,10 +134,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_fidelity(sub)
     _add_capture(sub)
+    _add_logits(sub)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.cmd == "fidelity":
         run_fidelity(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
+    elif args.cmd == "logits":
+        from sglang_kv.bench.logits import main_logits
+
+        main_logits(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
     else:
         run_capture(args)
 
