@@ -4,8 +4,8 @@
 #   install   wheels into /tmp/site (PYTHONPATH) and this project into the system python
 #   tests     GPU-only tests: HIGGS kernels at full size, selectors on CUDA
 #   quant     python -m sglang_kv.quant.bench (kernel GB/s against the measured copy bandwidth)
-#   layer     python -m sglang_kv.bench.layer: one decode step of one layer vs its floor and full attention
-#   serve64k  python -m sglang_kv.bench.serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
+#   layer     python -m sglang_kv.bench layer: one decode step of one layer vs its floor and full attention
+#   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 # Every stage writes logs and result JSONs under $OUT (and results/ in the working copy).
 set -uo pipefail
@@ -39,19 +39,19 @@ for stage in "$@"; do
       cp results/quant_bench_h200.json "$OUT/" 2>/dev/null
       ;;
     layer)
-      run layer_bench python3 -m sglang_kv.bench.layer --batches 1 8 32 --contexts 32768 65536 131072 \
+      run layer_bench python3 -m sglang_kv.bench layer --batches 1 8 32 --contexts 32768 65536 131072 \
         --budgets 0.015625 0.03125 0.0625 --iters 5 --host-gib 48 --out results/layer_llama31_8b_h200.json
       cp results/layer_llama31_8b_h200.json "$OUT/" 2>/dev/null
       ;;
     serve64k)
-      run serve_llama_32x64k python3 -m sglang_kv.bench.serve --model llama-3.1-8b --methods yakv \
+      run serve_llama_32x64k python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods yakv \
         --num-requests 32 --prompt-len 65536 --output-len 16 --vocab 128000 \
         --offload-args "--kv-offload-host-mem 72" --log-dir "$OUT/logs64k" \
         --out results/serve_llama31_8b_32x64k_h200.json
       cp results/serve_llama31_8b_32x64k_h200.json "$OUT/" 2>/dev/null
       ;;
     serve16k)
-      run serve_llama_8x16k python3 -m sglang_kv.bench.serve --model llama-3.1-8b --methods none,yakv,shadowkv \
+      run serve_llama_8x16k python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods none,yakv,shadowkv \
         --num-requests 8 --prompt-len 16384 --output-len 32 --vocab 128000 \
         --offload-args "--kv-offload-host-mem 24" --log-dir "$OUT/logs16k" \
         --out results/serve_llama31_8b_8x16k_h200.json

@@ -1,4 +1,4 @@
-"""``python -m sglang_kv.bench fidelity|capture``.
+"""``python -m sglang_kv.bench fidelity|capture|logits|fidelity-layers|text2json-mini|layer|serve``.
 
 fidelity: recall, attention mass, output error and bytes of each selector and budget, on synthetic
 context-intensive layers at a model's shape (``--model-shape``) or on a capture file (``--input``);
@@ -6,8 +6,20 @@ prints a Markdown table and writes a result JSON (``--out``).
 
 capture: run a Hugging Face causal LM over a text and write its post-RoPE Q/K/V (safetensors).
 
+fidelity-layers: capture SmolLM2 (or --model) over text2json prompts and answers, then the fidelity of each
+selector per layer and overall (``sglang_kv.bench.fidelity_layers``).
+
+text2json-mini: text2json eval of stock and each --kv-offload method through CPU servers, scores and the
+release gate of each method against stock (``sglang_kv.bench.text2json_gate``).
+
 logits: greedy and teacher-forced logit fidelity of each --kv-offload method and budget against stock,
 through real CPU SGLang servers (``sglang_kv.bench.logits``).
+
+layer: one decode step of one layer on the GPU, against its floor and GPU-resident attention
+(``sglang_kv.bench.layer``).
+
+serve: output tokens/s and TTFT of N concurrent requests through real servers, stock vs each
+--kv-offload method (``sglang_kv.bench.serve``).
 """
 
 from __future__ import annotations
@@ -79,8 +91,44 @@ def _add_logits(sub) -> None:
                    help="forced tokens: the gold answer or stock's greedy output (default: gold)")
     p.add_argument("--stock-cache", default=None, help="file keeping stock's outputs for reuse by later invocations")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the servers")
+    p.add_argument("--parallel", type=int, default=1, help="offloaded servers run at once (each with --threads)")
     p.add_argument("--log-dir", default=None, help="server logs (default: a temporary folder)")
     p.add_argument("--out", default=None, help="result JSON (written after every config)")
+
+
+def _add_fidelity_layers(sub) -> None:
+    p = sub.add_parser("fidelity-layers", help="per-layer fidelity on real captures of text2json prompts")
+    p.add_argument("--dataset", required=True, help="text2json build folder or JSONL")
+    p.add_argument("--model", default=None, help="HF checkpoint dir (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--ids", nargs="*", default=None, help="record ids (default: picked as by `logits`)")
+    p.add_argument("--num-prompts", type=int, default=4)
+    p.add_argument("--min-prompt-tokens", type=int, default=2000)
+    p.add_argument("--max-prompt-tokens", type=int, default=6000)
+    p.add_argument("--queries", type=int, default=16, help="gold answer tokens whose queries play the decode steps")
+    p.add_argument("--layers", type=int, nargs="*", default=None, help="layer indices to capture (default all)")
+    p.add_argument("--capture-dir", required=True, help="where captures are written (existing ones are reused)")
+    p.add_argument("--budgets", type=float, nargs="+", default=[0.015625, 0.03125, 0.0625, 0.125])
+    p.add_argument("--selectors", nargs="+", default=["oracle", "yakv", "yakv:landmark_residual=4", "shadowkv", "quest"])
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", default=None, help="result JSON")
+
+
+def _add_text2json(sub) -> None:
+    p = sub.add_parser("text2json-mini", help="text2json eval of stock and each method through servers, and the gate")
+    p.add_argument("--dataset", required=True, help="text2json build folder or JSONL (`text2json build --preset mini`)")
+    p.add_argument("--model", default=None, help="HF checkpoint dir (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--methods", nargs="+", default=["yakv", "shadowkv", "quest"])
+    p.add_argument("--budget", default=None, help="--kv-offload-budget for every method (default: each method's)")
+    p.add_argument("--limit", type=int, default=16, help="the first N samples (the build interleaves the domains)")
+    p.add_argument("--max-tokens", type=int, default=384, help="answer budget per sample")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--min-prompt", type=int, default=256, help="--kv-offload-min-prompt")
+    p.add_argument("--max-drop", type=float, default=None, help="gate threshold (default: text2json gate's)")
+    p.add_argument("--max-domain-drop", type=float, default=None, help="gate threshold (default: text2json gate's)")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the servers")
+    p.add_argument("--work-dir", required=True, help="results JSONL, score and gate reports per server")
+    p.add_argument("--log-dir", default=None, help="server logs (default: a temporary folder)")
+    p.add_argument("--out", default=None, help="result JSON")
 
 
 def run_fidelity(args: argparse.Namespace, command: str | None = None) -> dict:
@@ -135,10 +183,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     _add_fidelity(sub)
     _add_capture(sub)
     _add_logits(sub)
+    _add_fidelity_layers(sub)
+    _add_text2json(sub)
+    from sglang_kv.bench import layer, serve
+
+    layer.build_parser(sub.add_parser("layer", help="one layer's decode step vs its floor and full attention (GPU)"))
+    serve.build_parser(sub.add_parser("serve", help="throughput and TTFT through servers, stock vs offload"))
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "sglang_kv.bench", *argv])
+    if args.cmd == "layer":
+        raise SystemExit(layer.run(args, command))
+    if args.cmd == "serve":
+        raise SystemExit(serve.run(args, command))
     if args.cmd == "fidelity":
         run_fidelity(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
+    elif args.cmd == "fidelity-layers":
+        from sglang_kv.bench.fidelity_layers import main_fidelity_layers
+
+        main_fidelity_layers(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
+    elif args.cmd == "text2json-mini":
+        from sglang_kv.bench.text2json_gate import main_text2json
+
+        main_text2json(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
     elif args.cmd == "logits":
         from sglang_kv.bench.logits import main_logits
 
