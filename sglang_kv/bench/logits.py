@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -368,8 +369,9 @@ class StockCache:
 def run_logits(model: str | os.PathLike, prompts: Sequence[Prompt], configs: Sequence[Config], *,
                max_new_tokens: int = 128, min_prompt: int = 256, offload_args: Sequence[str] = (), threads: int = 1,
                log_dir: str | os.PathLike | None = None, log=print, stock_cache: str | os.PathLike | None = None,
-               on_config: Callable[[dict], None] | None = None) -> dict:
-    """Stock first (or from ``stock_cache``), then every config against it."""
+               on_config: Callable[[dict], None] | None = None, parallel: int = 1) -> dict:
+    """Stock first (or from ``stock_cache``), then every config against it (``parallel`` servers at
+    a time; each uses ``threads`` OpenMP threads)."""
     from transformers import AutoConfig
 
     vocab_size = AutoConfig.from_pretrained(model).vocab_size
@@ -399,13 +401,13 @@ def run_logits(model: str | os.PathLike, prompts: Sequence[Prompt], configs: Seq
                         "dump_vs_sglang_logprob_max_abs": max(r["dump_vs_sglang_logprob_max_abs"] for r in rows),
                         "dump_argmax_is_greedy_min": min(r["dump_argmax_is_greedy"] for r in rows)}}
     figures: dict[str, Any] = {"stock": stock, "configs": []}
-    for config in configs:
+
+    def measure(i, g, cont, lp):
+        return {**compare_greedy(stock_data["greedy"][i], g["output_ids"]),
+                **compare_forced(stock_data["logprobs"][i], lp, cont)}
+
+    def one(config: Config) -> dict:
         log(config.label)
-
-        def measure(i, g, cont, lp):
-            return {**compare_greedy(stock_data["greedy"][i], g["output_ids"]),
-                    **compare_forced(stock_data["logprobs"][i], lp, cont)}
-
         run = run_server(model, config, prompts, max_new_tokens, vocab_size, measure,
                          continuations=stock_data["continuations"], min_prompt=min_prompt, offload_args=offload_args,
                          threads=threads, log_dir=log_dir, log=log)
@@ -415,10 +417,15 @@ def run_logits(model: str | os.PathLike, prompts: Sequence[Prompt], configs: Seq
                                f"(--kv-offload-min-prompt {min_prompt}); its figures would be stock's")
         entry = {"label": config.label, "method": config.method, "budget": config.budget, "kv_bits": config.kv_bits,
                  **pool_rows(run["rows"]), **run}
-        figures["configs"].append(entry)
         log(format_row(entry))
-        if on_config is not None:
-            on_config(figures)
+        return entry
+
+    # Servers of different configs are independent: ``parallel`` of them may run at once.
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for entry in pool.map(one, configs):
+            figures["configs"].append(entry)
+            if on_config is not None:
+                on_config(figures)
     return figures
 
 
@@ -484,7 +491,7 @@ def main_logits(args, command: str) -> dict:
                              "continuation_tokens": len(p.continuation) if p.continuation else args.max_new_tokens,
                              **p.meta} for p in prompts],
                 "continuation": args.continuation, "max_new_tokens": args.max_new_tokens,
-                "min_prompt": args.min_prompt, "threads": args.threads, "server_flags": list(SERVER_FLAGS),
+                "min_prompt": args.min_prompt, "threads": args.threads, "parallel": args.parallel, "server_flags": list(SERVER_FLAGS),
                 "offload_args": offload_args, "configs": [c.__dict__ for c in configs],
                 "uncommitted_changes_at_start": dirty_paths()}
     start = time.perf_counter()
@@ -497,7 +504,7 @@ def main_logits(args, command: str) -> dict:
     figures = run_logits(model, prompts, configs, max_new_tokens=args.max_new_tokens, min_prompt=args.min_prompt,
                          offload_args=offload_args, threads=args.threads, log_dir=args.log_dir,
                          stock_cache=args.stock_cache, log=lambda m: print(m, file=sys.stderr, flush=True),
-                         on_config=save)
+                         on_config=save, parallel=args.parallel)
     save(figures)
     print(format_table(figures))
     print(f"\nstock checks: {figures['stock']['checks']}; wall time {figures['wall_s']} s")
