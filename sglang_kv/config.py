@@ -41,6 +41,7 @@ _METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _KV_BITS = (4, 8, 16)
 _LANDMARK_BITS = (1, 2, 3, 4)
+_PAYLOAD_GROUPS = ("auto", "token", "head")
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,7 @@ class OffloadConfig:
     kv_bits: int = 4  # offloaded K/V: 4 = HIGGS EDEN2-256, 8 = fp8 e4m3, 16 = bf16
     landmark_bits: int = 2  # yakv per-token landmark bits per value (HIGGS, per-head groups)
     landmark_residual: int = 0  # yakv residual landmarks: mean of m tokens + residual (0 = off)
+    payload_group: str = "auto"  # yakv 4-bit payload Hadamard group: auto | token | head
     shadowkv_rank: int = 160
     shadowkv_chunk: int = 8
     shadowkv_outliers: int = 48
@@ -98,6 +100,9 @@ class OffloadConfig:
         for name in ("shadowkv_rank", "shadowkv_chunk", "quest_page"):
             _require_int(name, getattr(self, name), minimum=1)
         _require_int("shadowkv_outliers", self.shadowkv_outliers, minimum=0)
+        if self.payload_group not in _PAYLOAD_GROUPS:
+            raise ConfigError(f"--kv-offload-payload-group: must be one of {', '.join(_PAYLOAD_GROUPS)}, "
+                              f"got {self.payload_group!r}")
         if self.landmark_residual == 1:
             raise ConfigError("--kv-offload-landmark-residual: a residual group needs m >= 2 tokens (0 turns it off), got 1")
         parse_host_mem(self.host_mem)
@@ -190,12 +195,15 @@ _FLAG_HELP = {
     "kv_bits": "offloaded K/V precision: 4 (HIGGS, default), 8 (fp8), 16 (bf16)",
     "landmark_bits": "yakv landmark bits per value: 1, 2 (default), 3, 4",
     "landmark_residual": "yakv residual landmarks over groups of m tokens (0 = off, default)",
+    "payload_group": "yakv 4-bit payload groups: token (one Hadamard group per token, the paper's; a selected "
+                     "(token, head) copies the whole token), head (per kv head: each head copies its own rows), "
+                     "auto (token when num_kv_heads * head_dim is a power of two; default)",
     "shadowkv_rank": "ShadowKV rank of the key factors (default 160)",
     "shadowkv_chunk": "ShadowKV tokens per chunk landmark (default 8)",
     "shadowkv_outliers": "ShadowKV outlier chunks kept exact per head (default 48)",
     "quest_page": "Quest tokens per page (default 16)",
 }
-_FLAG_TYPES = {"method": str, "budget": float, "host_mem": str, "exact": float}
+_FLAG_TYPES = {"method": str, "budget": float, "host_mem": str, "exact": float, "payload_group": str}
 
 
 def build_parser() -> argparse.ArgumentParser:

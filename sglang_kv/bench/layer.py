@@ -59,9 +59,9 @@ def _median_ms(fn, iters: int) -> float:
 
 
 def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: Sequence[float], iters: int,
-            arena: HostArena) -> list[dict]:
+            arena: HostArena, payload_group: str = "auto") -> list[dict]:
     """Build ``batch`` requests once, then time one decode step per budget."""
-    sel = make_selector(method, shape, OffloadConfig(method=method))
+    sel = make_selector(method, shape, OffloadConfig(method=method, payload_group=payload_group))
     dev = torch.device("cuda" if arena.pinned else "cpu")
     hkv, d, scale = shape.num_kv_heads, shape.head_dim, shape.head_dim ** -0.5
     summaries, blocks, locals_ = [], [], []
@@ -103,25 +103,26 @@ def _full_attention_ms(q: torch.Tensor, num_kv_heads: int, context: int, scale: 
 
 def _time_offload(sel, summaries, locals_, q, k_budget: int, scale: float, iters: int) -> dict:
     batch = q.shape[0]
-    loaded = []
 
     def offload_step():
-        loaded.clear()
         for b in range(batch):
             index = sel.select(q[b], summaries[b], k_budget, scale)
             k_sel, v_sel = sel.gather(summaries[b], index, dtype=torch.bfloat16)
-            loaded.append(sel.load_bytes(summaries[b], index))
             k_loc, v_loc = locals_[b]
             sparse_decode_attention(q[b], torch.cat([k_sel, k_loc], 1), torch.cat([v_sel, v_loc], 1), scale)
 
     offload_ms = _median_ms(offload_step, iters)
-    return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": sum(loaded)}
+    # bytes the step read from host (counted apart: the count of whole-token rows syncs the device)
+    loaded = sum(sel.load_bytes(summaries[b], sel.select(q[b], summaries[b], k_budget, scale)) for b in range(batch))
+    return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": loaded}
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(prog="python -m sglang_kv.bench layer", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-shape", default="llama-3.1-8b", choices=list(MODELS))
     p.add_argument("--method", default="yakv")
+    p.add_argument("--payload-group", default="auto", choices=["auto", "token", "head"],
+                   help="yakv payload groups (--kv-offload-payload-group)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--contexts", type=int, nargs="+", default=[32768, 65536, 131072])
     p.add_argument("--budgets", type=float, nargs="+", default=[0.015625, 0.03125, 0.0625])
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
     for context in args.contexts:
         for batch in args.batches:
             t0 = time.time()
-            for row in measure(shape, args.method, batch, context, args.budgets, args.iters, arena):
+            for row in measure(shape, args.method, batch, context, args.budgets, args.iters, arena, args.payload_group):
                 rows.append(row)
                 print(f"B={batch:3d} L={context:6d} budget={row['budget']:.4f}: offload {row['offload_ms']:8.2f} ms, "
                       f"floor {row['floor_ms']:6.3f} ms (x{row['offload_over_floor']:.1f}), full attention "
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
                 torch.cuda.empty_cache()
     if args.out:
         write_result(args.out, {"model_shape": args.model_shape, "method": args.method, "local": LOCAL,
+                                "payload_group": args.payload_group,
                                 "pcie_GB_s": PCIE_BYTES_PER_S / 1e9, "hbm_TB_s": HBM_BYTES_PER_S / 1e12},
                      {"rows": rows}, command=command or shlex.join(["python", "-m", "sglang_kv.bench.layer",
                                                                       *sys.argv[1:]]))

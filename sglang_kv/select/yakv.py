@@ -21,6 +21,9 @@ Follows the accuracy path of ``shared/reference/methods.md`` (YAKV, Bocharnikov 
   - ``"auto"`` (default): ``"token"`` when the token width is a power of two, else ``"head"`` (e.g.
     SmolLM2-135M: 3 kv heads x 64 = 192 channels).
 
+  Chosen by ``--kv-offload-payload-group`` (``OffloadConfig.payload_group``) or the
+  ``payload_group`` option, which overrides it.
+
 * keys in the payload are post-RoPE by default (what the engine has; ``key_rope="post"``). With
   ``key_rope="pre"`` they are un-rotated before quantizing and RoPE is re-applied at their positions
   in ``gather`` (the paper's choice; needs ``rope``). Landmarks are always post-RoPE.
@@ -63,8 +66,10 @@ def _quantize(quantizer: HiggsQuantizer, x: torch.Tensor):
 class YakvSelector(Selector):
     name = "yakv"
 
-    def __init__(self, shape, config=None, rope=None, *, payload_group: str = "auto", key_rope: str = "post"):
+    def __init__(self, shape, config=None, rope=None, *, payload_group: str | None = None, key_rope: str = "post"):
         super().__init__(shape, config, rope)
+        if payload_group is None:  # the config's (--kv-offload-payload-group); the option overrides it
+            payload_group = knob(config, "payload_group", self.name)
         d, width = shape.head_dim, shape.kv_width
         if not _is_pow2(d) or d < 16:
             raise ValueError(f"yakv: HIGGS needs a power-of-two head_dim >= 16, got {d}")

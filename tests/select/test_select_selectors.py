@@ -23,7 +23,7 @@ BF16_TOL = dict(atol=2e-2, rtol=1.6e-2)
 
 def _config(**overrides):
     """A test double with only the fields selectors may read (the OffloadConfig defaults)."""
-    base = dict(budget=0.03125, local=64, sink=0, kv_bits=4, landmark_bits=2, landmark_residual=0,
+    base = dict(budget=0.03125, local=64, sink=0, kv_bits=4, landmark_bits=2, landmark_residual=0, payload_group="auto",
                 shadowkv_rank=160, shadowkv_chunk=8, shadowkv_outliers=48, quest_page=16)
     return SimpleNamespace(**{**base, **overrides})
 
@@ -324,3 +324,15 @@ def test_payload_can_move_to_host_memory_and_back():
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="indexed by token"):
         type(summary)(num_tokens=5, positions=torch.arange(5), payload={"v": torch.zeros(4, 2)})
+
+
+def test_yakv_payload_group_comes_from_the_config_and_the_option_overrides_it():
+    from sglang_kv.config import OffloadConfig
+
+    shape = ModelShape(32, 8, 128)
+    assert make_selector("yakv", shape, OffloadConfig(method="yakv", payload_group="head")).payload_group == "head"
+    assert make_selector("yakv", shape, OffloadConfig(method="yakv")).payload_group == "token"
+    assert make_selector("yakv", shape, OffloadConfig(method="yakv", payload_group="head"),
+                         payload_group="token").payload_group == "token"
+    with pytest.raises(ValueError, match="payload_group='token'"):
+        make_selector("yakv", ModelShape(9, 3, 64), OffloadConfig(method="yakv", payload_group="token"))

@@ -37,6 +37,7 @@ def test_budget_fraction_and_token_count():
         ({"kv_bits": 3}, "--kv-offload-kv-bits"),
         ({"landmark_bits": 5}, "--kv-offload-landmark-bits"),
         ({"landmark_residual": 1}, "--kv-offload-landmark-residual"),
+        ({"payload_group": "page"}, "--kv-offload-payload-group"),
         ({"shadowkv_rank": 0}, "--kv-offload-shadowkv-rank"),
         ({"shadowkv_chunk": 0}, "--kv-offload-shadowkv-chunk"),
         ({"shadowkv_outliers": -1}, "--kv-offload-shadowkv-outliers"),
@@ -61,12 +62,12 @@ def test_from_flags_parses_every_flag():
         "--kv-offload", "shadowkv", "--kv-offload-budget=0.05", "--kv-offload-local", "16",
         "--kv-offload-sink", "4", "--kv-offload-min-prompt", "100", "--kv-offload-host-mem", "2GB",
         "--kv-offload-kv-bits", "16", "--kv-offload-landmark-bits", "3", "--kv-offload-landmark-residual", "4",
-        "--kv-offload-shadowkv-rank", "64", "--kv-offload-shadowkv-chunk", "4",
+        "--kv-offload-payload-group", "head", "--kv-offload-shadowkv-rank", "64", "--kv-offload-shadowkv-chunk", "4",
         "--kv-offload-shadowkv-outliers", "2", "--kv-offload-quest-page", "8",
     ])
     assert cfg == OffloadConfig(
         method="shadowkv", budget=0.05, local=16, sink=4, min_prompt=100, host_mem="2GB", kv_bits=16,
-        landmark_bits=3, landmark_residual=4, shadowkv_rank=64, shadowkv_chunk=4, shadowkv_outliers=2,
+        landmark_bits=3, landmark_residual=4, payload_group="head", shadowkv_rank=64, shadowkv_chunk=4, shadowkv_outliers=2,
         quest_page=8,
     )
     assert OffloadConfig.from_json(cfg.to_json()) == cfg
