@@ -34,8 +34,8 @@ def mini_records(smollm2_model, tmp_path_factory) -> list[dict]:
 
 
 def test_full_budget_offload_reproduces_stock_logits(smollm2_model, mini_records, server_log_dir):
-    """At budget 1.0 with a 16-bit payload every method must equal stock: greedy tokens, teacher-forced
-    top-1 and KL. Prompt 0 forces stock's own greedy tokens (so every dumped log-prob can be checked
+    """At budget 1.0 with a lossless payload (16-bit; ShadowKV at full rank) every method must equal
+    stock: greedy tokens, teacher-forced top-1 and KL. Prompt 0 forces stock's own greedy tokens (so every dumped log-prob can be checked
     against SGLang's own logprob output), prompt 1 the gold answer (a trajectory the model would not
     take: the dump must still be the model's distribution, not the forced one)."""
     from transformers import AutoTokenizer
@@ -46,8 +46,10 @@ def test_full_budget_offload_reproduces_stock_logits(smollm2_model, mini_records
     prompts = [Prompt(a["id"], chat_ids(tokenizer, a["problem"])), Prompt(b["id"], chat_ids(tokenizer, b["problem"]), gold)]
     assert all(1000 < len(p.ids) < 2000 for p in prompts)
     configs = [Config(f"{m}@1.0/kv16", m, 1.0, 16) for m in EXACT_METHODS]
+    # ShadowKV rebuilds keys from a rank-r factorization of the 3 x 64 = 192 key channels: its default
+    # rank 160 is lossy (KL up to ~0.01 at budget 1.0, greedy tokens still equal), full rank is not.
     figures = run_logits(smollm2_model, prompts, configs, max_new_tokens=NEW_TOKENS, min_prompt=256,
-                         log_dir=server_log_dir, parallel=2)
+                         offload_args=["--kv-offload-shadowkv-rank", "192"], log_dir=server_log_dir, parallel=2)
 
     greedy_row, gold_row = figures["stock"]["rows"]
     assert greedy_row["checked_steps"] == NEW_TOKENS
