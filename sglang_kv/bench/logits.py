@@ -374,6 +374,8 @@ def run_logits(model: str | os.PathLike, prompts: Sequence[Prompt], configs: Seq
     a time; each uses ``threads`` OpenMP threads)."""
     from transformers import AutoConfig
 
+    if parallel < 1:
+        raise ValueError(f"--parallel: must be >= 1, got {parallel}")
     vocab_size = AutoConfig.from_pretrained(model).vocab_size
     continuations = [p.continuation for p in prompts]
     cache = StockCache(stock_cache, {"model": str(model), "prompts": [p.ids for p in prompts],
@@ -421,7 +423,7 @@ def run_logits(model: str | os.PathLike, prompts: Sequence[Prompt], configs: Seq
         return entry
 
     # Servers of different configs are independent: ``parallel`` of them may run at once.
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
         for entry in pool.map(one, configs):
             figures["configs"].append(entry)
             if on_config is not None:

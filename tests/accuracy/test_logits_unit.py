@@ -121,3 +121,10 @@ def test_select_records_spreads_lengths_and_domains():
     assert len({r["id"] for r in chosen}) == 4
     with pytest.raises(ValueError, match="need 50"):
         select_records(records, 50, 2000, 5000)
+
+
+def test_run_logits_rejects_a_parallelism_below_one():
+    from sglang_kv.bench.logits import run_logits
+
+    with pytest.raises(ValueError, match="^--parallel: must be >= 1"):
+        run_logits("unused", [], [], parallel=0)
