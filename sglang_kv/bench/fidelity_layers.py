@@ -109,7 +109,7 @@ def evaluate_by_layer(capture_paths: Sequence[str], variants: Sequence[Variant],
 def format_layer_table(figures: dict, metric: str = "recall") -> str:
     """Rows: variant and budget; columns: layers; cells: ``metric``."""
     layers = list(figures["per_layer"])
-    head = f"| selector | budget | " + " | ".join(f"L{i}" for i in layers) + " | all |"
+    head = "| selector | budget | " + " | ".join(f"L{i}" for i in layers) + " | all |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in figures["rows"]:
         cells = [next(r for r in figures["per_layer"][i] if r["selector"] == row["selector"] and r["budget"] == row["budget"])

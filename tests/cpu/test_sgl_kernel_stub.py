@@ -1,7 +1,6 @@
 """The torch stand-in for sgl-kernel's CPU ops: each op against its semantics; others raise."""
 
 import importlib.util
-import sys
 
 import pytest
 import torch

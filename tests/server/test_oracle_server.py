@@ -6,7 +6,6 @@ About 3 minutes on 2 cores: three server starts (~30 s each) plus the invalid-fl
 from __future__ import annotations
 
 import concurrent.futures as cf
-import threading
 
 import pytest
 import requests
