@@ -41,7 +41,7 @@ _METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _KV_BITS = (4, 8, 16)
 _LANDMARK_BITS = (1, 2, 3, 4)
-_PAYLOAD_GROUPS = ("auto", "token", "head")
+PAYLOAD_GROUPS = ("auto", "token", "head")  # yakv payload Hadamard groups
 
 
 class ConfigError(ValueError):
@@ -100,8 +100,8 @@ class OffloadConfig:
         for name in ("shadowkv_rank", "shadowkv_chunk", "quest_page"):
             _require_int(name, getattr(self, name), minimum=1)
         _require_int("shadowkv_outliers", self.shadowkv_outliers, minimum=0)
-        if self.payload_group not in _PAYLOAD_GROUPS:
-            raise ConfigError(f"--kv-offload-payload-group: must be one of {', '.join(_PAYLOAD_GROUPS)}, "
+        if self.payload_group not in PAYLOAD_GROUPS:
+            raise ConfigError(f"--kv-offload-payload-group: must be one of {', '.join(PAYLOAD_GROUPS)}, "
                               f"got {self.payload_group!r}")
         if self.landmark_residual == 1:
             raise ConfigError("--kv-offload-landmark-residual: a residual group needs m >= 2 tokens (0 turns it off), got 1")

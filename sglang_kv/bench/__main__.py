@@ -69,16 +69,21 @@ def _add_capture(sub) -> None:
     p.add_argument("--out", required=True, help="output .safetensors")
 
 
+def _add_record_args(p, num_prompts: int) -> None:
+    """The model and the text2json records a SmolLM2 accuracy bench runs on (``logits.choose_records``)."""
+    p.add_argument("--dataset", required=True, help="text2json build folder or JSONL (e.g. `text2json build --preset mini`)")
+    p.add_argument("--model", default=None, help="HF checkpoint dir (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--ids", nargs="*", default=None, help="record ids to use (default: picked by length and domain)")
+    p.add_argument("--num-prompts", type=int, default=num_prompts)
+    p.add_argument("--min-prompt-tokens", type=int, default=2000)
+    p.add_argument("--max-prompt-tokens", type=int, default=6000)
+
+
 def _add_logits(sub) -> None:
     from sglang_kv.bench.fidelity import DEFAULT_BUDGETS as budgets
 
     p = sub.add_parser("logits", help="greedy and teacher-forced logit fidelity against stock, through servers")
-    p.add_argument("--dataset", required=True, help="text2json build folder or JSONL (e.g. `text2json build --preset mini`)")
-    p.add_argument("--model", default=None, help="HF checkpoint dir (default: SmolLM2-135M-Instruct)")
-    p.add_argument("--ids", nargs="*", default=None, help="record ids to use (default: picked by length and domain)")
-    p.add_argument("--num-prompts", type=int, default=6)
-    p.add_argument("--min-prompt-tokens", type=int, default=2000)
-    p.add_argument("--max-prompt-tokens", type=int, default=6000)
+    _add_record_args(p, num_prompts=6)
     p.add_argument("--methods", nargs="+", default=["oracle", "yakv", "shadowkv", "quest"])
     p.add_argument("--budgets", type=float, nargs="*", default=[*budgets, 0.125],
                    help="fractions of the prompt (or counts > 1); none with --exact-check runs only the exact check")
@@ -98,12 +103,7 @@ def _add_logits(sub) -> None:
 
 def _add_fidelity_layers(sub) -> None:
     p = sub.add_parser("fidelity-layers", help="per-layer fidelity on real captures of text2json prompts")
-    p.add_argument("--dataset", required=True, help="text2json build folder or JSONL")
-    p.add_argument("--model", default=None, help="HF checkpoint dir (default: SmolLM2-135M-Instruct)")
-    p.add_argument("--ids", nargs="*", default=None, help="record ids (default: picked as by `logits`)")
-    p.add_argument("--num-prompts", type=int, default=4)
-    p.add_argument("--min-prompt-tokens", type=int, default=2000)
-    p.add_argument("--max-prompt-tokens", type=int, default=6000)
+    _add_record_args(p, num_prompts=4)
     p.add_argument("--queries", type=int, default=16, help="gold answer tokens whose queries play the decode steps")
     p.add_argument("--layers", type=int, nargs="*", default=None, help="layer indices to capture (default all)")
     p.add_argument("--capture-dir", required=True, help="where captures are written (existing ones are reused)")
@@ -197,19 +197,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.cmd == "serve":
         raise SystemExit(serve.run(args, command))
     if args.cmd == "fidelity":
-        run_fidelity(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
+        run_fidelity(args, command=command)
     elif args.cmd == "fidelity-layers":
         from sglang_kv.bench.fidelity_layers import main_fidelity_layers
 
-        main_fidelity_layers(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
+        main_fidelity_layers(args, command=command)
     elif args.cmd == "text2json-mini":
         from sglang_kv.bench.text2json_gate import main_text2json
 
-        main_text2json(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
+        main_text2json(args, command=command)
     elif args.cmd == "logits":
         from sglang_kv.bench.logits import main_logits
 
-        main_logits(args, command=shlex.join([sys.executable, "-m", "sglang_kv.bench", *argv]))
+        main_logits(args, command=command)
     else:
         run_capture(args)
 

@@ -124,7 +124,7 @@ def main_fidelity_layers(args, command: str) -> dict:
     import torch
 
     from sglang_kv.bench.fidelity import format_table
-    from sglang_kv.bench.logits import select_records
+    from sglang_kv.bench.logits import choose_records
     from sglang_kv.cpu.models import smollm2_path
     from sglang_kv.results import write_result
     from text2json.data import load_records
@@ -132,12 +132,8 @@ def main_fidelity_layers(args, command: str) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = args.model or str(smollm2_path())
-    records = load_records(args.dataset)
-    if args.ids:
-        by_id = {r["id"]: r for r in records}
-        chosen = [by_id[i] for i in args.ids]
-    else:
-        chosen = select_records(records, args.num_prompts, args.min_prompt_tokens, args.max_prompt_tokens)
+    chosen = choose_records(load_records(args.dataset), args.ids, args.num_prompts, args.min_prompt_tokens,
+                            args.max_prompt_tokens)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     start = time.perf_counter()
     captures = make_captures(model, chosen, args.capture_dir, args.queries, args.layers, log=log)

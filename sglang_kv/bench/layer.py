@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from sglang_kv.bench.shapes import MODELS, model_spec
-from sglang_kv.config import OffloadConfig
+from sglang_kv.config import PAYLOAD_GROUPS, OffloadConfig
 from sglang_kv.select import ModelShape, make_selector
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.store.host import HostArena, HostBlock
@@ -103,17 +103,18 @@ def _full_attention_ms(q: torch.Tensor, num_kv_heads: int, context: int, scale: 
 
 def _time_offload(sel, summaries, locals_, q, k_budget: int, scale: float, iters: int) -> dict:
     batch = q.shape[0]
+    indices = [None] * batch  # the last step's selections
 
     def offload_step():
         for b in range(batch):
-            index = sel.select(q[b], summaries[b], k_budget, scale)
+            index = indices[b] = sel.select(q[b], summaries[b], k_budget, scale)
             k_sel, v_sel = sel.gather(summaries[b], index, dtype=torch.bfloat16)
             k_loc, v_loc = locals_[b]
             sparse_decode_attention(q[b], torch.cat([k_sel, k_loc], 1), torch.cat([v_sel, v_loc], 1), scale)
 
     offload_ms = _median_ms(offload_step, iters)
     # bytes the step read from host (counted apart: the count of whole-token rows syncs the device)
-    loaded = sum(sel.load_bytes(summaries[b], sel.select(q[b], summaries[b], k_budget, scale)) for b in range(batch))
+    loaded = sum(sel.load_bytes(summary, index) for summary, index in zip(summaries, indices))
     return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": loaded}
 
 
@@ -121,7 +122,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p = parser or argparse.ArgumentParser(prog="python -m sglang_kv.bench layer", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-shape", default="llama-3.1-8b", choices=list(MODELS))
     p.add_argument("--method", default="yakv")
-    p.add_argument("--payload-group", default="auto", choices=["auto", "token", "head"],
+    p.add_argument("--payload-group", default="auto", choices=PAYLOAD_GROUPS,
                    help="yakv payload groups (--kv-offload-payload-group)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--contexts", type=int, nargs="+", default=[32768, 65536, 131072])

@@ -141,6 +141,18 @@ def select_records(records: Sequence[dict], num: int, min_tokens: int, max_token
     return chosen
 
 
+def choose_records(records: Sequence[dict], ids: Sequence[str] | None, num: int, min_tokens: int,
+                   max_tokens: int) -> list[dict]:
+    """The records ``ids`` (every one must exist), or ``select_records`` when ``ids`` is empty."""
+    if not ids:
+        return select_records(records, num, min_tokens, max_tokens)
+    by_id = {r["id"]: r for r in records}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(f"--ids: not in the dataset: {missing}")
+    return [by_id[i] for i in ids]
+
+
 def text2json_prompts(tokenizer, records: Sequence[dict], continuation: str, max_new_tokens: int) -> list[Prompt]:
     """Prompts of text2json records; ``continuation`` "gold" forces the gold answer (its first
     ``max_new_tokens`` tokens, then ``<|im_end|>`` if it fits), "greedy" stock's own output."""
@@ -476,15 +488,8 @@ def main_logits(args, command: str) -> dict:
 
     model = args.model or str(smollm2_path())
     tokenizer = AutoTokenizer.from_pretrained(model)
-    records = load_records(args.dataset)
-    if args.ids:
-        by_id = {r["id"]: r for r in records}
-        missing = [i for i in args.ids if i not in by_id]
-        if missing:
-            raise ValueError(f"--ids: not in {args.dataset}: {missing}")
-        chosen = [by_id[i] for i in args.ids]
-    else:
-        chosen = select_records(records, args.num_prompts, args.min_prompt_tokens, args.max_prompt_tokens)
+    chosen = choose_records(load_records(args.dataset), args.ids, args.num_prompts, args.min_prompt_tokens,
+                            args.max_prompt_tokens)
     prompts = text2json_prompts(tokenizer, chosen, args.continuation, args.max_new_tokens)
     configs = make_configs(args.methods, args.budgets, args.exact_check)
     offload_args = shlex.split(args.offload_args)

@@ -38,6 +38,7 @@ import math
 
 import torch
 
+from sglang_kv.config import PAYLOAD_GROUPS
 from sglang_kv.quant.higgs import HiggsQuantizer
 from sglang_kv.select.base import (Footprint, LayerSummary, Selector, StepBytes, group_max_softmax, knob, take,
                                    topk_sorted, use_kernels)
@@ -45,7 +46,6 @@ from sglang_kv.select.rope import apply_rope, inverse_rope
 
 # bits per value -> (grid dimension p, bits): 1 and 2 bits on 4-D grids, 3 and 4 bits on 2-D grids
 HIGGS_GRIDS = {1: (4, 1), 2: (4, 2), 3: (2, 3), 4: (2, 4)}
-PAYLOAD_GROUPS = ("auto", "token", "head")
 KEY_ROPE = ("post", "pre")
 _SCALE_DTYPE = torch.float16
 

@@ -128,3 +128,13 @@ def test_run_logits_rejects_a_parallelism_below_one():
 
     with pytest.raises(ValueError, match="^--parallel: must be >= 1"):
         run_logits("unused", [], [], parallel=0)
+
+
+def test_choose_records_takes_the_ids_given_and_names_missing_ones():
+    from sglang_kv.bench.logits import choose_records
+
+    records = [{"id": f"r{i}", "domain": "d", "prompt_tokens": 2000 + i} for i in range(5)]
+    assert [r["id"] for r in choose_records(records, ["r3", "r1"], 9, 0, 0)] == ["r3", "r1"]
+    assert choose_records(records, None, 2, 2000, 2004) == select_records(records, 2, 2000, 2004)
+    with pytest.raises(ValueError, match=r"--ids: not in the dataset: \['r9'\]"):
+        choose_records(records, ["r1", "r9"], 2, 2000, 2004)
