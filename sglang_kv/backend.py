@@ -7,16 +7,18 @@
   (``hooks.mark_prompt_rows`` tells which), each layer's candidate tokens (the prompt minus the
   exact ``sink`` first and ``local`` last tokens) are summarized by the selector: the device part
   stays on the GPU, the payload goes to the host store (``store.host``).
-* decode: per layer and request the selector picks top-k candidates per kv head from its summary;
-  their K/V come from the selector's ``gather`` (payload read from host memory, dequantized or
-  rebuilt), the exact windows and the generated tokens from the KV pool; attention runs over
-  [sink | selected | local | generated] (``select.attention.sparse_decode_attention``).
+* decode: per layer the selector picks top-k candidates per kv head for every offloaded request of
+  the batch at once (``select_batch``); their K/V come from its ``gather_batch`` (payload read from
+  host memory, dequantized or rebuilt), the exact windows and the generated tokens from the KV pool;
+  attention runs per request over [sink | selected | local | generated]
+  (``select.attention.sparse_decode_attention``).
 * mixed prefill/decode batches (``--enable-mixed-chunk``): the stock backend serves the batch, then
   the rows of offloaded requests are recomputed with the sparse path.
 
 Requests whose prompt is shorter than ``--kv-offload-min-prompt`` keep plain attention; a decode
-batch without any offloaded request goes to the stock backend. This is the torch reference path:
-per request and layer, on any device. Every name SGLang reads from a backend that is not defined
+batch without any offloaded request goes to the stock backend. Selection and gathering are batched
+over the offloaded requests of a step (one launch each per layer with YAKV's kernels on CUDA); the
+exact windows and the attention still run per request and layer. Every name SGLang reads from a backend that is not defined
 here is delegated to the wrapped backend.
 """
 
@@ -284,11 +286,10 @@ class OffloadAttnBackend:
             hq, d, dv = layer.tp_q_head_num, layer.qk_head_dim, layer.v_head_dim
             starts = forward_batch.extend_start_loc.tolist()
             q3, out3 = q.reshape(-1, hq, d), out.view(-1, hq, dv)
-            for row in self._decode_rows:
-                if row.state.failed:
-                    continue  # being aborted: keep the stock output
-                t = starts[row.index]  # a decode row extends exactly one token
-                out3[t] = self._sparse_attention(layer, q3[t], row)
+            live = [row for row in self._decode_rows if not row.state.failed]  # a failed one keeps stock output
+            tokens = [starts[row.index] for row in live]  # a decode row extends exactly one token
+            for t, row_out in zip(tokens, self._sparse_attention(layer, q3[tokens], live)):
+                out3[t] = row_out
         return out
 
     def forward_decode(self, q, k, v, layer: "RadixAttention", forward_batch: "ForwardBatch",
@@ -304,10 +305,10 @@ class OffloadAttnBackend:
         q3 = q.reshape(-1, hq, d)
         out = q3.new_empty((q3.shape[0], hq, dv))
         # A failed request (being aborted) may still run this step: plain attention, output dropped.
-        sparse = {row.index for row in self._decode_rows if not row.state.failed}
-        for row in self._decode_rows:
-            if not row.state.failed:
-                out[row.index] = self._sparse_attention(layer, q3[row.index], row)
+        live = [row for row in self._decode_rows if not row.state.failed]
+        sparse = {row.index for row in live}
+        for row, row_out in zip(live, self._sparse_attention(layer, q3[[row.index for row in live]], live)):
+            out[row.index] = row_out
         if len(sparse) < q3.shape[0]:
             seq_lens = forward_batch.seq_lens_cpu.tolist()
             rows = forward_batch.req_pool_indices.tolist()
@@ -345,26 +346,34 @@ class OffloadAttnBackend:
             tiered.release(slots[own_from:])
 
     # ---- attention --------------------------------------------------------------------------
-    def _sparse_attention(self, layer: "RadixAttention", q_row: torch.Tensor, row: RowPlan) -> torch.Tensor:
-        """Attention of one decode query over [sink | selected | local | generated]. ``[Hq, Dv]``."""
-        state, runtime = row.state, self.runtime
+    def _sparse_attention(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan]) -> list[torch.Tensor]:
+        """Attention of each row's decode query ``q [len(rows), Hq, D]`` over its [sink | selected |
+        local | generated] tokens: one batched select and gather for all rows (``select_batch`` /
+        ``gather_batch``), then attention per row. Returns one ``[Hq, Dv]`` per row."""
+        if not rows:
+            return []
+        runtime = self.runtime
         pool = runtime.token_to_kv_pool
-        summary = state.summaries[layer.layer_id]
+        summaries = [row.state.summaries[layer.layer_id] for row in rows]
+        budgets = [self.config.budget_tokens(row.state.prompt_len) for row in rows]
         k_cache, v_cache = pool.get_key_buffer(layer.layer_id), pool.get_value_buffer(layer.layer_id)
-        budget = self.config.budget_tokens(state.prompt_len)
-        index = runtime.selector.select(q_row, summary, budget, layer.scaling)  # (Hkv, n) candidates
-        k_sel, v_sel = runtime.selector.gather(summary, index, dtype=k_cache.dtype)
-        slots = runtime.slots(state.req_row, row.seq_len)
-        exact = runtime.rows(torch.cat([slots[: state.sink], slots[state.cand_end:]]))
-        k_exact = k_cache[exact].transpose(0, 1)  # (Hkv, n_exact, D)
-        v_exact = v_cache[exact].transpose(0, 1)
-        s = state.sink
-        k_all = torch.cat([k_exact[:, :s], k_sel, k_exact[:, s:]], dim=1)
-        v_all = torch.cat([v_exact[:, :s], v_sel, v_exact[:, s:]], dim=1)
+        selection = runtime.selector.select_batch(q, summaries, budgets, layer.scaling)
+        selected = runtime.selector.gather_batch(summaries, selection, dtype=k_cache.dtype)
         stats = runtime.table.stats
-        stats.selected_tokens += index.numel()
-        stats.loaded_bytes += runtime.selector.load_bytes(summary, index)
-        return sparse_decode_attention(q_row, k_all, v_all, layer.scaling)
+        stats.selected_tokens += sum(selection.counts) * selection.index.shape[1]
+        stats.loaded_bytes += selected.load_bytes
+        outs = []
+        for b, row in enumerate(rows):
+            state, n = row.state, selection.counts[b]
+            slots = runtime.slots(state.req_row, row.seq_len)
+            exact = runtime.rows(torch.cat([slots[: state.sink], slots[state.cand_end:]]))
+            k_exact = k_cache[exact].transpose(0, 1)  # (Hkv, n_exact, D)
+            v_exact = v_cache[exact].transpose(0, 1)
+            s = state.sink
+            k_all = torch.cat([k_exact[:, :s], selected.k[b, :, :n], k_exact[:, s:]], dim=1)
+            v_all = torch.cat([v_exact[:, :s], selected.v[b, :, :n], v_exact[:, s:]], dim=1)
+            outs.append(sparse_decode_attention(q[b], k_all, v_all, layer.scaling))
+        return outs
 
     def _dense_attention(self, layer: "RadixAttention", q_row: torch.Tensor, req_row: int, seq_len: int):
         pool = self.runtime.token_to_kv_pool

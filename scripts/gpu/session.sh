@@ -5,6 +5,7 @@
 #   tests     GPU-only tests: HIGGS kernels at full size, selectors on CUDA
 #   quant     python -m sglang_kv.quant.bench (kernel GB/s against the measured copy bandwidth)
 #   layer     python -m sglang_kv.bench layer: one decode step of one layer vs its floor and full attention
+#   layer64k  the same at 64K only (batches 1, 8, 32), whole-token and per-head payload groups
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 # Every stage writes logs and result JSONs under $OUT (and results/ in the working copy).
@@ -42,6 +43,14 @@ for stage in "$@"; do
       run layer_bench python3 -m sglang_kv.bench layer --batches 1 8 32 --contexts 32768 65536 131072 \
         --budgets 0.015625 0.03125 0.0625 --iters 5 --host-gib 48 --out results/layer_llama31_8b_h200.json
       cp results/layer_llama31_8b_h200.json "$OUT/" 2>/dev/null
+      ;;
+    layer64k)
+      for group in token head; do
+        run layer_bench_$group python3 -m sglang_kv.bench layer --batches 1 8 32 --contexts 65536 \
+          --budgets 0.015625 0.03125 0.0625 --iters 5 --host-gib 48 --payload-group $group \
+          --out results/layer_llama31_8b_h200_$group.json
+        cp results/layer_llama31_8b_h200_$group.json "$OUT/" 2>/dev/null
+      done
       ;;
     serve64k)
       run serve_llama_32x64k python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods yakv \

@@ -5,9 +5,10 @@ attention shape (default Llama-3.1-8B: 32 query / 8 kv heads x 128), summarized 
 (yakv: 2-bit landmarks on the GPU, 4-bit K/V payload in pinned host memory, exactly as the server
 stores them), then timed with CUDA events (median of ``--iters``):
 
-* ``offload_ms``: the serving decode step of one layer: per request select (landmark scores,
-  softmax, top-k), gather + dequantize of the selected tokens from host memory, attention over
-  [selected | 64 local exact] (the backend's ``_sparse_attention`` minus SGLang's bookkeeping);
+* ``offload_ms``: the serving decode step of one layer: select for the whole batch (landmark
+  scores, softmax, top-k: ``select_batch``), gather + dequantize of the selected tokens from host
+  memory (``gather_batch``), attention per request over [selected | 64 local exact] (the backend's
+  ``_sparse_attention`` minus SGLang's bookkeeping);
 * ``full_ms``: GPU-resident bf16 attention over all ``context`` tokens (SDPA), the stock step;
 * ``floor_ms``: max(PCIe bytes / 55 GB/s, HBM bytes / 4 TB/s) for the offload step, counting the
   payload rows the gather reads (measured ``load_bytes``) and the landmarks it scores.
@@ -103,19 +104,20 @@ def _full_attention_ms(q: torch.Tensor, num_kv_heads: int, context: int, scale: 
 
 def _time_offload(sel, summaries, locals_, q, k_budget: int, scale: float, iters: int) -> dict:
     batch = q.shape[0]
-    indices = [None] * batch  # the last step's selections
+    loaded = []  # bytes the last step read from host
 
     def offload_step():
+        selection = sel.select_batch(q, summaries, [k_budget] * batch, scale)
+        selected = sel.gather_batch(summaries, selection, dtype=torch.bfloat16)
         for b in range(batch):
-            index = indices[b] = sel.select(q[b], summaries[b], k_budget, scale)
-            k_sel, v_sel = sel.gather(summaries[b], index, dtype=torch.bfloat16)
+            n = selection.counts[b]
             k_loc, v_loc = locals_[b]
-            sparse_decode_attention(q[b], torch.cat([k_sel, k_loc], 1), torch.cat([v_sel, v_loc], 1), scale)
+            sparse_decode_attention(q[b], torch.cat([selected.k[b, :, :n], k_loc], 1),
+                                    torch.cat([selected.v[b, :, :n], v_loc], 1), scale)
+        loaded[:] = [selected.load_bytes]
 
     offload_ms = _median_ms(offload_step, iters)
-    # bytes the step read from host (counted apart: the count of whole-token rows syncs the device)
-    loaded = sum(sel.load_bytes(summary, index) for summary, index in zip(summaries, indices))
-    return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": loaded}
+    return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": loaded[0]}
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ tested against (:class:`sglang_kv.quant.higgs.HiggsQuantizer`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -186,14 +187,60 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     ``[rows * Hkv, D * bits / 8]`` with indices ``token * Hkv + head``.
     """
     num_channels = _check_codes_2d(quantizer, codes, scales)
+    device = _check_gather_index(index, dtype)
+    check_readable(codes, device, "codes")
+    check_readable(scales, device, "scales")
+    return _launch_gather(quantizer, num_channels, codes, scales, codes.stride(0), scales.stride(0), None, None,
+                          index, dtype, out, config)
+
+
+def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
+                            scales: Sequence[torch.Tensor], request: torch.Tensor, index: torch.Tensor, *,
+                            dtype: torch.dtype = torch.bfloat16, out: torch.Tensor | None = None,
+                            config: KernelConfig | None = None) -> torch.Tensor:
+    """:func:`dequantize_gather` over the stores of several requests in one launch.
+
+    codes[b], scales[b]: request ``b``'s store, as in :func:`dequantize_gather` (all with the same
+    channels and row strides; device or pinned host memory). request: int32 ``[...]``, index: int32
+    / int64 of the same shape, both on the compute device: output row ``i`` is row ``index[i]`` of
+    store ``request[i]`` (neither is checked on the device). Returns ``out [..., C]``.
+    """
+    if len(codes) != len(scales) or not codes:
+        raise ValueError(f"need one scales tensor per codes tensor (at least one), got {len(codes)} and {len(scales)}")
+    device = _check_gather_index(index, dtype)
+    if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
+        raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
+                         f"{request.dtype} {tuple(request.shape)} on {request.device}")
+    num_channels = _check_codes_2d(quantizer, codes[0], scales[0])
+    for c, sc in zip(codes, scales):
+        if _check_codes_2d(quantizer, c, sc) != num_channels or c.stride(0) != codes[0].stride(0) \
+                or sc.stride(0) != scales[0].stride(0) or sc.dtype != scales[0].dtype:
+            raise ValueError("every store must have the same channels, scale dtype and row strides")
+        check_readable(c, device, "codes")
+        check_readable(sc, device, "scales")
+    table = _address_table(device, [(c.data_ptr(), sc.data_ptr()) for c, sc in zip(codes, scales)])
+    return _launch_gather(quantizer, num_channels, codes[0], scales[0], codes[0].stride(0), scales[0].stride(0),
+                          table, request.reshape(-1).contiguous(), index, dtype, out, config)
+
+
+def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device:
     if index.dtype not in INDEX_DTYPES:
         raise ValueError(f"index must be int32 or int64, got {index.dtype}")
     if dtype not in OUT_DTYPES:
         raise ValueError(f"dtype must be one of {OUT_DTYPES}, got {dtype}")
+    check_kernel_device(index.device, "index")
+    return index.device
+
+
+def _address_table(device: torch.device, rows: list[tuple[int, ...]]) -> torch.Tensor:
+    """int64 ``[len(rows), len(rows[0])]`` of addresses / counts on ``device`` (one small copy)."""
+    table = torch.tensor(rows, dtype=torch.int64)
+    return table.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else table
+
+
+def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_stride, table, request, index,
+                   dtype, out, config) -> torch.Tensor:
     device = index.device
-    check_kernel_device(device, "index")
-    check_readable(codes, device, "codes")
-    check_readable(scales, device, "scales")
     shape = (*index.shape, num_channels)
     if out is None:
         out = torch.empty(shape, dtype=dtype, device=device)
@@ -213,19 +260,20 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     grid_points = quantizer.grid(device, torch.float16)
     meta = _packing_meta(quantizer)
     sms = num_sms(device)
+    has_table = table is not None
 
     def run(cfg: KernelConfig) -> None:
         programs = min(_cdiv(num_out, cfg.block), max(1, cfg.programs_per_sm * sms // num_groups))
         higgs_dequantize_gather_kernel[(programs, num_groups)](
-            codes, scales, flat_index, grid_points, out2d,
-            num_out, codes.stride(0), scales.stride(0), out2d.stride(0),
-            N=n, A=a, B=b, BLOCK_T=cfg.block,
+            codes, scales, flat_index, table if has_table else flat_index, request if has_table else flat_index,
+            grid_points, out2d, num_out, codes_stride, scales_stride, out2d.stride(0),
+            N=n, A=a, B=b, HAS_TABLE=has_table, BLOCK_T=cfg.block,
             num_warps=cfg.num_warps, **meta,
         )
 
     if config is None:
         key = ("higgs_dequantize_gather", str(device), n, num_groups, quantizer.p, quantizer.bits,
-               quantizer.scale_dtype, dtype, codes.device.type, _size_bucket(num_out))
+               quantizer.scale_dtype, dtype, codes.device.type, has_table, _size_bucket(num_out))
         config = pick_config(key, dequantize_gather_configs(n), run)
     _check_config(config, _min_block(n))
     run(config)
@@ -233,44 +281,91 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
 
 
 # --- score -----------------------------------------------------------------------------------------
-SCORE_CONFIGS = [KernelConfig(64, 4, 8), KernelConfig(128, 4, 8), KernelConfig(128, 8, 4),
-                 KernelConfig(256, 8, 4), KernelConfig(64, 4, 16), KernelConfig(128, 4, 16)]
+class ScoreConfig(NamedTuple):
+    """A :class:`KernelConfig` plus the variant: ``lut`` (a per-step lookup table of query .
+    codeword products, one vector load per index) or the tensor-core dot over looked-up codewords."""
+    block: int
+    num_warps: int
+    programs_per_sm: int = 8
+    lut: bool = False
 
 
-def score_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
-              row_indptr: torch.Tensor | None = None) -> torch.Tensor:
-    """Torch path (rows outside every request are zero). Per row: reads ``Hkv * (D * bits / 8 +
-    scale.itemsize)`` bytes, writes ``4 * Hq``."""
-    q3 = q[None] if q.dim() == 2 else q
-    num_requests, num_q_heads, head_dim = q3.shape
+SCORE_CONFIGS = [ScoreConfig(64, 4, 8), ScoreConfig(128, 4, 8), ScoreConfig(128, 8, 4), ScoreConfig(64, 4, 16),
+                 ScoreConfig(32, 4, 8, True), ScoreConfig(64, 4, 8, True), ScoreConfig(128, 8, 8, True),
+                 ScoreConfig(64, 8, 16, True), ScoreConfig(16, 2, 16, True)]
+
+
+def score_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Torch path of :func:`score`. Per row: reads ``Hkv * (D * bits / 8 + scale.itemsize)`` bytes,
+    writes ``4 * Hq``."""
+    num_q_heads, head_dim = q.shape
     num_rows, num_kv_heads = scales.shape
-    bounds = [0, num_rows] if row_indptr is None else row_indptr.tolist()
-    head_bytes = codes.shape[1] // num_kv_heads
-    out = torch.zeros(num_q_heads, num_rows, dtype=torch.float32, device=q.device)
-    for b in range(num_requests):
-        start, end = bounds[b], bounds[b + 1]
-        codes_h = codes[start:end].view(end - start, num_kv_heads, head_bytes).transpose(0, 1)  # (Hkv, n, .)
-        scales_h = scales[start:end].transpose(0, 1)[..., None]  # (Hkv, n, 1)
-        q_h = q3[b].reshape(num_kv_heads, num_q_heads // num_kv_heads, head_dim)  # (Hkv, g, D)
-        out[:, start:end] = quantizer.score(q_h, codes_h, scales_h).reshape(num_q_heads, end - start)
+    codes_h = codes.view(num_rows, num_kv_heads, codes.shape[1] // num_kv_heads).transpose(0, 1)  # (Hkv, n, .)
+    q_h = q.reshape(num_kv_heads, num_q_heads // num_kv_heads, head_dim)  # (Hkv, g, D)
+    return quantizer.score(q_h, codes_h, scales.transpose(0, 1)[..., None]).reshape(num_q_heads, num_rows)
+
+
+def score_batch_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torch.Tensor],
+                    scales: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Torch path of :func:`score_batch` (columns past a request's rows are zero)."""
+    width = max(c.shape[0] for c in codes)
+    out = torch.zeros(q.shape[0], q.shape[1], width, dtype=torch.float32, device=q.device)
+    for b, (c, sc) in enumerate(zip(codes, scales)):
+        out[b, :, :c.shape[0]] = score_ref(quantizer, q[b], c.to(q.device), sc.to(q.device))
     return out
 
 
 def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, *,
-          row_indptr: torch.Tensor | None = None, out: torch.Tensor | None = None,
-          config: KernelConfig | None = None) -> torch.Tensor:
-    """Per-head scores ``q . dequantize(key)`` of per-head quantized keys, without dequantizing.
+          out: torch.Tensor | None = None, config: ScoreConfig | None = None) -> torch.Tensor:
+    """Per-head scores ``q . dequantize(key)`` of per-head quantized keys of one request, without
+    dequantizing.
 
     quantizer: per-head groups, ``group_size == D`` (head_dim, 16..128).
-    q: ``[Hq, D]`` (one request) or ``[B, Hq, D]`` (float32 / float16 / bfloat16, unrotated).
+    q: ``[Hq, D]`` (float32 / float16 / bfloat16, unrotated).
     codes: uint8 ``[rows, Hkv * D * bits / 8]``; scales: ``[rows, Hkv]`` (on q's device or pinned).
-    row_indptr: int ``[B + 1]`` on q's device: request ``b`` owns rows ``row_indptr[b]:row_indptr[b + 1]``
-    (``None``: ``B == 1`` owns all rows). Query head ``h`` reads kv head ``h // (Hq / Hkv)``.
-    Returns float32 ``out [Hq, rows]`` (``out`` may be a view with any row stride); rows outside every
-    request are left untouched. No ``1 / sqrt(D)`` is applied.
+    Query head ``h`` reads kv head ``h // (Hq / Hkv)``. Returns float32 ``out [Hq, rows]`` (``out``
+    may be a view with any row stride). No ``1 / sqrt(D)`` is applied.
     """
-    if q.dim() not in (2, 3):
-        raise ValueError(f"q must be [Hq, D] or [B, Hq, D], got shape {tuple(q.shape)}")
+    if q.dim() != 2:
+        raise ValueError(f"q must be [Hq, D], got shape {tuple(q.shape)}; use score_batch for [B, Hq, D]")
+    num_kv_heads = _check_score_store(quantizer, q, codes, scales)
+    num_rows = codes.shape[0]
+    if out is None:
+        out = torch.empty(q.shape[0], num_rows, dtype=torch.float32, device=q.device)
+    check_out(out, (q.shape[0], num_rows), (torch.float32,), q.device, "out")
+    _launch_score(quantizer, q[None], codes, scales, num_kv_heads, None, num_rows, out[None], config)
+    return out
+
+
+def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torch.Tensor],
+                scales: Sequence[torch.Tensor], *, out: torch.Tensor | None = None,
+                config: ScoreConfig | None = None) -> torch.Tensor:
+    """:func:`score` for ``B`` requests in one launch, each with its own store.
+
+    q: ``[B, Hq, D]``; codes[b], scales[b]: request ``b``'s ``[rows_b, Hkv * D * bits / 8]`` and
+    ``[rows_b, Hkv]`` (same row strides for all). Returns float32 ``out [B, Hq, max_b rows_b]`` (last
+    dimension contiguous, any other strides); ``out[b, :, rows_b:]`` is left untouched.
+    """
+    if q.dim() != 3 or len(codes) != q.shape[0] or len(scales) != q.shape[0]:
+        raise ValueError(f"q must be [B, Hq, D] with one codes and scales tensor per request, got q "
+                         f"{tuple(q.shape)}, {len(codes)} codes, {len(scales)} scales")
+    num_kv_heads = _check_score_store(quantizer, q, codes[0], scales[0])
+    for c, sc in zip(codes, scales):
+        _check_score_store(quantizer, q, c, sc)
+        if c.stride(0) != codes[0].stride(0) or sc.stride(0) != scales[0].stride(0) or sc.dtype != scales[0].dtype:
+            raise ValueError("every store must have the same row strides and scale dtype")
+    width = max(c.shape[0] for c in codes)
+    shape = (q.shape[0], q.shape[1], width)
+    if out is None:
+        out = torch.empty(shape, dtype=torch.float32, device=q.device)
+    check_out(out, shape, (torch.float32,), q.device, "out")
+    table = _address_table(q.device, [(c.data_ptr(), sc.data_ptr(), c.shape[0]) for c, sc in zip(codes, scales)])
+    _launch_score(quantizer, q, codes[0], scales[0], num_kv_heads, table, width, out, config)
+    return out
+
+
+def _check_score_store(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor) -> int:
+    """Checks shared by score and score_batch; returns the number of kv heads."""
     quantizer.check_input(q, "q")
     num_channels = _check_codes_2d(quantizer, codes, scales)
     head_dim = quantizer.group_size
@@ -279,54 +374,66 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
     if q.shape[-1] != head_dim:
         raise ValueError(f"q last dimension must equal group_size={head_dim} (per-head groups), "
                          f"got {q.shape[-1]}")
-    q3 = q[None] if q.dim() == 2 else q
+    num_kv_heads = num_channels // head_dim
+    if q.shape[-2] % num_kv_heads:
+        raise ValueError(f"number of query heads {q.shape[-2]} is not a multiple of kv heads {num_kv_heads}")
+    check_kernel_device(q.device, "q")
+    check_readable(codes, q.device, "codes")
+    check_readable(scales, q.device, "scales")
+    return num_kv_heads
+
+
+def score_lut(quantizer: HiggsQuantizer, q: torch.Tensor, num_kv_heads: int, gqa_pad: int) -> torch.Tensor:
+    """The lookup table of the ``lut`` score variant: float32 ``[B, Hkv, D / p, num_points, gqa_pad]``,
+    ``lut[b, h, j, c, i] = (H_D q[b, h * g + i])[j*p:(j+1)*p] . grid[c] / D`` (zero for ``i >= g``)."""
+    num_requests, num_q_heads, head_dim = q.shape
+    gqa, p = num_q_heads // num_kv_heads, quantizer.p
+    q_rot = quantizer.rotate(q.float()).view(num_requests, num_kv_heads, gqa, head_dim // p, p)
+    lut = torch.einsum("bhgjp,cp->bhjcg", q_rot, quantizer.grid(q.device, torch.float32)) / head_dim
+    if gqa_pad != gqa:
+        lut = torch.nn.functional.pad(lut, (0, gqa_pad - gqa))
+    return lut.contiguous()
+
+
+def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, num_rows, out, config) -> None:
+    """Score kernel launch for ``q3 [B, Hq, D]`` into ``out [B, Hq, >= rows]``."""
+    if num_rows == 0:
+        return
+    if out.stride(-1) != 1:
+        raise ValueError(f"out: last dimension must be contiguous, got strides {tuple(out.stride())}")
     if q3.stride(-1) != 1:
         q3 = q3.contiguous()
-    num_requests, num_q_heads, _ = q3.shape
-    num_rows, num_kv_heads = codes.shape[0], num_channels // head_dim
-    if num_q_heads % num_kv_heads:
-        raise ValueError(f"number of query heads {num_q_heads} is not a multiple of kv heads {num_kv_heads}")
+    from sglang_kv.kernels.higgs_triton import higgs_score_kernel, higgs_score_lut_kernel
+
+    num_requests, num_q_heads, head_dim = q3.shape
     gqa = num_q_heads // num_kv_heads
-    device = q.device
-    check_kernel_device(device, "q")
-    check_readable(codes, device, "codes")
-    check_readable(scales, device, "scales")
-    if row_indptr is None:
-        if num_requests != 1:
-            raise ValueError(f"row_indptr is required for a batch of {num_requests} requests")
-    else:
-        if row_indptr.dtype not in INDEX_DTYPES or tuple(row_indptr.shape) != (num_requests + 1,):
-            raise ValueError(f"row_indptr must be int32/int64 of shape ({num_requests + 1},), got "
-                             f"{row_indptr.dtype} {tuple(row_indptr.shape)}")
-        if row_indptr.device != device:
-            raise ValueError(f"row_indptr must be on {device}, got {row_indptr.device}")
-    if out is None:
-        out = torch.empty(num_q_heads, num_rows, dtype=torch.float32, device=device)
-    check_out(out, (num_q_heads, num_rows), (torch.float32,), device, "out")
-    if num_rows == 0:
-        return out
-    from sglang_kv.kernels.higgs_triton import higgs_score_kernel
-
-    gqa_pad = max(16, 1 << (gqa - 1).bit_length())
-    grid_points = quantizer.grid(device, torch.float16)
+    device = q3.device
     meta = _packing_meta(quantizer)
-    indptr = row_indptr if row_indptr is not None else out  # unused pointer when HAS_INDPTR is False
     sms = num_sms(device)
+    has_table = table is not None
+    table_arg = table if has_table else out
 
-    def run(cfg: KernelConfig) -> None:
+    def run(cfg: ScoreConfig) -> None:
         programs = max(1, min(_cdiv(num_rows, cfg.block),
                               _cdiv(cfg.programs_per_sm * sms, num_kv_heads * num_requests)))
-        higgs_score_kernel[(programs, num_kv_heads, num_requests)](
-            q3, codes, scales, indptr, grid_points, out,
-            num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0),
-            N=head_dim, GQA=gqa, GQA_PAD=gqa_pad, HAS_INDPTR=row_indptr is not None,
-            BLOCK_N=cfg.block, num_warps=cfg.num_warps, **meta,
-        )
+        grid = (programs, num_kv_heads, num_requests)
+        common = dict(N=head_dim, GQA=gqa, HAS_TABLE=has_table, BLOCK_N=cfg.block, num_warps=cfg.num_warps, **meta)
+        if cfg.lut:
+            gqa_pad = 1 << (gqa - 1).bit_length()
+            lut = score_lut(quantizer, q3, num_kv_heads, gqa_pad)  # timed with the kernel when tuning
+            higgs_score_lut_kernel[grid](
+                lut, codes, scales, table_arg, out,
+                num_rows, codes.stride(0), scales.stride(0), out.stride(0), out.stride(1),
+                GQA_PAD=gqa_pad, NUM_POINTS=quantizer.num_points, **common)
+        else:
+            higgs_score_kernel[grid](
+                q3, codes, scales, table_arg, quantizer.grid(device, torch.float16), out,
+                num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0), out.stride(1),
+                GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), **common)
 
     if config is None:
         key = ("higgs_score", str(device), head_dim, quantizer.p, quantizer.bits, quantizer.scale_dtype,
-               gqa, num_kv_heads, num_requests, q.dtype, codes.device.type, _size_bucket(num_rows))
+               gqa, num_kv_heads, num_requests, q3.dtype, codes.device.type, has_table, _size_bucket(num_rows))
         config = pick_config(key, SCORE_CONFIGS, run)
-    _check_config(config, 16)
+    _check_config(config, 16 if not config.lut else 1)
     run(config)
-    return out

@@ -166,19 +166,22 @@ def higgs_quantize_kernel(
 
 @triton.jit
 def higgs_dequantize_gather_kernel(
-    codes_ptr, scales_ptr, index_ptr, grid_ptr, out_ptr,
+    codes_ptr, scales_ptr, index_ptr, table_ptr, request_ptr, grid_ptr, out_ptr,
     num_out, codes_stride, scales_stride, out_stride,
     N: tl.constexpr, A: tl.constexpr, B: tl.constexpr, P: tl.constexpr,
     IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
-    BLOCK_T: tl.constexpr,
+    HAS_TABLE: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """``out[i, group] = dequantize(codes[index[i], group], scales[index[i], group])``.
 
     Programs ``(program_id(0), group)`` loop over blocks of ``BLOCK_T`` output rows with stride
     ``num_programs(0)``. codes: uint8 ``[*, C * bits / 8]`` (device or pinned host memory, read
     directly), scales ``[*, C / N]``, index int ``[num_out]``, grid float16 ``[num_points, P]``,
-    out ``[num_out, C]``. Per output row: reads ``C * bits / 8 + num_groups * scale.itemsize`` plus
-    the index, writes ``C * out.itemsize`` bytes.
+    out ``[num_out, C]``. ``HAS_TABLE``: output row ``i`` reads the store of request
+    ``request[i]`` (int32 ``[num_out]``), whose codes and scales addresses are row ``request[i]`` of
+    the int64 ``table [B, 2]`` (every store with the same row strides); ``codes_ptr`` /
+    ``scales_ptr`` only give the element types. Per output row: reads ``C * bits / 8 + num_groups *
+    scale.itemsize`` plus the index, writes ``C * out.itemsize`` bytes.
     """
     group = tl.program_id(1)
     if A == 1:
@@ -193,45 +196,63 @@ def higgs_dequantize_gather_kernel(
         offs = block * BLOCK_T + tl.arange(0, BLOCK_T)
         mask = offs < num_out
         rows = tl.load(index_ptr + offs, mask=mask, other=0).to(tl.int64)
-        idx = _load_indices(codes_ptr + rows * codes_stride + group * (W * U), mask, W, IDX_BITS, K, U, BLOCK_T)
+        if HAS_TABLE:
+            request = tl.load(request_ptr + offs, mask=mask, other=0).to(tl.int64)
+            codes_base = tl.load(table_ptr + request * 2, mask=mask, other=0).to(tl.pointer_type(tl.uint8))
+            scales_base = tl.load(table_ptr + request * 2 + 1, mask=mask, other=0).to(
+                tl.pointer_type(scales_ptr.dtype.element_ty))
+        else:
+            codes_base = codes_ptr
+            scales_base = scales_ptr
+        idx = _load_indices(codes_base + rows * codes_stride + group * (W * U), mask, W, IDX_BITS, K, U, BLOCK_T)
         y = _lookup(grid_ptr, idx, BLOCK_T, N, P)  # (T, N) float16, exact codewords
         x = _hadamard_rows(y, h_a, h_b, BLOCK_T, N, A, B, False)
-        scale = tl.load(scales_ptr + rows * scales_stride + group, mask=mask, other=0.0).to(tl.float32)
+        scale = tl.load(scales_base + rows * scales_stride + group, mask=mask, other=0.0).to(tl.float32)
         x = x * (scale / N)[:, None]
         out_ptrs = out_ptr + offs.to(tl.int64)[:, None] * out_stride + group * N + offs_n[None, :]
         tl.store(out_ptrs, x.to(out_ptr.dtype.element_ty), mask=mask[:, None])
 
 
 @triton.jit
+def _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request, HAS_TABLE: tl.constexpr):
+    """``(codes, scales, rows)`` of request ``request``: from row ``request`` of the int64 table
+    ``[B, 3]`` (codes address, scales address, rows) when ``HAS_TABLE``, else the arguments."""
+    if HAS_TABLE:
+        codes_base = tl.load(table_ptr + request * 3).to(tl.pointer_type(tl.uint8))
+        scales_base = tl.load(table_ptr + request * 3 + 1).to(tl.pointer_type(scales_ptr.dtype.element_ty))
+        rows = tl.load(table_ptr + request * 3 + 2).to(tl.int32)
+        return codes_base, scales_base, rows
+    else:
+        return codes_ptr, scales_ptr, num_rows
+
+
+@triton.jit
 def higgs_score_kernel(
-    q_ptr, codes_ptr, scales_ptr, row_indptr_ptr, grid_ptr, out_ptr,
-    num_rows, q_stride_b, q_stride_h, codes_stride, scales_stride, out_stride,
+    q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
+    num_rows, q_stride_b, q_stride_h, codes_stride, scales_stride, out_stride_b, out_stride_h,
     N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr,
     IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
-    HAS_INDPTR: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_TABLE: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """Scores of the ``GQA`` query heads of kv head ``program_id(1)`` of request ``program_id(2)``.
+    """Scores of the ``GQA`` query heads of kv head ``program_id(1)`` of request ``program_id(2)``
+    (tensor-core variant).
 
-    q: ``[B, Hq, N]`` (strides ``q_stride_b``, ``q_stride_h``; unrotated), codes: uint8
-    ``[rows, Hkv * N * bits / 8]`` (per-head groups of ``N`` channels), scales ``[rows, Hkv]``,
-    row_indptr: ``[B + 1]`` (request ``b`` owns rows ``row_indptr[b]:row_indptr[b + 1]``; without it
-    one request owns ``num_rows`` rows), grid float16 ``[num_points, P]``, out float32 ``[Hq, rows]``:
-    ``out[h * GQA + i, r] = q[b, h * GQA + i] . dequantize(codes[r, h], scales[r, h])``.
+    q: ``[B, Hq, N]`` (strides ``q_stride_b``, ``q_stride_h``; unrotated); codes: uint8
+    ``[rows, Hkv * N * bits / 8]`` (per-head groups of ``N`` channels, row stride ``codes_stride``),
+    scales ``[rows, Hkv]``; with ``HAS_TABLE`` each request has its own codes, scales and row count
+    (``table [B, 3]``, see :func:`_request_rows`), else one request owns ``num_rows`` rows of
+    ``codes_ptr``. grid float16 ``[num_points, P]``; out float32 ``[B, Hq, >= rows]``:
+    ``out[b, h * GQA + i, r] = q[b, h * GQA + i] . dequantize(codes_b[r, h], scales_b[r, h])``.
 
     Each program rotates its queries once (``H_N q / N``, scaled by ``max |q|`` so any magnitude fits
     float16) and then loops over blocks of ``BLOCK_N`` rows: codeword lookup (float16-exact), a
-    tensor-core dot with the rotated queries split into float16 hi + lo, times the scale. (A CUDA-core
-    variant needed about 4x more instructions per row in the sm_90 SASS.) Per row and kv head: reads
-    ``N * bits / 8 + scale.itemsize`` bytes, writes ``4 * GQA`` bytes.
+    tensor-core dot with the rotated queries split into float16 hi + lo, times the scale. Per row and
+    kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes ``4 * GQA`` bytes.
     """
     head = tl.program_id(1)
     request = tl.program_id(2)
-    if HAS_INDPTR:
-        row_start = tl.load(row_indptr_ptr + request).to(tl.int32)
-        row_end = tl.load(row_indptr_ptr + request + 1).to(tl.int32)
-    else:
-        row_start = 0
-        row_end = num_rows
+    codes_base, scales_base, row_end = _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request,
+                                                      HAS_TABLE)
 
     offs_n = tl.arange(0, N)
     offs_g = tl.arange(0, GQA_PAD)
@@ -246,14 +267,53 @@ def higgs_score_kernel(
     q_lo = tl.trans((q_rot - q_hi.to(tl.float32)).to(tl.float16))  # (N, GQA_PAD)
     q_hi = tl.trans(q_hi)
 
+    out_base = out_ptr + request.to(tl.int64) * out_stride_b
     W: tl.constexpr = N // P // K
-    for block in range(tl.program_id(0), tl.cdiv(row_end - row_start, BLOCK_N), tl.num_programs(0)):
-        rows = row_start + block * BLOCK_N + tl.arange(0, BLOCK_N)
+    for block in range(tl.program_id(0), tl.cdiv(row_end, BLOCK_N), tl.num_programs(0)):
+        rows = block * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = rows < row_end
         rows64 = rows.to(tl.int64)
-        idx = _load_indices(codes_ptr + rows64 * codes_stride + head * (W * U), mask, W, IDX_BITS, K, U, BLOCK_N)
+        idx = _load_indices(codes_base + rows64 * codes_stride + head * (W * U), mask, W, IDX_BITS, K, U, BLOCK_N)
         keys = _lookup(grid_ptr, idx, BLOCK_N, N, P)  # (BLOCK_N, N) float16, rotated domain
-        scale = tl.load(scales_ptr + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32) * factor
+        scale = tl.load(scales_base + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32) * factor
         scores = (tl.dot(keys, q_hi) + tl.dot(keys, q_lo)) * scale[:, None]  # (BLOCK_N, GQA_PAD)
-        out_ptrs = out_ptr + q_heads[None, :].to(tl.int64) * out_stride + rows64[:, None]
+        out_ptrs = out_base + q_heads[None, :].to(tl.int64) * out_stride_h + rows64[:, None]
+        tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_g < GQA)[None, :])
+
+
+@triton.jit
+def higgs_score_lut_kernel(
+    lut_ptr, codes_ptr, scales_ptr, table_ptr, out_ptr,
+    num_rows, codes_stride, scales_stride, out_stride_b, out_stride_h,
+    N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr, NUM_POINTS: tl.constexpr,
+    IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
+    HAS_TABLE: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """The same scores as :func:`higgs_score_kernel` from a lookup table (no dot, no codewords).
+
+    lut: float32 ``[B, Hkv, N / P, NUM_POINTS, GQA_PAD]``: ``lut[b, h, j, c, i] = (H_N q)[j*P:(j+1)*P] .
+    grid[c] / N`` for query head ``h * GQA + i`` of request ``b`` (built once per step by the
+    wrapper). A row's score is ``scale * sum_j lut[b, h, j, index_j]``: one ``GQA_PAD``-wide vector
+    load per index. Other arguments as :func:`higgs_score_kernel`.
+    """
+    head = tl.program_id(1)
+    request = tl.program_id(2)
+    codes_base, scales_base, row_end = _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request,
+                                                      HAS_TABLE)
+    J: tl.constexpr = N // P
+    lut_base = lut_ptr + (request * tl.num_programs(1) + head).to(tl.int64) * (J * NUM_POINTS * GQA_PAD)
+    offs_j = tl.arange(0, J)
+    offs_g = tl.arange(0, GQA_PAD)
+    out_base = out_ptr + request.to(tl.int64) * out_stride_b
+    W: tl.constexpr = J // K
+    for block in range(tl.program_id(0), tl.cdiv(row_end, BLOCK_N), tl.num_programs(0)):
+        rows = block * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = rows < row_end
+        rows64 = rows.to(tl.int64)
+        idx = _load_indices(codes_base + rows64 * codes_stride + head * (W * U), mask, W, IDX_BITS, K, U, BLOCK_N)
+        entry = (offs_j[None, :] * NUM_POINTS + idx) * GQA_PAD  # (BLOCK_N, J)
+        partial = tl.load(lut_base + entry[:, :, None] + offs_g[None, None, :])  # (BLOCK_N, J, GQA_PAD)
+        scale = tl.load(scales_base + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32)
+        scores = tl.sum(partial, axis=1) * scale[:, None]  # (BLOCK_N, GQA_PAD)
+        out_ptrs = out_base + (head * GQA + offs_g)[None, :].to(tl.int64) * out_stride_h + rows64[:, None]
         tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_g < GQA)[None, :])

@@ -18,6 +18,10 @@ A selector sees one layer of one request at a time and knows nothing about SGLan
   other methods), so ``num_selected(k, num_tokens)`` columns; ``k >= num_tokens`` returns every token.
 * ``gather(summary, index)`` returns the keys and values attention sees for those indices:
   dequantized (YAKV), rebuilt from factors with RoPE at their positions (ShadowKV keys) or exact.
+* ``select_batch`` / ``gather_batch`` do the same for the requests of one decode batch and layer
+  (what serving calls). The default loops over ``select`` / ``gather``; a selector with batched
+  kernels (YAKV on CUDA) overrides them with one score, one top-k and one gather launch per layer,
+  and must return what the loop returns.
 
 Scoring convention shared by every selector (the papers'): per query head a softmax over all
 candidates (or blocks of them) of ``scale * q . key_estimate``, then the max over the query heads of
@@ -210,6 +214,29 @@ class Selector(ABC):
         Reads only the ``index`` rows of the payload.
         """
 
+    # ---- per decode batch and layer ----------------------------------------------------------
+    def select_batch(self, q: torch.Tensor, summaries: list[LayerSummary], ks: list[int],
+                     scale: float) -> BatchSelection:
+        """``select`` for each request: q ``[B, num_q_heads, head_dim]``, one summary and budget each."""
+        if q.dim() != 3 or len(summaries) != q.shape[0] or len(ks) != q.shape[0]:
+            raise ValueError(f"{self.name}: select_batch needs q [B, Hq, D] with one summary and budget per "
+                             f"request, got q {tuple(q.shape)}, {len(summaries)} summaries, {len(ks)} budgets")
+        return pad_selections([self.select(q[b], s, k, scale) for b, (s, k) in enumerate(zip(summaries, ks))])
+
+    def gather_batch(self, summaries: list[LayerSummary], selection: BatchSelection,
+                     dtype: torch.dtype = torch.float32) -> BatchKV:
+        """``gather`` for each request of a :class:`BatchSelection` (padded columns are zeros)."""
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        width = selection.index.shape[2]
+        k = selection.index.new_zeros((len(summaries), hkv, width, d), dtype=dtype)
+        v = torch.zeros_like(k)
+        loaded = 0
+        for b, (summary, n) in enumerate(zip(summaries, selection.counts)):
+            index = selection.index[b, :, :n].contiguous()
+            k[b, :, :n], v[b, :, :n] = self.gather(summary, index, dtype=dtype)
+            loaded += self.load_bytes(summary, index)
+        return BatchKV(k, v, loaded)
+
     def num_selected(self, k: int, num_tokens: int, num_fixed: int = 0) -> int:
         return min(k, num_tokens - num_fixed) + num_fixed
 
@@ -238,6 +265,30 @@ class Selector(ABC):
         if q.shape != (self.shape.num_q_heads, self.shape.head_dim):
             raise ValueError(f"{self.name}: expected q [{self.shape.num_q_heads}, {self.shape.head_dim}], "
                              f"got {tuple(q.shape)}")
+
+
+class BatchSelection(NamedTuple):
+    """``select_batch``'s result: request ``b`` selects ``index[b, :, :counts[b]]`` (per kv head,
+    ascending, as ``select``); columns past ``counts[b]`` repeat one of its selected indices."""
+
+    index: torch.Tensor  # int64 [B, num_kv_heads, max(counts)]
+    counts: list[int]
+
+
+class BatchKV(NamedTuple):
+    """``gather_batch``'s result: request ``b``'s keys / values are ``k[b, :, :counts[b]]``."""
+
+    k: torch.Tensor  # [B, num_kv_heads, max(counts), head_dim]
+    v: torch.Tensor
+    load_bytes: int  # host -> device bytes the gather read (as ``load_bytes`` summed over requests)
+
+
+def pad_selections(indices: list[torch.Tensor]) -> BatchSelection:
+    """Stack per-request selections ``[Hkv, n_b]`` into a :class:`BatchSelection`."""
+    counts = [int(i.shape[1]) for i in indices]
+    width = max(counts)
+    index = torch.stack([torch.cat([i, i[:, :1].expand(-1, width - i.shape[1])], 1) for i in indices])
+    return BatchSelection(index, counts)
 
 
 def group_max_softmax(logits: torch.Tensor, num_kv_heads: int) -> torch.Tensor:

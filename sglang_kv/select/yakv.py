@@ -40,8 +40,8 @@ import torch
 
 from sglang_kv.config import PAYLOAD_GROUPS
 from sglang_kv.quant.higgs import HiggsQuantizer
-from sglang_kv.select.base import (Footprint, LayerSummary, Selector, StepBytes, group_max_softmax, knob, take,
-                                   topk_sorted, use_kernels)
+from sglang_kv.select.base import (BatchKV, BatchSelection, Footprint, LayerSummary, Selector, StepBytes,
+                                   group_max_softmax, knob, take, topk_sorted, use_kernels)
 from sglang_kv.select.rope import apply_rope, inverse_rope
 
 # bits per value -> (grid dimension p, bits): 1 and 2 bits on 4-D grids, 3 and 4 bits on 2-D grids
@@ -158,7 +158,76 @@ class YakvSelector(Selector):
         scores = group_max_softmax(logits.reshape(-1, summary.num_tokens), self.shape.num_kv_heads)
         return topk_sorted(scores, k)
 
+    def select_batch(self, q, summaries, ks, scale):
+        if not (use_kernels(q) and not self.residual):
+            return super().select_batch(q, summaries, ks, scale)
+        return self._select_batch_kernels(q, summaries, ks, scale)
+
+    def _select_batch_kernels(self, q, summaries, ks, scale) -> BatchSelection:
+        """One score launch over every request's landmarks, then softmax, GQA max and top-k over the
+        padded ``[B, Hkv, max L]`` scores; equal to ``select`` per request (up to ties)."""
+        from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+        hkv = self.shape.num_kv_heads
+        lengths = [s.num_tokens for s in summaries]
+        counts = [self.num_selected(k, n) for k, n in zip(ks, lengths)]
+        logits = torch.full((q.shape[0], q.shape[1], max(lengths)), float("-inf"), device=q.device)
+        higgs_kernels.score_batch(self.landmark_q, q, [s.device["landmark_codes"] for s in summaries],
+                                  [s.device["landmark_scales"] for s in summaries], out=logits)
+        probs = torch.softmax(logits.mul_(scale), dim=-1)  # (B, Hq, L); padded columns 0
+        scores = probs.view(q.shape[0], hkv, -1, probs.shape[-1]).amax(dim=2)  # (B, Hkv, L)
+        column = torch.arange(scores.shape[-1], device=q.device)
+        length = torch.tensor(lengths, device=q.device)[:, None, None]
+        scores.masked_fill_(column >= length, -1.0)  # below every probability, underflowed ones too
+        width = max(counts)
+        top = torch.topk(scores, width, dim=-1, sorted=True).indices  # (B, Hkv, width), best first
+        if min(counts) == width:
+            return BatchSelection(torch.sort(top, dim=-1).values, counts)
+        # columns past a request's count: sorted to the end, then set to its first selected index
+        valid = torch.arange(width, device=q.device) < torch.tensor(counts, device=q.device)[:, None, None]
+        top = torch.sort(torch.where(valid, top, scores.shape[-1]), dim=-1).values
+        return BatchSelection(torch.where(valid, top, top[..., :1]), counts)
+
     # ---- gather -------------------------------------------------------------------------------
+    def gather_batch(self, summaries, selection, dtype=torch.float32):
+        if not (use_kernels(selection.index) and self.kv_bits == 4 and self.key_rope == "post"):
+            return super().gather_batch(summaries, selection, dtype)
+        return self._gather_batch_kernels(summaries, selection, dtype)
+
+    def _gather_batch_kernels(self, summaries, selection: BatchSelection, dtype) -> BatchKV:
+        """One dequantize-gather launch per K and V over every request's payload rows (zero-copy
+        from pinned host memory); equal to ``gather`` per request."""
+        from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        index = selection.index  # (B, Hkv, n)
+        batch, _, width = index.shape
+        device = index.device
+        heads = torch.arange(hkv, device=device)[:, None]
+        out = {}
+        if self.payload_group == "token":
+            span = max(s.num_tokens for s in summaries)
+            requests = torch.arange(batch, device=device)[:, None, None]
+            rows, inverse = torch.unique(requests * span + index, return_inverse=True)  # a row serves every head
+            request, token = (rows // span).to(torch.int32), rows % span
+            for name in ("k", "v"):
+                tokens = higgs_kernels.dequantize_gather_batch(
+                    self.payload_q, [s.payload[f"{name}_codes"] for s in summaries],
+                    [s.payload[f"{name}_scales"] for s in summaries], request, token, dtype=torch.float32)
+                out[name] = tokens.view(-1, hkv, d)[inverse, heads].to(dtype)  # (B, Hkv, n, D)
+            loaded = rows.numel() * self.token_row_bytes()
+        else:  # per (token, head) rows of each store viewed as [L * Hkv, D / 2]
+            request = torch.arange(batch, device=device, dtype=torch.int32)[:, None, None].expand(-1, hkv, width)
+            for name in ("k", "v"):
+                codes = [s.payload[f"{name}_codes"] for s in summaries]
+                scales = [s.payload[f"{name}_scales"] for s in summaries]
+                out[name] = higgs_kernels.dequantize_gather_batch(
+                    self.payload_q, [c.view(c.shape[0] * hkv, -1) for c in codes],
+                    [sc.reshape(sc.shape[0] * hkv, 1) for sc in scales], request.contiguous(), index * hkv + heads,
+                    dtype=torch.float32).to(dtype)
+            loaded = sum(selection.counts) * self.token_row_bytes()
+        return BatchKV(out["k"], out["v"], loaded)
+
     def gather(self, summary, index, dtype=torch.float32):
         k = self._decode("k", summary, index)
         if self.key_rope == "pre":
@@ -222,3 +291,4 @@ class YakvSelector(Selector):
         if self.kv_bits == 4 and self.payload_group == "token":
             return torch.unique(index).numel() * self.token_row_bytes()
         return index.numel() * self.token_row_bytes() // self.shape.num_kv_heads
+

@@ -61,25 +61,34 @@ def compile_all() -> list[dict]:
                        x_stride="i32", codes_stride="i32", scales_stride="i32"),
                   dict(N=group_size, A=a, B=b, NUM_POINTS=quantizer.num_points, BLOCK_T=config.block, **meta),
                   config.num_warps)
-        for config in hk.dequantize_gather_configs(group_size):
+        for index, config in enumerate(hk.dequantize_gather_configs(group_size)):
             for out_type in ("*bf16", "*fp32"):
-                build(ht.higgs_dequantize_gather_kernel, "dequantize_gather",
-                      dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", grid_ptr="*fp16",
-                           out_ptr=out_type, num_out="i32", codes_stride="i32", scales_stride="i32",
-                           out_stride="i32"),
-                      dict(N=group_size, A=a, B=b, BLOCK_T=config.block, **meta),
-                      config.num_warps)
+                for has_table in ((False, True) if index == 0 else (False,)):
+                    build(ht.higgs_dequantize_gather_kernel, "dequantize_gather",
+                          dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", table_ptr="*i64",
+                               request_ptr="*i32", grid_ptr="*fp16", out_ptr=out_type, num_out="i32",
+                               codes_stride="i32", scales_stride="i32", out_stride="i32"),
+                          dict(N=group_size, A=a, B=b, HAS_TABLE=has_table, BLOCK_T=config.block, **meta),
+                          config.num_warps)
         if gqa is None:
             continue
         for index, config in enumerate(hk.SCORE_CONFIGS):
-            for has_indptr in ((False, True) if index == 0 else (True,)):
-                build(ht.higgs_score_kernel, "score",
-                      dict(q_ptr="*bf16", codes_ptr="*u8", scales_ptr="*fp16", row_indptr_ptr="*i64",
-                           grid_ptr="*fp16", out_ptr="*fp32", num_rows="i32", q_stride_b="i32",
-                           q_stride_h="i32", codes_stride="i32", scales_stride="i32", out_stride="i32"),
-                      dict(N=group_size, GQA=gqa, GQA_PAD=max(16, 1 << (gqa - 1).bit_length()),
-                           HAS_INDPTR=has_indptr, BLOCK_N=config.block, **meta),
-                      config.num_warps)
+            for has_table in ((False, True) if index in (0, len(hk.SCORE_CONFIGS) - 1) else (True,)):
+                common = dict(N=group_size, GQA=gqa, HAS_TABLE=has_table, BLOCK_N=config.block, **meta)
+                strides = dict(num_rows="i32", codes_stride="i32", scales_stride="i32", out_stride_b="i32",
+                               out_stride_h="i32")
+                if config.lut:
+                    build(ht.higgs_score_lut_kernel, "score_lut",
+                          dict(lut_ptr="*fp32", codes_ptr="*u8", scales_ptr="*fp16", table_ptr="*i64",
+                               out_ptr="*fp32", **strides),
+                          dict(GQA_PAD=1 << (gqa - 1).bit_length(), NUM_POINTS=quantizer.num_points, **common),
+                          config.num_warps)
+                else:
+                    build(ht.higgs_score_kernel, "score",
+                          dict(q_ptr="*bf16", codes_ptr="*u8", scales_ptr="*fp16", table_ptr="*i64",
+                               grid_ptr="*fp16", out_ptr="*fp32", q_stride_b="i32", q_stride_h="i32", **strides),
+                          dict(GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), **common),
+                          config.num_warps)
     return records
 
 
@@ -111,7 +120,7 @@ def test_kernels_compile_for_sm90():
     assert not failed, json.dumps(failed[:3], indent=1)
     spilled = [r for r in records if r["spills"]]
     assert not spilled, json.dumps(spilled[:3], indent=1)
-    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score"}
+    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "score_lut"}
 
 
 if __name__ == "__main__":

@@ -89,17 +89,24 @@ def assert_quantize_matches(quantizer: HiggsQuantizer, x: torch.Tensor, got: Hig
     assert equal >= min_equal, f"only {equal:.5f} of the codes equal the torch path's"
 
 
-def assert_scores_close(quantizer, q, codes, scales, got, row_indptr=None, rel=2e-6):
-    """|kernel - torch| <= rel * |q_h| * |k'| per entry (float32 rounding of a D-term dot product)."""
-    ref = hk.score_ref(quantizer, q, codes, scales, row_indptr)
-    q3 = q[None] if q.dim() == 2 else q
+def assert_scores_close(quantizer, q, codes, scales, got, rel=2e-6):
+    """|kernel - torch| <= rel * |q_h| * |k'| per entry (float32 rounding of a D-term dot product);
+    q ``[Hq, D]``, one request's store, ``got [Hq, rows]``."""
+    ref = hk.score_ref(quantizer, q, codes, scales)
     num_kv_heads = scales.shape[1]
-    keys = quantizer.dequantize(codes.reshape(codes.shape[0], num_kv_heads, -1), scales[..., None])
+    keys = quantizer.dequantize(codes.reshape(codes.shape[0], num_kv_heads, codes.shape[1] // num_kv_heads),
+                                scales[..., None])
     key_norm = keys.norm(dim=-1).T  # (Hkv, rows)
-    gqa = q3.shape[1] // num_kv_heads
-    bound = q3.float().norm(dim=-1).amax(0)[:, None] * key_norm.repeat_interleave(gqa, 0)  # (Hq, rows)
+    gqa = q.shape[0] // num_kv_heads
+    bound = q.float().norm(dim=-1).amax(0) * key_norm.repeat_interleave(gqa, 0)  # (Hq, rows)
     err = (got - ref).abs()
     assert (err <= rel * bound + 1e-30).all(), f"max error / bound = {(err / bound).max().item():.2e}"
+
+
+def assert_batch_scores_close(quantizer, q, codes, scales, got):
+    """Each request's columns as :func:`assert_scores_close`."""
+    for b, (c, sc) in enumerate(zip(codes, scales)):
+        assert_scores_close(quantizer, q[b], c.to(q.device), sc.to(q.device), got[b, :, :c.shape[0]])
 
 
 # --- quantize --------------------------------------------------------------------------------------
@@ -252,6 +259,29 @@ def test_dequantize_gather_per_head_rows():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("group_size,channels", [(64, 128), (1024, 1024)])
+def test_dequantize_gather_batch_separate_stores(group_size, channels):
+    """Rows of several requests' stores in one launch, each output row naming its request."""
+    quantizer = HiggsQuantizer(group_size, 2, 4)
+    lengths = [9, 4, 13]
+    stores = [_store(quantizer, n, channels, seed=40 + n) for n in lengths]
+    request = torch.tensor([[2, 0, 1], [0, 2, 2]], dtype=torch.int32, device=DEVICE)
+    index = torch.tensor([[12, 8, 3], [0, 0, 5]], device=DEVICE)
+    got = hk.dequantize_gather_batch(quantizer, [c for c, _ in stores], [sc for _, sc in stores], request, index,
+                                     dtype=torch.float32, config=hk.KernelConfig(16 if group_size <= 128 else 1, 4))
+    assert got.shape == (2, 3, channels)
+    for i in range(2):
+        for j in range(3):
+            codes, scales = stores[request[i, j].item()]
+            row = index[i, j:j + 1]
+            torch.testing.assert_close(got[i, j], hk.dequantize_gather_ref(quantizer, codes, scales, row,
+                                                                           torch.float32)[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="request must be int32"):
+        hk.dequantize_gather_batch(quantizer, [stores[0][0]], [stores[0][1]], request.long(), index)
+    with pytest.raises(ValueError, match="one scales tensor per codes"):
+        hk.dequantize_gather_batch(quantizer, [stores[0][0]], [], request, index)
+
+
 def test_dequantize_gather_rejects_bad_input():
     quantizer = HiggsQuantizer(64, 4, 2)
     codes, scales = _store(quantizer, 8, 128, seed=3)
@@ -278,8 +308,12 @@ SCORE_CASES = [  # (head_dim, Hq, Hkv, rows, p, bits)
 ]
 
 
+SCORE_TEST_CONFIGS = [hk.ScoreConfig(16, 4, 8), hk.ScoreConfig(32, 4, 1), hk.ScoreConfig(16, 4, 8, lut=True),
+                      hk.ScoreConfig(8, 2, 1, lut=True)]
+
+
 @pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads,rows,p,bits", SCORE_CASES)
-@pytest.mark.parametrize("config", [hk.KernelConfig(16, 4, 8), hk.KernelConfig(32, 4, 1)])
+@pytest.mark.parametrize("config", SCORE_TEST_CONFIGS, ids=str)
 def test_score_matches_torch(head_dim, num_q_heads, num_kv_heads, rows, p, bits, config):
     quantizer = HiggsQuantizer(head_dim, p, bits)
     codes, scales = _store(quantizer, rows, num_kv_heads * head_dim, seed=rows + head_dim)
@@ -289,27 +323,48 @@ def test_score_matches_torch(head_dim, num_q_heads, num_kv_heads, rows, p, bits,
     assert_scores_close(quantizer, q, codes, scales, got)
 
 
-@pytest.mark.parametrize("config", [hk.KernelConfig(16, 4, 8), hk.KernelConfig(64, 4, 1)])
-def test_score_batched_requests(config):
+@pytest.mark.parametrize("config", SCORE_TEST_CONFIGS, ids=str)
+def test_score_batch_separate_stores(config):
+    """Requests with their own stores (one a slice of a wider buffer), one of them empty; columns
+    past each request's rows stay untouched."""
     quantizer = HiggsQuantizer(64, 4, 2)
     lengths = [17, 0, 40, 5]
-    rows = sum(lengths)
-    codes, scales = _store(quantizer, rows, 2 * 64, seed=11)
-    q = randn(len(lengths), 4, 64, seed=12, dtype=torch.bfloat16)
-    indptr = torch.tensor([0, 17, 17, 57, 62], dtype=torch.int32, device=DEVICE)
-    got = hk.score(quantizer, q, codes, scales, row_indptr=indptr, config=config)
-    assert_scores_close(quantizer, q, codes, scales, got, row_indptr=indptr)
+    stores = [_store(quantizer, n, 2 * 64, seed=11 + n) for n in lengths]
+    codes, scales = [c for c, _ in stores], [sc for _, sc in stores]
+    q = randn(len(lengths), 6, 64, seed=12, dtype=torch.bfloat16)
+    out = torch.full((4, 6, 40), -7.0, device=DEVICE)
+    got = hk.score_batch(quantizer, q, codes, scales, out=out, config=config)
+    assert got.data_ptr() == out.data_ptr() and got.shape == (4, 6, 40)
+    assert_batch_scores_close(quantizer, q, codes, scales, got)
+    for b, n in enumerate(lengths):
+        assert (got[b, :, n:] == -7).all()
+    torch.testing.assert_close(got.masked_fill(got == -7, 0), hk.score_batch_ref(quantizer, q, codes, scales),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_score_lut_is_the_rotated_query_times_the_grid():
+    quantizer = HiggsQuantizer(16, 4, 1)
+    q = randn(2, 6, 16, seed=3)
+    lut = hk.score_lut(quantizer, q, num_kv_heads=2, gqa_pad=4)
+    assert lut.shape == (2, 2, 4, 16, 4)
+    rotated = hadamard_transform(q.double())  # (B, Hq, 16)
+    grid = quantizer.grid(DEVICE).double()
+    b, h, j, c, i = 1, 1, 2, 5, 2
+    expected = rotated[b, h * 3 + i, j * 4:(j + 1) * 4] @ grid[c] / 16
+    assert abs(lut[b, h, j, c, i].item() - expected.item()) < 1e-5
+    assert (lut[..., 3] == 0).all()  # padded query heads
 
 
 def test_score_out_view_and_tiny_queries():
     quantizer = HiggsQuantizer(128, 4, 2)
     codes, scales = _store(quantizer, 20, 256, seed=13)
     q = randn(4, 128, seed=14, scale=1e-30)  # below float16 range: the kernel rescales q
-    buffer = torch.full((4, 32), -1.0, device=DEVICE)
-    got = hk.score(quantizer, q, codes, scales, out=buffer[:, :20])
-    assert (buffer[:, 20:] == -1).all()
-    assert_scores_close(quantizer, q, codes, scales, got)
-    assert got.abs().max() > 0
+    for config in (hk.ScoreConfig(16, 4), hk.ScoreConfig(16, 4, lut=True)):
+        buffer = torch.full((4, 32), -1.0, device=DEVICE)
+        got = hk.score(quantizer, q, codes, scales, out=buffer[:, :20], config=config)
+        assert (buffer[:, 20:] == -1).all()
+        assert_scores_close(quantizer, q, codes, scales, got)
+        assert got.abs().max() > 0
 
 
 def test_score_rejects_bad_input():
@@ -317,10 +372,13 @@ def test_score_rejects_bad_input():
     codes, scales = _store(quantizer, 10, 128, seed=4)
     with pytest.raises(ValueError, match="not a multiple of kv heads"):
         hk.score(quantizer, randn(3, 64, seed=0), codes, scales)
-    with pytest.raises(ValueError, match="row_indptr is required"):
+    with pytest.raises(ValueError, match="use score_batch"):
         hk.score(quantizer, randn(2, 4, 64, seed=0), codes, scales)
-    with pytest.raises(ValueError, match="row_indptr must be"):
-        hk.score(quantizer, randn(2, 4, 64, seed=0), codes, scales, row_indptr=torch.zeros(2, device=DEVICE))
+    with pytest.raises(ValueError, match="one codes and scales tensor per request"):
+        hk.score_batch(quantizer, randn(2, 4, 64, seed=0), [codes], [scales])
+    with pytest.raises(ValueError, match="same row strides"):
+        wide = torch.zeros(10, 64, dtype=torch.uint8, device=DEVICE)[:, :32]
+        hk.score_batch(quantizer, randn(2, 4, 64, seed=0), [codes, wide], [scales, scales])
     with pytest.raises(ValueError, match="q last dimension"):
         hk.score(quantizer, randn(4, 128, seed=0), codes, scales)
     with pytest.raises(ValueError, match="<= 128"):
@@ -398,16 +456,36 @@ def test_gpu_score_full_size(config):
 
 @pytest.mark.gpu
 @gpu
-def test_gpu_score_batched_and_pinned():
+@pytest.mark.parametrize("config", [hk.SCORE_CONFIGS[0], hk.SCORE_CONFIGS[-1], None], ids=str)
+def test_gpu_score_batch_device_and_pinned(config):
     quantizer = HiggsQuantizer(**LANDMARK)
     lengths = [30_000, 1, 65_536, 12_345]
-    indptr = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], device=DEVICE)
-    codes, scales = _store(quantizer, sum(lengths), 1024, seed=26)
+    stores = [_store(quantizer, n, 1024, seed=26 + n) for n in lengths]
+    codes, scales = [c for c, _ in stores], [sc for _, sc in stores]
     q = randn(len(lengths), 32, 128, seed=27)
-    got = hk.score(quantizer, q, codes, scales, row_indptr=indptr)
-    assert_scores_close(quantizer, q, codes, scales, got, row_indptr=indptr)
-    config = hk.SCORE_CONFIGS[0]
-    got_device = hk.score(quantizer, q, codes, scales, row_indptr=indptr, config=config)
-    got_host = hk.score(quantizer, q, codes.cpu().pin_memory(), scales.cpu().pin_memory(),
-                        row_indptr=indptr, config=config)
-    torch.testing.assert_close(got_host, got_device, rtol=0, atol=0)  # same kernel, same bytes
+    got = hk.score_batch(quantizer, q, codes, scales, config=config)
+    assert_batch_scores_close(quantizer, q, codes, scales, got)
+    if config is not None:
+        got_host = hk.score_batch(quantizer, q, [c.cpu().pin_memory() for c in codes],
+                                  [sc.cpu().pin_memory() for sc in scales], config=config)
+        for b, n in enumerate(lengths):  # same kernel, same bytes
+            torch.testing.assert_close(got_host[b, :, :n], got[b, :, :n], rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_dequantize_gather_batch_from_pinned_host():
+    quantizer = HiggsQuantizer(**STORE)
+    lengths = [20_000, 65_536, 3]
+    stores = [_store(quantizer, n, 1024, seed=30 + n) for n in lengths]
+    host = [(c.cpu().pin_memory(), sc.cpu().pin_memory()) for c, sc in stores]
+    gen = torch.Generator(device=DEVICE).manual_seed(31)
+    request = torch.randint(0, 3, (5000,), device=DEVICE, generator=gen, dtype=torch.int32)
+    index = (torch.rand(5000, device=DEVICE, generator=gen) * torch.tensor(lengths, device=DEVICE)[request]).long()
+    got = hk.dequantize_gather_batch(quantizer, [c for c, _ in host], [sc for _, sc in host], request, index,
+                                     dtype=torch.float32)
+    for b, (codes, scales) in enumerate(stores):
+        rows = request == b
+        ref = hk.dequantize_gather_ref(quantizer, codes, scales, index[rows], torch.float32)
+        row_rms = ref.square().mean(-1, keepdim=True).sqrt()
+        assert ((got[rows] - ref).abs() <= 1e-5 * ref.abs() + F32_RMS * row_rms).all()

@@ -1,0 +1,108 @@
+"""Batched selection (``select_batch`` / ``gather_batch``, what serving calls per layer) equals the
+per-request ``select`` / ``gather``: the default loop for every selector, and YAKV's batched kernels
+(one score, top-k and gather launch per layer; the Triton interpreter on CPU, compiled on CUDA)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from sglang_kv.config import OffloadConfig
+from sglang_kv.select import ModelShape, make_selector
+from sglang_kv.select.base import pad_selections
+from sglang_kv.select.rope import RopeParams
+
+SHAPE = ModelShape(8, 2, 32)  # GQA 4; token width 64 (a power of two: whole-token payload groups)
+ROPE = RopeParams(theta=10000.0)
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _requests(sel, lengths, seed):
+    gen = torch.Generator().manual_seed(seed)
+    summaries = []
+    for n in lengths:
+        keys = torch.randn(n, SHAPE.num_kv_heads, SHAPE.head_dim, generator=gen).to(DEVICE)
+        values = torch.randn(n, SHAPE.num_kv_heads, SHAPE.head_dim, generator=gen).to(DEVICE)
+        summaries.append(sel.build(keys, values))
+    q = (3 * torch.randn(len(lengths), SHAPE.num_q_heads, SHAPE.head_dim, generator=gen)).to(DEVICE)
+    return q, summaries
+
+
+def _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv):
+    for b, (summary, k) in enumerate(zip(summaries, ks)):
+        index = sel.select(q[b], summary, k, 0.2)
+        n = selection.counts[b]
+        assert n == index.shape[1]
+        assert torch.equal(selection.index[b, :, :n], index), f"request {b}"
+        assert (selection.index[b, :, n:] == index[:, :1]).all()  # padding repeats a selected index
+        k_ref, v_ref = sel.gather(summary, index)
+        torch.testing.assert_close(kv.k[b, :, :n], k_ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(kv.v[b, :, :n], v_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["oracle", "yakv", "quest", "shadowkv"])
+def test_default_batch_is_the_per_request_loop(method):
+    sel = make_selector(method, SHAPE, OffloadConfig(method=method), rope=ROPE)
+    lengths, ks = [70, 33, 120], [16, 40, 24]
+    q, summaries = _requests(sel, lengths, seed=1)
+    selection = super(type(sel), sel).select_batch(q, summaries, ks, 0.2) if method == "yakv" else \
+        sel.select_batch(q, summaries, ks, 0.2)
+    kv = super(type(sel), sel).gather_batch(summaries, selection) if method == "yakv" else \
+        sel.gather_batch(summaries, selection)
+    assert kv.load_bytes == sum(sel.load_bytes(s, selection.index[b, :, :n])
+                                for b, (s, n) in enumerate(zip(summaries, selection.counts)))
+    _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
+
+
+@pytest.mark.parametrize("payload_group", ["token", "head"])
+@pytest.mark.parametrize("lengths,ks", [([70, 33, 120], [16, 40, 24]), ([50, 50], [12, 12])])
+def test_yakv_batched_kernels_equal_the_loop(payload_group, lengths, ks):
+    """Requests of different lengths and budgets (one budget above its request's length)."""
+    sel = make_selector("yakv", SHAPE, OffloadConfig(method="yakv", payload_group=payload_group))
+    q, summaries = _requests(sel, lengths, seed=2)
+    selection = sel._select_batch_kernels(q, summaries, ks, 0.2)
+    assert selection.counts == [min(k, n) for k, n in zip(ks, lengths)]
+    kv = sel._gather_batch_kernels(summaries, selection, torch.float32)
+    expected = sum(sel.load_bytes(s, selection.index[b, :, :n])
+                   for b, (s, n) in enumerate(zip(summaries, selection.counts)))
+    assert kv.load_bytes == expected
+    _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
+
+
+def test_pad_selections_and_bad_batches():
+    padded = pad_selections([torch.tensor([[1, 4, 5], [0, 2, 3]]), torch.tensor([[7], [9]])])
+    assert padded.counts == [3, 1]
+    assert padded.index.tolist() == [[[1, 4, 5], [0, 2, 3]], [[7, 7, 7], [9, 9, 9]]]
+    sel = make_selector("oracle", SHAPE)
+    q, summaries = _requests(sel, [10], seed=3)
+    with pytest.raises(ValueError, match="one summary and budget per request"):
+        sel.select_batch(q, summaries, [4, 4], 0.2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("shape", [ModelShape(32, 8, 128), ModelShape(9, 3, 64)])
+def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape):
+    from sglang_kv.store.host import HostArena, HostBlock
+
+    sel = make_selector("yakv", shape, OffloadConfig(method="yakv"))
+    arena = HostArena(1 << 28, pin=True)
+    gen = torch.Generator().manual_seed(4)
+    lengths, ks = [3000, 700, 5000], [96, 800, 160]
+    summaries, blocks = [], []
+    for n in lengths:
+        keys = torch.randn(n, shape.num_kv_heads, shape.head_dim, generator=gen).cuda().bfloat16()
+        summary = sel.build(keys, torch.randn_like(keys))
+        blocks.append(HostBlock(arena, summary.payload))
+        summaries.append(dataclasses.replace(summary, payload=blocks[-1].tensors))
+    q = torch.randn(len(lengths), shape.num_q_heads, shape.head_dim, generator=gen).cuda()
+    selection = sel.select_batch(q, summaries, ks, shape.head_dim ** -0.5)
+    kv = sel.gather_batch(summaries, selection, torch.bfloat16)
+    for b, (summary, k) in enumerate(zip(summaries, ks)):
+        index = sel.select(q[b], summary, k, shape.head_dim ** -0.5)
+        n = selection.counts[b]
+        assert torch.equal(selection.index[b, :, :n], index)
+        k_ref, v_ref = sel.gather(summary, index, dtype=torch.bfloat16)
+        assert torch.equal(kv.k[b, :, :n], k_ref) and torch.equal(kv.v[b, :, :n], v_ref)
