@@ -1,0 +1,88 @@
+"""Where one batched decode step of one layer spends its time (GPU host): the stages of
+``bench layer``'s offload step timed apart (synchronized, median of 7), Llama-3.1-8B shape.
+
+    python scripts/gpu/profile_layer.py --batch 32 --context 65536 --budget 0.03125 --payload-group token
+"""
+
+import argparse
+import json
+import time
+
+import torch
+
+from sglang_kv.bench.layer import LOCAL
+from sglang_kv.bench.shapes import model_spec
+from sglang_kv.config import OffloadConfig
+from sglang_kv.kernels import higgs as hk
+from sglang_kv.select import make_selector
+from sglang_kv.select.attention import sparse_decode_attention
+from sglang_kv.store.host import HostArena, HostBlock
+
+
+def timed(fn, iters=7):
+    fn()
+    times = []
+    for _ in range(iters):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(1e3 * (time.perf_counter() - t0))
+    return sorted(times)[len(times) // 2]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--context", type=int, default=65536)
+    p.add_argument("--budget", type=float, default=0.03125)
+    p.add_argument("--payload-group", default="token")
+    args = p.parse_args()
+    shape = model_spec("llama-3.1-8b").shape
+    config = OffloadConfig(method="yakv", payload_group=args.payload_group, budget=args.budget)
+    sel = make_selector("yakv", shape, config)
+    arena = HostArena(48 << 30, pin=True)
+    summaries = []
+    for _ in range(args.batch):
+        keys = torch.randn(args.context - LOCAL, 8, 128, device="cuda", dtype=torch.bfloat16)
+        s = sel.build(keys, torch.randn_like(keys))
+        block = HostBlock(arena, s.payload)
+        s.payload = block.tensors
+        s._block = block
+        summaries.append(s)
+    q = torch.randn(args.batch, 32, 128, device="cuda", dtype=torch.bfloat16)
+    k = config.budget_tokens(args.context)
+    ks = [k] * args.batch
+    scale = 128 ** -0.5
+    codes = [s.device["landmark_codes"] for s in summaries]
+    scales = [s.device["landmark_scales"] for s in summaries]
+    logits = torch.empty(args.batch, 32, args.context - LOCAL, device="cuda")
+    stages = {}
+    stages["score_batch"] = timed(lambda: hk.score_batch(sel.landmark_q, q, codes, scales, out=logits))
+    probs = torch.softmax(logits * scale, -1)
+    stages["softmax"] = timed(lambda: torch.softmax(logits * scale, -1))
+    scores = probs.view(args.batch, 8, 4, -1).amax(2)
+    stages["gqa_max"] = timed(lambda: probs.view(args.batch, 8, 4, -1).amax(2))
+    stages["topk"] = timed(lambda: torch.topk(scores, k, dim=-1, sorted=True))
+    stages["topk_unsorted"] = timed(lambda: torch.topk(scores, k, dim=-1, sorted=False))
+    top = torch.topk(scores, k, dim=-1).indices
+    stages["sort"] = timed(lambda: torch.sort(top, dim=-1))
+    stages["select_batch"] = timed(lambda: sel.select_batch(q, summaries, ks, scale))
+    selection = sel.select_batch(q, summaries, ks, scale)
+    stages["gather_batch"] = timed(lambda: sel.gather_batch(summaries, selection, torch.bfloat16))
+    kv = sel.gather_batch(summaries, selection, torch.bfloat16)
+    loc = torch.randn(8, LOCAL, 128, device="cuda", dtype=torch.bfloat16)
+
+    def attend():
+        for b in range(args.batch):
+            n = selection.counts[b]
+            sparse_decode_attention(q[b], torch.cat([kv.k[b, :, :n], loc], 1), torch.cat([kv.v[b, :, :n], loc], 1), scale)
+    stages["attention_loop"] = timed(attend)
+    stages["load_bytes"] = kv.load_bytes
+    stages["tuning"] = {str(key): {"chosen": str(v["chosen"]), "median_ms": {str(c): t for c, t in v["median_ms"].items()}}
+                        for key, v in __import__("sglang_kv.kernels._triton_utils", fromlist=["x"]).TUNING_LOG.items()}
+    print(json.dumps({"args": vars(args), "stages_ms": stages}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
