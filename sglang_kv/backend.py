@@ -10,15 +10,15 @@
 * decode: per layer the selector picks top-k candidates per kv head for every offloaded request of
   the batch at once (``select_batch``); their K/V come from its ``gather_batch`` (payload read from
   host memory, dequantized or rebuilt), the exact windows and the generated tokens from the KV pool;
-  attention runs per request over [sink | selected | local | generated]
+  attention runs over [sink | selected | local | generated] of each request
   (``select.attention.sparse_decode_attention``).
 * mixed prefill/decode batches (``--enable-mixed-chunk``): the stock backend serves the batch, then
   the rows of offloaded requests are recomputed with the sparse path.
 
 Requests whose prompt is shorter than ``--kv-offload-min-prompt`` keep plain attention; a decode
 batch without any offloaded request goes to the stock backend. Selection and gathering are batched
-over the offloaded requests of a step (one launch each per layer with YAKV's kernels on CUDA); the
-exact windows and the attention still run per request and layer. Every name SGLang reads from a backend that is not defined
+over the offloaded requests of a step (one launch each per layer with YAKV's kernels on CUDA), and
+requests with the same windows and selection size attend in one call. Every name SGLang reads from a backend that is not defined
 here is delegated to the wrapped backend.
 """
 
@@ -204,6 +204,15 @@ def make_offload_selector(config: OffloadConfig, shape: ModelShape, hf_config) -
         raise ConfigError(f"--kv-offload {config.method}: cannot serve this model: {e}") from e
 
 
+def _attention_groups(rows: list["RowPlan"], counts: list[int]) -> dict[tuple[int, int, int, int], list[int]]:
+    """Rows (by position in ``rows``) with the same (sink, cand_end, seq_len, selected count): their
+    attention inputs have one shape, so they attend in one call."""
+    groups: dict[tuple[int, int, int, int], list[int]] = {}
+    for b, (row, n) in enumerate(zip(rows, counts)):
+        groups.setdefault((row.state.sink, row.state.cand_end, row.seq_len, n), []).append(b)
+    return groups
+
+
 @dataclass(frozen=True)
 class RowPlan:
     """One row of the current batch that the offload path handles."""
@@ -287,9 +296,9 @@ class OffloadAttnBackend:
             starts = forward_batch.extend_start_loc.tolist()
             q3, out3 = q.reshape(-1, hq, d), out.view(-1, hq, dv)
             live = [row for row in self._decode_rows if not row.state.failed]  # a failed one keeps stock output
-            tokens = [starts[row.index] for row in live]  # a decode row extends exactly one token
-            for t, row_out in zip(tokens, self._sparse_attention(layer, q3[tokens], live)):
-                out3[t] = row_out
+            if live:
+                tokens = [starts[row.index] for row in live]  # a decode row extends exactly one token
+                out3[tokens] = self._sparse_attention(layer, q3[tokens], live)
         return out
 
     def forward_decode(self, q, k, v, layer: "RadixAttention", forward_batch: "ForwardBatch",
@@ -307,8 +316,9 @@ class OffloadAttnBackend:
         # A failed request (being aborted) may still run this step: plain attention, output dropped.
         live = [row for row in self._decode_rows if not row.state.failed]
         sparse = {row.index for row in live}
-        for row, row_out in zip(live, self._sparse_attention(layer, q3[[row.index for row in live]], live)):
-            out[row.index] = row_out
+        if live:
+            index = [row.index for row in live]
+            out[index] = self._sparse_attention(layer, q3[index], live)
         if len(sparse) < q3.shape[0]:
             seq_lens = forward_batch.seq_lens_cpu.tolist()
             rows = forward_batch.req_pool_indices.tolist()
@@ -346,12 +356,11 @@ class OffloadAttnBackend:
             tiered.release(slots[own_from:])
 
     # ---- attention --------------------------------------------------------------------------
-    def _sparse_attention(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan]) -> list[torch.Tensor]:
+    def _sparse_attention(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan]) -> torch.Tensor:
         """Attention of each row's decode query ``q [len(rows), Hq, D]`` over its [sink | selected |
-        local | generated] tokens: one batched select and gather for all rows (``select_batch`` /
-        ``gather_batch``), then attention per row. Returns one ``[Hq, Dv]`` per row."""
-        if not rows:
-            return []
+        local | generated] tokens -> ``[len(rows), Hq, Dv]``: one batched select and gather for all
+        rows (``select_batch`` / ``gather_batch``), then one attention call per group of rows with
+        the same windows and selection size (in a batch of equal prompts, one group)."""
         runtime = self.runtime
         pool = runtime.token_to_kv_pool
         summaries = [row.state.summaries[layer.layer_id] for row in rows]
@@ -362,18 +371,19 @@ class OffloadAttnBackend:
         stats = runtime.table.stats
         stats.selected_tokens += sum(selection.counts) * selection.index.shape[1]
         stats.loaded_bytes += selected.load_bytes
-        outs = []
-        for b, row in enumerate(rows):
-            state, n = row.state, selection.counts[b]
-            slots = runtime.slots(state.req_row, row.seq_len)
-            exact = runtime.rows(torch.cat([slots[: state.sink], slots[state.cand_end:]]))
-            k_exact = k_cache[exact].transpose(0, 1)  # (Hkv, n_exact, D)
-            v_exact = v_cache[exact].transpose(0, 1)
-            s = state.sink
-            k_all = torch.cat([k_exact[:, :s], selected.k[b, :, :n], k_exact[:, s:]], dim=1)
-            v_all = torch.cat([v_exact[:, :s], selected.v[b, :, :n], v_exact[:, s:]], dim=1)
-            outs.append(sparse_decode_attention(q[b], k_all, v_all, layer.scaling))
-        return outs
+        out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
+        for (sink, cand_end, seq_len, n), members in _attention_groups(rows, selection.counts).items():
+            positions = torch.cat([torch.arange(sink), torch.arange(cand_end, seq_len)]).to(q.device)
+            req_rows = torch.tensor([rows[b].state.req_row for b in members], device=q.device)
+            slots = runtime.req_to_token_pool.req_to_token[req_rows[:, None], positions[None, :]].long()
+            exact = runtime.rows(slots)  # (G, n_exact)
+            k_exact = k_cache[exact].transpose(1, 2)  # (G, Hkv, n_exact, D)
+            v_exact = v_cache[exact].transpose(1, 2)
+            index = torch.tensor(members, device=q.device)
+            k_all = torch.cat([k_exact[:, :, :sink], selected.k[index, :, :n], k_exact[:, :, sink:]], dim=2)
+            v_all = torch.cat([v_exact[:, :, :sink], selected.v[index, :, :n], v_exact[:, :, sink:]], dim=2)
+            out[index] = sparse_decode_attention(q[index], k_all, v_all, layer.scaling)
+        return out
 
     def _dense_attention(self, layer: "RadixAttention", q_row: torch.Tensor, req_row: int, seq_len: int):
         pool = self.runtime.token_to_kv_pool

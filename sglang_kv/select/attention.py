@@ -11,21 +11,24 @@ def sparse_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s
 
     q: ``[num_q_heads, head_dim]``; k: ``[num_kv_heads, n, head_dim]``; v: ``[num_kv_heads, n, v_head_dim]``
     (token ``j`` of kv head ``h`` may be a different position for every head; query heads of one
-    kv head are contiguous). Returns ``[num_q_heads, v_head_dim]``.
+    kv head are contiguous). Returns ``[num_q_heads, v_head_dim]``. A leading batch dimension on all
+    three (``q [B, Hq, D]``, ``k [B, Hkv, n, D]``) attends ``B`` queries in one call -> ``[B, Hq, Dv]``.
 
     Uses the same SDPA call and layout as SGLang's torch_native decode, so attending over every
-    token in position order reproduces the stock output bit for bit.
+    token in position order reproduces the stock output bit for bit (batched too: SDPA computes
+    each batch entry as its own call would).
     """
     if k.dtype != q.dtype:
         k, v = k.to(q.dtype), v.to(q.dtype)
+    batched = q.dim() == 3
     out = scaled_dot_product_attention(
-        q.unsqueeze(1).unsqueeze(0),  # (1, Hq, 1, D)
-        k.unsqueeze(0),  # (1, Hkv, n, D)
-        v.unsqueeze(0),
-        enable_gqa=q.shape[0] != k.shape[0],
+        q.unsqueeze(-2) if batched else q.unsqueeze(1).unsqueeze(0),  # (B, Hq, 1, D)
+        k if batched else k.unsqueeze(0),  # (B, Hkv, n, D)
+        v if batched else v.unsqueeze(0),
+        enable_gqa=q.shape[-2] != k.shape[-3],
         scale=scale,
     )
-    return out[0, :, 0, :]
+    return out[..., 0, :] if batched else out[0, :, 0, :]
 
 
 def windowed_decode_attention(
