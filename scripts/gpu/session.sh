@@ -8,6 +8,8 @@
 #   layer64k  the same at 64K only (batches 1, 8, 32), whole-token and per-head payload groups
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
+#   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
+#             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each)
 # Every stage writes logs and result JSONs under $OUT (and results/ in the working copy).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -65,6 +67,14 @@ for stage in "$@"; do
         --offload-args "--kv-offload-host-mem 24" --log-dir "$OUT/logs16k" \
         --out results/serve_llama31_8b_8x16k_h200.json
       cp results/serve_llama31_8b_8x16k_h200.json "$OUT/" 2>/dev/null
+      ;;
+    serveqwen)
+      method=${QWEN_METHOD:-yakv}
+      run serve_qwen_32x32k_$method python3 -m sglang_kv.bench serve --model qwen3-30b-a3b --methods $method \
+        --num-requests 32 --prompt-len 32768 --output-len 16 --vocab 151000 \
+        --offload-args "--kv-offload-host-mem 40" --log-dir "$OUT/logsqwen" \
+        --out results/serve_qwen3_30b_a3b_32x32k_h200_$method.json
+      cp results/serve_qwen3_30b_a3b_32x32k_h200_$method.json "$OUT/" 2>/dev/null
       ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac

@@ -4,12 +4,17 @@
 - :func:`dequantize_gather`: rows ``index [..., k]`` of codes -> ``[..., k, C]`` bf16 / fp16 / fp32. Codes
   and scales may live in pinned host memory: the kernel reads the selected rows directly over PCIe
   (zero-copy; sort each step's indices, reads in random order are several times slower).
+  :func:`dequantize_gather_batch` reads the stores of several requests in one launch.
 - :func:`score`: per-head (landmark) scores without dequantizing: ``Hq`` query heads against ``rows``
-  tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``, optionally batched
-  over requests that own consecutive row ranges.
+  tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``;
+  :func:`score_batch`: ``B`` requests, each with its own store, in one launch -> ``[B, Hq, max rows]``.
+  Two kernels: a tensor-core dot over looked-up codewords, and a lookup table of query x codeword
+  products (:func:`score_lut`); the tuner times both (each is faster on some shapes).
 
-Each wrapper checks its inputs and ``out=``; ``config=None`` picks the fastest of a few block sizes
-on the first CUDA call per shape class (:func:`sglang_kv.kernels._triton_utils.pick_config`), or the
+Batched launches find each request's store in a small int64 table of addresses (and row counts)
+copied to the device per call, so the stores need not be contiguous (pinned host blocks, per-request
+device tensors). Each wrapper checks its inputs and ``out=``; ``config=None`` picks the fastest of a
+few block sizes (and variants) on the first CUDA call per shape class (:func:`sglang_kv.kernels._triton_utils.pick_config`), or the
 first candidate under ``TRITON_INTERPRET=1``. Each ``*_ref`` function is the torch path the kernel is
 tested against (:class:`sglang_kv.quant.higgs.HiggsQuantizer`).
 """
