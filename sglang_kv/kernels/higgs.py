@@ -158,11 +158,14 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
 
 # --- dequantize-gather -----------------------------------------------------------------------------
 def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
-    """Candidates: about 2K, 4K and 8K values per block, and fewer / more programs in flight."""
+    """Candidates: about 1K to 8K values per block, fewer / more programs in flight, and 2 warps
+    (the zero-copy reads of 1024-channel rows from pinned host memory ran 22% faster with 2 warps
+    than with 4 on the H200: ``scripts/gpu/gather_sweep.py``, ``results/logs/gather_sweep_h200.log``)."""
     configs = []
-    for values, programs_per_sm in ((2048, 8), (4096, 8), (8192, 4), (4096, 16), (2048, 4)):
+    for values, programs_per_sm, warps in ((2048, 8, None), (4096, 8, None), (8192, 4, None), (4096, 16, None),
+                                           (2048, 4, None), (1024, 8, 2), (4096, 2, 2)):
         block = max(_min_block(group_size), values // group_size)
-        config = KernelConfig(block, 8 if block * group_size >= 8192 else 4, programs_per_sm)
+        config = KernelConfig(block, warps or (8 if block * group_size >= 8192 else 4), programs_per_sm)
         if config not in configs:
             configs.append(config)
     return configs
