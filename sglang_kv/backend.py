@@ -34,6 +34,7 @@ import torch
 
 from sglang_kv.capacity import current_plan
 from sglang_kv.config import ConfigError, OffloadConfig
+from sglang_kv.devices import device_ints
 from sglang_kv.select import ModelShape, RopeParams, Selector, make_selector
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.state import RequestState, RequestTable
@@ -373,13 +374,13 @@ class OffloadAttnBackend:
         stats.loaded_bytes += selected.load_bytes
         out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
         for (sink, cand_end, seq_len, n), members in _attention_groups(rows, selection.counts).items():
-            positions = torch.cat([torch.arange(sink), torch.arange(cand_end, seq_len)]).to(q.device)
-            req_rows = torch.tensor([rows[b].state.req_row for b in members], device=q.device)
+            positions = torch.cat([torch.arange(sink, device=q.device), torch.arange(cand_end, seq_len, device=q.device)])
+            req_rows = device_ints([rows[b].state.req_row for b in members], q.device)
             slots = runtime.req_to_token_pool.req_to_token[req_rows[:, None], positions[None, :]].long()
             exact = runtime.rows(slots)  # (G, n_exact)
             k_exact = k_cache[exact].transpose(1, 2)  # (G, Hkv, n_exact, D)
             v_exact = v_cache[exact].transpose(1, 2)
-            index = torch.tensor(members, device=q.device)
+            index = device_ints(members, q.device)
             k_all = torch.cat([k_exact[:, :, :sink], selected.k[index, :, :n], k_exact[:, :, sink:]], dim=2)
             v_all = torch.cat([v_exact[:, :, :sink], selected.v[index, :, :n], v_exact[:, :, sink:]], dim=2)
             out[index] = sparse_decode_attention(q[index], k_all, v_all, layer.scaling)

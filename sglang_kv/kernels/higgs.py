@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import torch
 
+from sglang_kv.devices import device_ints
 from sglang_kv.kernels._triton_utils import (
     check_kernel_device, check_out, check_readable, num_sms, pick_config,
 )
@@ -226,7 +227,7 @@ def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Ten
             raise ValueError("every store must have the same channels, scale dtype and row strides")
         check_readable(c, device, "codes")
         check_readable(sc, device, "scales")
-    table = _address_table(device, [(c.data_ptr(), sc.data_ptr()) for c, sc in zip(codes, scales)])
+    table = device_ints([(c.data_ptr(), sc.data_ptr()) for c, sc in zip(codes, scales)], device)  # (B, 2)
     return _launch_gather(quantizer, num_channels, codes[0], scales[0], codes[0].stride(0), scales[0].stride(0),
                           table, request.reshape(-1).contiguous(), index, dtype, out, config)
 
@@ -238,12 +239,6 @@ def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device
         raise ValueError(f"dtype must be one of {OUT_DTYPES}, got {dtype}")
     check_kernel_device(index.device, "index")
     return index.device
-
-
-def _address_table(device: torch.device, rows: list[tuple[int, ...]]) -> torch.Tensor:
-    """int64 ``[len(rows), len(rows[0])]`` of addresses / counts on ``device`` (one small copy)."""
-    table = torch.tensor(rows, dtype=torch.int64)
-    return table.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else table
 
 
 def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_stride, table, request, index,
@@ -367,7 +362,7 @@ def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torc
     if out is None:
         out = torch.empty(shape, dtype=torch.float32, device=q.device)
     check_out(out, shape, (torch.float32,), q.device, "out")
-    table = _address_table(q.device, [(c.data_ptr(), sc.data_ptr(), c.shape[0]) for c, sc in zip(codes, scales)])
+    table = device_ints([(c.data_ptr(), sc.data_ptr(), c.shape[0]) for c, sc in zip(codes, scales)], q.device)
     _launch_score(quantizer, q, codes[0], scales[0], num_kv_heads, table, width, out, config)
     return out
 

@@ -39,6 +39,7 @@ import math
 import torch
 
 from sglang_kv.config import PAYLOAD_GROUPS
+from sglang_kv.devices import device_ints
 from sglang_kv.quant.higgs import HiggsQuantizer
 from sglang_kv.select.base import (BatchKV, BatchSelection, Footprint, LayerSummary, Selector, StepBytes,
                                    group_max_softmax, knob, take, topk_sorted, use_kernels)
@@ -177,14 +178,14 @@ class YakvSelector(Selector):
         probs = torch.softmax(logits.mul_(scale), dim=-1)  # (B, Hq, L); padded columns 0
         scores = probs.view(q.shape[0], hkv, -1, probs.shape[-1]).amax(dim=2)  # (B, Hkv, L)
         column = torch.arange(scores.shape[-1], device=q.device)
-        length = torch.tensor(lengths, device=q.device)[:, None, None]
+        length = device_ints(lengths, q.device)[:, None, None]
         scores.masked_fill_(column >= length, -1.0)  # below every probability, underflowed ones too
         width = max(counts)
         top = torch.topk(scores, width, dim=-1, sorted=True).indices  # (B, Hkv, width), best first
         if min(counts) == width:
             return BatchSelection(torch.sort(top, dim=-1).values, counts)
         # columns past a request's count: sorted to the end, then set to its first selected index
-        valid = torch.arange(width, device=q.device) < torch.tensor(counts, device=q.device)[:, None, None]
+        valid = torch.arange(width, device=q.device) < device_ints(counts, q.device)[:, None, None]
         top = torch.sort(torch.where(valid, top, scores.shape[-1]), dim=-1).values
         return BatchSelection(torch.where(valid, top, top[..., :1]), counts)
 
