@@ -18,8 +18,8 @@
 Requests whose prompt is shorter than ``--kv-offload-min-prompt`` keep plain attention; a decode
 batch without any offloaded request goes to the stock backend. Selection and gathering are batched
 over the offloaded requests of a step (one launch each per layer with YAKV's kernels on CUDA), and
-requests with the same windows and selection size attend in one call. Every name SGLang reads from a backend that is not defined
-here is delegated to the wrapped backend.
+requests with the same windows and selection size attend in one call. Every name SGLang reads from
+a backend that is not defined here is delegated to the wrapped backend.
 """
 
 from __future__ import annotations
@@ -374,7 +374,8 @@ class OffloadAttnBackend:
         stats.loaded_bytes += selected.load_bytes
         out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
         for (sink, cand_end, seq_len, n), members in _attention_groups(rows, selection.counts).items():
-            positions = torch.cat([torch.arange(sink, device=q.device), torch.arange(cand_end, seq_len, device=q.device)])
+            positions = torch.cat([torch.arange(sink, device=q.device),
+                                   torch.arange(cand_end, seq_len, device=q.device)])  # exact windows
             req_rows = device_ints([rows[b].state.req_row for b in members], q.device)
             slots = runtime.req_to_token_pool.req_to_token[req_rows[:, None], positions[None, :]].long()
             exact = runtime.rows(slots)  # (G, n_exact)
