@@ -222,14 +222,21 @@ def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Ten
                          f"{request.dtype} {tuple(request.shape)} on {request.device}")
     num_channels = _check_codes_2d(quantizer, codes[0], scales[0])
     for c, sc in zip(codes, scales):
-        if _check_codes_2d(quantizer, c, sc) != num_channels or c.stride(0) != codes[0].stride(0) \
-                or sc.stride(0) != scales[0].stride(0) or sc.dtype != scales[0].dtype:
-            raise ValueError("every store must have the same channels, scale dtype and row strides")
+        _check_codes_2d(quantizer, c, sc)
         check_readable(c, device, "codes")
         check_readable(sc, device, "scales")
+    _check_same_layout(codes, scales)
     table = device_ints([(c.data_ptr(), sc.data_ptr()) for c, sc in zip(codes, scales)], device)  # (B, 2)
     return _launch_gather(quantizer, num_channels, codes[0], scales[0], codes[0].stride(0), scales[0].stride(0),
                           table, request.reshape(-1).contiguous(), index, dtype, out, config)
+
+
+def _check_same_layout(codes: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]) -> None:
+    """A batched launch reads every store with the first one's channels, row strides and scale dtype."""
+    for c, sc in zip(codes, scales):
+        if (c.shape[1] != codes[0].shape[1] or c.stride(0) != codes[0].stride(0)
+                or sc.stride(0) != scales[0].stride(0) or sc.dtype != scales[0].dtype):
+            raise ValueError("every store must have the same row strides, channels and scale dtype")
 
 
 def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device:
@@ -355,8 +362,7 @@ def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torc
     num_kv_heads = _check_score_store(quantizer, q, codes[0], scales[0])
     for c, sc in zip(codes, scales):
         _check_score_store(quantizer, q, c, sc)
-        if c.stride(0) != codes[0].stride(0) or sc.stride(0) != scales[0].stride(0) or sc.dtype != scales[0].dtype:
-            raise ValueError("every store must have the same row strides and scale dtype")
+    _check_same_layout(codes, scales)
     width = max(c.shape[0] for c in codes)
     shape = (q.shape[0], q.shape[1], width)
     if out is None:

@@ -175,8 +175,9 @@ class YakvSelector(Selector):
         logits = torch.full((q.shape[0], q.shape[1], max(lengths)), float("-inf"), device=q.device)
         higgs_kernels.score_batch(self.landmark_q, q, [s.device["landmark_codes"] for s in summaries],
                                   [s.device["landmark_scales"] for s in summaries], out=logits)
-        probs = torch.softmax(logits.mul_(scale), dim=-1)  # (B, Hq, L); padded columns 0
-        scores = probs.view(q.shape[0], hkv, -1, probs.shape[-1]).amax(dim=2)  # (B, Hkv, L)
+        batch, width_tokens = q.shape[0], logits.shape[-1]
+        scores = group_max_softmax(logits.mul_(scale).view(-1, width_tokens), batch * hkv)  # padded columns 0
+        scores = scores.view(batch, hkv, width_tokens)
         column = torch.arange(scores.shape[-1], device=q.device)
         length = device_ints(lengths, q.device)[:, None, None]
         scores.masked_fill_(column >= length, -1.0)  # below every probability, underflowed ones too
