@@ -372,6 +372,8 @@ class OffloadAttnBackend:
         stats = runtime.table.stats
         stats.selected_tokens += sum(selection.counts) * selection.index.shape[1]
         stats.loaded_bytes += selected.load_bytes
+        stats.cache_lookups += selected.cache_lookups
+        stats.cache_hits += selected.cache_hits
         out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
         for (sink, cand_end, seq_len, n), members in _attention_groups(rows, selection.counts).items():
             positions = torch.cat([torch.arange(sink, device=q.device),

@@ -67,6 +67,7 @@ class OffloadConfig:
     landmark_bits: int = 2  # yakv per-token landmark bits per value (HIGGS, per-head groups)
     landmark_residual: int = 0  # yakv residual landmarks: mean of m tokens + residual (0 = off)
     payload_group: str = "auto"  # yakv 4-bit payload Hadamard group: auto | token | head
+    cache: float = 0.0  # yakv device cache of selected payload rows: fraction of the prompt in [0, 1] (0 = off)
     shadowkv_rank: int = 160
     shadowkv_chunk: int = 8
     shadowkv_outliers: int = 48
@@ -103,6 +104,12 @@ class OffloadConfig:
         if self.payload_group not in PAYLOAD_GROUPS:
             raise ConfigError(f"--kv-offload-payload-group: must be one of {', '.join(PAYLOAD_GROUPS)}, "
                               f"got {self.payload_group!r}")
+        c = self.cache
+        if not (isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) and 0 <= c <= 1):
+            raise ConfigError(f"--kv-offload-cache: must be a fraction of the prompt in [0, 1] (0 = off), got {c!r}")
+        if c and (self.method != "yakv" or self.kv_bits != 4):
+            raise ConfigError(f"--kv-offload-cache: the device cache holds yakv's 4-bit payload rows; it needs "
+                              f"--kv-offload yakv with --kv-offload-kv-bits 4, got {self.method} with {self.kv_bits} bits")
         if self.landmark_residual == 1:
             raise ConfigError("--kv-offload-landmark-residual: a residual group needs m >= 2 tokens (0 turns it off), got 1")
         parse_host_mem(self.host_mem)
@@ -198,12 +205,14 @@ _FLAG_HELP = {
     "payload_group": "yakv 4-bit payload groups: token (one Hadamard group per token, the paper's; a selected "
                      "(token, head) copies the whole token), head (per kv head: each head copies its own rows), "
                      "auto (token when num_kv_heads * head_dim is a power of two; default)",
+    "cache": "yakv device cache of recently selected payload rows, per request and layer, as a fraction of the "
+             "prompt in [0, 1] (0 = off, default): hits are read from GPU memory, only misses cross PCIe",
     "shadowkv_rank": "ShadowKV rank of the key factors (default 160)",
     "shadowkv_chunk": "ShadowKV tokens per chunk landmark (default 8)",
     "shadowkv_outliers": "ShadowKV outlier chunks kept exact per head (default 48)",
     "quest_page": "Quest tokens per page (default 16)",
 }
-_FLAG_TYPES = {"method": str, "budget": float, "host_mem": str, "exact": float, "payload_group": str}
+_FLAG_TYPES = {"method": str, "budget": float, "host_mem": str, "exact": float, "payload_group": str, "cache": float}
 
 
 def build_parser() -> argparse.ArgumentParser:

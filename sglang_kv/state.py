@@ -45,6 +45,8 @@ class OffloadStats:
     decode_steps: int = 0  # (request, step) pairs served by the sparse path
     selected_tokens: int = 0  # over steps, layers and kv heads
     loaded_bytes: int = 0  # host -> device payload bytes read by the sparse path
+    cache_lookups: int = 0  # payload rows looked up in the device caches (--kv-offload-cache)
+    cache_hits: int = 0  # of those, rows read from GPU memory instead of the host
     peak_live_requests: int = 0  # most offloaded requests alive at once
 
 

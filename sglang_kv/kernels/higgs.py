@@ -180,6 +180,17 @@ def dequantize_gather_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales
     return quantizer.dequantize(codes[rows].to(index.device), scales[rows].to(index.device), dtype)
 
 
+def dequantize_gather_batch_ref(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
+                                scales: Sequence[torch.Tensor], request: torch.Tensor, index: torch.Tensor,
+                                dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Torch path of :func:`dequantize_gather_batch`: :func:`dequantize_gather_ref` per store."""
+    out = torch.empty((*index.shape, quantizer.group_size * scales[0].shape[-1]), dtype=dtype, device=index.device)
+    for b in torch.unique(request).tolist():
+        rows = request == b
+        out[rows] = dequantize_gather_ref(quantizer, codes[b], scales[b], index[rows], dtype)
+    return out
+
+
 def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
                       index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
                       out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:

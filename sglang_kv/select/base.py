@@ -280,7 +280,9 @@ class BatchKV(NamedTuple):
 
     k: torch.Tensor  # [B, num_kv_heads, max(counts), head_dim]
     v: torch.Tensor
-    load_bytes: int  # host -> device bytes the gather read (as ``load_bytes`` summed over requests)
+    load_bytes: int  # host -> device bytes the gather read (as ``load_bytes`` summed over requests, less cache hits)
+    cache_lookups: int = 0  # distinct payload rows looked up in the device caches (0 without them)
+    cache_hits: int = 0  # of those, rows the caches already held
 
 
 def pad_selections(indices: list[torch.Tensor]) -> BatchSelection:

@@ -43,6 +43,7 @@ from sglang_kv.devices import device_ints
 from sglang_kv.quant.higgs import HiggsQuantizer
 from sglang_kv.select.base import (BatchKV, BatchSelection, Footprint, LayerSummary, Selector, StepBytes,
                                    group_max_softmax, knob, take, topk_sorted, use_kernels)
+from sglang_kv.select import row_cache
 from sglang_kv.select.rope import apply_rope, inverse_rope
 
 # bits per value -> (grid dimension p, bits): 1 and 2 bits on 4-D grids, 3 and 4 bits on 2-D grids
@@ -53,6 +54,21 @@ _SCALE_DTYPE = torch.float16
 
 def _is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
+
+
+def _dequantize_gather_batch(kernels: bool, quantizer, codes, scales, request, index) -> torch.Tensor:
+    """float32 rows ``index`` of stores ``request`` (the Triton kernel, or its torch reference)."""
+    from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+    gather = higgs_kernels.dequantize_gather_batch if kernels else higgs_kernels.dequantize_gather_batch_ref
+    return gather(quantizer, codes, scales, request, index, dtype=torch.float32)
+
+
+def _copy_rows(kernels: bool, src, dst, request, src_index, dst_index) -> None:
+    """Row copies into the device caches (the Triton kernel, or its torch reference)."""
+    from sglang_kv.kernels import rows  # lazy: Triton decorates at import
+
+    (rows.copy_rows_batch if kernels else rows.copy_rows_batch_ref)(src, dst, request, src_index, dst_index)
 
 
 def _quantize(quantizer: HiggsQuantizer, x: torch.Tensor):
@@ -99,6 +115,11 @@ class YakvSelector(Selector):
         if self.kv_bits == 4:
             group = width if self.payload_group == "token" else d
             self.payload_q = HiggsQuantizer(group, *HIGGS_GRIDS[4], scale_dtype=_SCALE_DTYPE)
+        self.cache = knob(config, "cache", self.name)  # device cache: fraction of the candidates (0 = off)
+        if self.cache and (self.kv_bits != 4 or key_rope != "post"):
+            raise ValueError(f"yakv: the device cache holds 4-bit payload rows read as stored; it needs kv_bits=4 "
+                             f"and key_rope='post', got kv_bits={self.kv_bits}, key_rope={key_rope!r}")
+        self._cache_step = 0  # the caches' LRU clock: one tick per cached gather
 
     # ---- build --------------------------------------------------------------------------------
     def _build(self, keys, values, positions) -> LayerSummary:
@@ -123,6 +144,10 @@ class YakvSelector(Selector):
         payload = {}
         for name, x in (("k", stored_keys), ("v", values)):
             payload.update(self._encode(name, x))
+        if self.cache:
+            rows = self._payload_rows(payload)
+            tensors = {f"{name}_{part}": rows[name][i] for name in "kv" for i, part in enumerate(("codes", "scales"))}
+            device.update(row_cache.new_cache(self.cache_slots(num_tokens), tensors, keys.device))
         return LayerSummary(num_tokens=num_tokens, positions=positions, device=device, payload=payload)
 
     def _encode(self, name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -192,43 +217,70 @@ class YakvSelector(Selector):
 
     # ---- gather -------------------------------------------------------------------------------
     def gather_batch(self, summaries, selection, dtype=torch.float32):
-        if not (use_kernels(selection.index) and self.kv_bits == 4 and self.key_rope == "post"):
+        if not (self.kv_bits == 4 and self.key_rope == "post" and (use_kernels(selection.index) or self.cache)):
             return super().gather_batch(summaries, selection, dtype)
-        return self._gather_batch_kernels(summaries, selection, dtype)
+        return self._gather_batch_rows(summaries, selection, dtype, use_kernels(selection.index))
 
-    def _gather_batch_kernels(self, summaries, selection: BatchSelection, dtype) -> BatchKV:
-        """One dequantize-gather launch per K and V over every request's payload rows (zero-copy
-        from pinned host memory); equal to ``gather`` per request."""
-        from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
-
+    def _gather_batch_rows(self, summaries, selection: BatchSelection, dtype, kernels: bool) -> BatchKV:
+        """The payload rows every request selected, each read once, in one dequantize-gather launch for K
+        and V together (zero-copy from pinned host memory on CUDA; the torch references elsewhere); equal
+        to ``gather`` per request. With the device cache, rows it holds are read from GPU memory and
+        the others are first copied into it (:mod:`sglang_kv.select.row_cache`)."""
         hkv, d = self.shape.num_kv_heads, self.shape.head_dim
         index = selection.index  # (B, Hkv, n)
-        batch, _, width = index.shape
-        device = index.device
+        batch, device = index.shape[0], index.device
         heads = torch.arange(hkv, device=device)[:, None]
-        out = {}
-        if self.payload_group == "token":
-            span = max(s.num_tokens for s in summaries)
-            requests = torch.arange(batch, device=device)[:, None, None]
-            rows, inverse = torch.unique(requests * span + index, return_inverse=True)  # a row serves every head
-            request, token = (rows // span).to(torch.int32), rows % span
-            for name in ("k", "v"):
-                tokens = higgs_kernels.dequantize_gather_batch(
-                    self.payload_q, [s.payload[f"{name}_codes"] for s in summaries],
-                    [s.payload[f"{name}_scales"] for s in summaries], request, token, dtype=torch.float32)
-                out[name] = tokens.view(-1, hkv, d)[inverse, heads].to(dtype)  # (B, Hkv, n, D)
-            loaded = rows.numel() * self.token_row_bytes()
-        else:  # per (token, head) rows of each store viewed as [L * Hkv, D / 2]
-            request = torch.arange(batch, device=device, dtype=torch.int32)[:, None, None].expand(-1, hkv, width)
-            for name in ("k", "v"):
-                codes = [s.payload[f"{name}_codes"] for s in summaries]
-                scales = [s.payload[f"{name}_scales"] for s in summaries]
-                out[name] = higgs_kernels.dequantize_gather_batch(
-                    self.payload_q, [c.view(c.shape[0] * hkv, -1) for c in codes],
-                    [sc.reshape(sc.shape[0] * hkv, 1) for sc in scales], request.contiguous(), index * hkv + heads,
-                    dtype=torch.float32).to(dtype)
-            loaded = sum(selection.counts) * self.token_row_bytes()
-        return BatchKV(out["k"], out["v"], loaded)
+        whole = self.payload_group == "token"
+        num_rows = max(s.num_tokens for s in summaries) * (1 if whole else hkv)
+        rows_of = index if whole else index * hkv + heads  # payload row of each (head, column)
+        requests = torch.arange(batch, device=device)[:, None, None]
+        keys, inverse = torch.unique(requests * num_rows + rows_of, return_inverse=True)  # sorted, distinct
+        request, row = keys // num_rows, keys % num_rows
+        host = [self._payload_rows(s.payload) for s in summaries]  # [b][name] = (codes, scales)
+        if self.cache:  # stores: K's caches, K's host rows, V's caches, V's host rows
+            cache = [self._payload_rows(s.device, row_cache.PREFIX) for s in summaries]
+            stores = [st for name in "kv" for st in (*[c[name] for c in cache], *[h[name] for h in host])]
+            source, rows, hits = self._plan_cache(kernels, summaries, host, cache, request, row, num_rows)
+        else:  # stores: K's host rows, V's host rows
+            stores = [h[name] for name in "kv" for h in host]
+            source, rows, hits = request, row, 0
+        num_kinds = len(stores) // 2  # stores per K / V
+        out = _dequantize_gather_batch(kernels, self.payload_q, [c for c, _ in stores], [sc for _, sc in stores],
+                                       torch.cat([source, source + num_kinds]).int(), rows.repeat(2))
+        k_rows, v_rows = out.view(2, keys.numel(), -1)
+        if whole:  # a token row serves every head
+            k, v = (x.view(-1, hkv, d)[inverse, heads] for x in (k_rows, v_rows))
+        else:
+            k, v = k_rows[inverse], v_rows[inverse]
+        row_bytes = self.token_row_bytes() // (1 if whole else hkv)
+        lookups = keys.numel() if self.cache else 0
+        return BatchKV(k.to(dtype), v.to(dtype), (keys.numel() - hits) * row_bytes, lookups, hits)
+
+    def _plan_cache(self, kernels, summaries, host, cache, request, row, num_rows):
+        """Place this step's rows in the requests' caches and copy the misses in (K and V codes in one
+        copy, their scales in another). Returns each row's ``(store, row)`` within K's stores
+        ``[caches | host]`` and the hit count."""
+        batch = len(summaries)
+        self._cache_step += 1
+        plan = row_cache.plan([s.device[row_cache.ROW_KEY] for s in summaries],
+                              [s.device[row_cache.STAMP_KEY] for s in summaries], request, row, num_rows,
+                              self._cache_step)
+        fill = plan.fill.nonzero().squeeze(1)
+        fill_request = request[fill].int()
+        for part in (0, 1):  # codes, scales
+            _copy_rows(kernels, [host[b][name][part] for name in "kv" for b in range(batch)],
+                       [cache[b][name][part] for name in "kv" for b in range(batch)],
+                       torch.cat([fill_request, fill_request + batch]), row[fill].repeat(2), plan.slot[fill].repeat(2))
+        cached = plan.slot >= 0
+        return torch.where(cached, request, request + batch), torch.where(cached, plan.slot, row), plan.hits
+
+    def _payload_rows(self, tensors: dict, prefix: str = "") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """K and V ``(codes [rows, group * 4 / 8], scales [rows, 1])`` of a 4-bit payload (``prefix`` ""),
+        or of its device cache (``"cache_"``), as one row per HIGGS group: a token with whole-token
+        groups, a (token, kv head) pair (row ``token * Hkv + head``) with per-head groups."""
+        width = self.payload_q.code_bytes(self.payload_q.group_size)
+        return {name: (tensors[f"{prefix}{name}_codes"].reshape(-1, width),
+                       tensors[f"{prefix}{name}_scales"].reshape(-1, 1)) for name in "kv"}
 
     def gather(self, summary, index, dtype=torch.float32):
         k = self._decode("k", summary, index)
@@ -277,8 +329,17 @@ class YakvSelector(Selector):
             return 2 * self.payload_q.bytes_per_vector(width)
         return 2 * width * self.kv_bits // 8
 
+    def cache_slots(self, num_tokens: int) -> int:
+        """Rows of the device cache of one request and layer (0 without it): ``ceil(cache *
+        num_tokens)`` tokens' worth (times ``Hkv`` with per-head payload groups)."""
+        rows_per_token = 1 if self.payload_group == "token" else self.shape.num_kv_heads
+        return math.ceil(self.cache * num_tokens) * rows_per_token
+
     def footprint(self, num_tokens):
-        return Footprint(gpu_bytes=self.landmark_bytes(num_tokens), host_bytes=num_tokens * self.token_row_bytes())
+        rows_per_token = 1 if self.payload_group == "token" else self.shape.num_kv_heads
+        slot_bytes = row_cache.META_BYTES_PER_SLOT + self.token_row_bytes() // rows_per_token  # K + V row
+        return Footprint(gpu_bytes=self.landmark_bytes(num_tokens) + self.cache_slots(num_tokens) * slot_bytes,
+                         host_bytes=num_tokens * self.token_row_bytes())
 
     def step_bytes(self, num_tokens, k):
         n = min(k, num_tokens)

@@ -1,4 +1,4 @@
-"""Every HIGGS kernel config the wrappers may pick compiles for the H200 (sm_90) without a GPU.
+"""Every HIGGS kernel config (and the device cache's row copy) the wrappers may pick compiles for the H200 (sm_90) without a GPU.
 
 The interpreter tests check what the kernels compute; this one runs Triton's real compiler (TTIR ->
 TTGIR -> PTX -> cubin with the bundled ptxas) for ``GPUTarget("cuda", 90, 32)`` on the model shapes
@@ -41,7 +41,8 @@ def compile_all() -> list[dict]:
         # what the JIT specializes at launch on these shapes: 16-byte aligned pointers and strides
         # divisible by 16 (scales of 8 heads and row counts are not)
         attrs = {(i,): [["tt.divisibility", 16]] for i, arg in enumerate(kernel.arg_names)
-                 if arg not in constexprs and arg not in ("scales_stride", "num_rows", "num_out")}
+                 if arg not in constexprs and arg not in ("scales_stride", "num_rows", "num_out", "src_stride",
+                                                          "dst_stride")}
         record = {"kernel": name, "constexprs": constexprs, "num_warps": num_warps}
         try:
             compiled = triton.compile(ASTSource(kernel, full, constexprs, attrs), target=target,
@@ -89,6 +90,16 @@ def compile_all() -> list[dict]:
                                grid_ptr="*fp16", out_ptr="*fp32", q_stride_b="i32", q_stride_h="i32", **strides),
                           dict(GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), **common),
                           config.num_warps)
+    from sglang_kv.kernels import rows as rk
+    from sglang_kv.kernels import rows_triton as rt
+
+    # device-cache fills: Llama-3.1-8B token rows (512 code bytes as int64) and fp16 scales; per-head rows
+    for elem, row in (("*i64", 64), ("*i16", 1), ("*i64", 8), ("*u8", 3)):
+        for config in rk.COPY_CONFIGS:
+            build(rt.copy_rows_kernel, "copy_rows",
+                  dict(elem_ptr=elem, table_ptr="*i64", request_ptr="*i32", src_index_ptr="*i64",
+                       dst_index_ptr="*i64", num_rows="i32", src_stride="i32", dst_stride="i32"),
+                  dict(ROW=row, ROW_PAD=1 << (row - 1).bit_length(), BLOCK_T=config.block), config.num_warps)
     return records
 
 
@@ -120,7 +131,7 @@ def test_kernels_compile_for_sm90():
     assert not failed, json.dumps(failed[:3], indent=1)
     spilled = [r for r in records if r["spills"]]
     assert not spilled, json.dumps(spilled[:3], indent=1)
-    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "score_lut"}
+    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "score_lut", "copy_rows"}
 
 
 if __name__ == "__main__":

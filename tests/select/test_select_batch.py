@@ -5,6 +5,7 @@ per-request ``select`` / ``gather``: the default loop for every selector, and YA
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -64,11 +65,56 @@ def test_yakv_batched_kernels_equal_the_loop(payload_group, lengths, ks):
     q, summaries = _requests(sel, lengths, seed=2)
     selection = sel._select_batch_kernels(q, summaries, ks, 0.2)
     assert selection.counts == [min(k, n) for k, n in zip(ks, lengths)]
-    kv = sel._gather_batch_kernels(summaries, selection, torch.float32)
+    kv = sel._gather_batch_rows(summaries, selection, torch.float32, kernels=True)
     expected = sum(sel.load_bytes(s, selection.index[b, :, :n])
                    for b, (s, n) in enumerate(zip(summaries, selection.counts)))
     assert kv.load_bytes == expected
     _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
+
+
+@pytest.mark.parametrize("kernels", [False, True], ids=["torch", "triton"])
+@pytest.mark.parametrize("payload_group,cache", [("token", 0.3), ("head", 0.3), ("token", 0.05)])
+def test_yakv_device_cache_reads_what_the_host_holds(payload_group, cache, kernels):
+    """Decode steps with drifting queries: the cached gather returns what ``gather`` does, copies only
+    the rows the caches did not hold, and hits rows selected again (cache 0.05: fewer slots than
+    selected rows, so some rows bypass it)."""
+    sel = make_selector("yakv", SHAPE, OffloadConfig(method="yakv", payload_group=payload_group, cache=cache))
+    lengths, ks = [70, 33, 120], [16, 40, 24]
+    q, summaries = _requests(sel, lengths, seed=5)
+    rows_per_token = 1 if payload_group == "token" else SHAPE.num_kv_heads
+    for s, n in zip(summaries, lengths):
+        assert s.device["cache_row"].shape == (sel.cache_slots(n),) == (math.ceil(n * cache) * rows_per_token,)
+    assert summaries[0].device_bytes == sel.footprint(lengths[0]).gpu_bytes
+    row_bytes = sel.token_row_bytes() // rows_per_token
+    gen = torch.Generator().manual_seed(6)
+    hits = 0
+    for step in range(4):
+        q = q + 0.3 * torch.randn(q.shape, generator=gen).to(DEVICE)
+        selection = sel.select_batch(q, summaries, ks, 0.2)
+        kv = sel._gather_batch_rows(summaries, selection, torch.float32, kernels=kernels)
+        _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
+        uncached = sum(sel.load_bytes(s, selection.index[b, :, :n])
+                       for b, (s, n) in enumerate(zip(summaries, selection.counts)))
+        assert kv.cache_lookups * row_bytes == uncached
+        assert kv.load_bytes == (kv.cache_lookups - kv.cache_hits) * row_bytes
+        hits += kv.cache_hits
+        for s in summaries:  # every filled slot holds its row's bytes
+            rows = s.device["cache_row"]
+            filled = (rows >= 0).nonzero().squeeze(1)
+            host = sel._payload_rows(s.payload)["v"][0]
+            assert torch.equal(s.device["cache_v_codes"].view(rows.numel(), -1)[filled], host[rows[filled]])
+    assert hits > 0
+
+
+def test_yakv_cache_needs_four_bit_payload():
+    with pytest.raises(ValueError, match="kv-offload-cache"):
+        OffloadConfig(method="yakv", kv_bits=8, cache=0.1)
+    with pytest.raises(ValueError, match="kv-offload-cache"):
+        OffloadConfig(method="oracle", cache=0.1)
+    with pytest.raises(ValueError, match="kv-offload-cache"):
+        OffloadConfig(method="yakv", cache=1.5)
+    with pytest.raises(ValueError, match="key_rope='post'"):
+        make_selector("yakv", SHAPE, OffloadConfig(method="yakv", cache=0.1), rope=ROPE, key_rope="pre")
 
 
 def test_pad_selections_and_bad_batches():
