@@ -5,6 +5,8 @@ multiprocess mode, so metrics created in the scheduler process are collected by 
 
     sglang_kv:selected_tokens_total     selected (token, kv head, layer) entries attended
     sglang_kv:loaded_bytes_total        payload bytes read from host memory by the sparse path
+    sglang_kv:cache_lookups_total       payload rows looked up in the device caches (--kv-offload-cache)
+    sglang_kv:cache_hits_total          of those, rows read from GPU memory
     sglang_kv:decode_steps_total        (offloaded request, decode step) pairs
     sglang_kv:requests_offloaded_total  prompts offloaded
     sglang_kv:live_requests             offloaded requests alive now
@@ -18,6 +20,8 @@ from __future__ import annotations
 _COUNTERS = {
     "selected_tokens": "Selected (token, kv head, layer) entries attended by the sparse decode path",
     "loaded_bytes": "Payload bytes read from host memory by the sparse decode path",
+    "cache_lookups": "Payload rows looked up in the device caches (--kv-offload-cache)",
+    "cache_hits": "Payload rows read from the device caches instead of host memory",
     "decode_steps": "(offloaded request, decode step) pairs served by the sparse path",
     "requests_offloaded": "Prompts offloaded",
 }

@@ -13,6 +13,12 @@ stores them), then timed with CUDA events (median of ``--iters``):
 * ``floor_ms``: max(PCIe bytes / 55 GB/s, HBM bytes / 4 TB/s) for the offload step, counting the
   payload rows the gather reads (measured ``load_bytes``) and the landmarks it scores.
 
+With ``--cache F`` (yakv's device cache, ``--kv-offload-cache``) consecutive steps must differ the way
+decode steps do: step ``t`` uses the query ``q + drift * noise_t`` (``--drifts``; fresh noise each
+step, ``q`` and the noise standard normal), after ``--warmup-steps`` untimed steps that fill the
+caches. Reported then: the hit rate of the timed steps, their mean host bytes, the floor on those
+bytes and the floor without the cache (``floor_uncached_ms``).
+
 Reported: times, bytes, ratio to the floor and to full attention. GPU only.
 """
 
@@ -60,9 +66,10 @@ def _median_ms(fn, iters: int) -> float:
 
 
 def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: Sequence[float], iters: int,
-            arena: HostArena, payload_group: str = "auto") -> list[dict]:
-    """Build ``batch`` requests once, then time one decode step per budget."""
-    sel = make_selector(method, shape, OffloadConfig(method=method, payload_group=payload_group))
+            arena: HostArena, payload_group: str = "auto", cache: float = 0.0, drifts: Sequence[float] = (0.0,),
+            warmup_steps: int = 8) -> list[dict]:
+    """Build ``batch`` requests once, then time one decode step per budget (and query drift)."""
+    sel = make_selector(method, shape, OffloadConfig(method=method, payload_group=payload_group, cache=cache))
     dev = torch.device("cuda" if arena.pinned else "cpu")
     hkv, d, scale = shape.num_kv_heads, shape.head_dim, shape.head_dim ** -0.5
     summaries, blocks, locals_ = [], [], []
@@ -76,16 +83,26 @@ def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: S
         locals_.append((keys[context - LOCAL:].transpose(0, 1).contiguous(),
                         values[context - LOCAL:].transpose(0, 1).contiguous()))
         del keys, values
+    locals_ = tuple(torch.stack(part) for part in zip(*locals_))  # K, V: (B, Hkv, LOCAL, D)
     q = torch.randn(batch, shape.num_q_heads, d, device=dev, dtype=torch.bfloat16)
     full_ms = _full_attention_ms(q, hkv, context, scale, iters)
-    rows = [_time_offload(sel, summaries, locals_, q, OffloadConfig(method=method, budget=b).budget_tokens(context),
-                          scale, iters) | {"budget": b} for b in budgets]
+    rows = []
+    for b in budgets:
+        k_budget = OffloadConfig(method=method, budget=b).budget_tokens(context)
+        for drift in drifts:
+            noise = torch.randn(warmup_steps + iters + 1, *q.shape, device=dev, dtype=torch.bfloat16)
+            queries = iter(q + drift * noise)  # one per step: the untimed ones, _median_ms's warm-up, the timed ones
+            for _ in range(warmup_steps if cache else 0):
+                _decode_step(sel, summaries, locals_, next(queries), k_budget, scale)
+            row = _time_offload(sel, summaries, locals_, queries, k_budget, scale, iters)
+            rows.append(row | {"budget": b, "cache": cache, "drift": drift})
     for block in blocks:
         block.release()
     hbm = batch * (summaries[0].device_bytes + 2 * hkv * LOCAL * d * 2)  # landmarks + local window
     full_bytes = 2 * batch * hkv * context * d * 2
     for row in rows:
         floor_ms = 1e3 * max(row["pcie_bytes"] / PCIE_BYTES_PER_S, hbm / HBM_BYTES_PER_S)
+        row["floor_uncached_ms"] = 1e3 * max(row["pcie_bytes_uncached"] / PCIE_BYTES_PER_S, hbm / HBM_BYTES_PER_S)
         row.update(method=method, batch=batch, context=context, full_ms=full_ms, floor_ms=floor_ms,
                    hbm_bytes=hbm, full_attention_bytes=full_bytes, offload_over_floor=row["offload_ms"] / floor_ms,
                    offload_over_full=row["offload_ms"] / full_ms, full_attention_TB_s=full_bytes / full_ms / 1e9)
@@ -102,22 +119,34 @@ def _full_attention_ms(q: torch.Tensor, num_kv_heads: int, context: int, scale: 
         qf, full_k, full_v, enable_gqa=True, scale=scale), iters)
 
 
-def _time_offload(sel, summaries, locals_, q, k_budget: int, scale: float, iters: int) -> dict:
+def _decode_step(sel, summaries, locals_, q, k_budget: int, scale: float):
+    """The serving decode step of one layer for every request (equal prompts: one attention call, as
+    the backend groups them). Returns ``gather_batch``'s :class:`BatchKV`."""
     batch = q.shape[0]
-    loaded = []  # bytes the last step read from host
-    k_local = torch.stack([k for k, _ in locals_])  # (B, Hkv, LOCAL, D)
-    v_local = torch.stack([v for _, v in locals_])
+    k_local, v_local = locals_
+    selection = sel.select_batch(q, summaries, [k_budget] * batch, scale)
+    selected = sel.gather_batch(summaries, selection, dtype=torch.bfloat16)
+    n = selection.counts[0]
+    sparse_decode_attention(q, torch.cat([selected.k[:, :, :n], k_local], 2),
+                            torch.cat([selected.v[:, :, :n], v_local], 2), scale)
+    return selected
+
+
+def _time_offload(sel, summaries, locals_, queries, k_budget: int, scale: float, iters: int) -> dict:
+    """Median step time over ``iters`` steps, each on the next of ``queries``; their mean host bytes and
+    cache hits (the first, untimed step of ``_median_ms`` is left out of the counts)."""
+    steps = []
 
     def offload_step():
-        selection = sel.select_batch(q, summaries, [k_budget] * batch, scale)
-        selected = sel.gather_batch(summaries, selection, dtype=torch.bfloat16)
-        n = selection.counts[0]  # equal prompts: one attention call, as the backend groups them
-        sparse_decode_attention(q, torch.cat([selected.k[:, :, :n], k_local], 2),
-                                torch.cat([selected.v[:, :, :n], v_local], 2), scale)
-        loaded[:] = [selected.load_bytes]
+        steps.append(_decode_step(sel, summaries, locals_, next(queries), k_budget, scale))
 
     offload_ms = _median_ms(offload_step, iters)
-    return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": loaded[0]}
+    timed = steps[1:]
+    lookups, hits = sum(s.cache_lookups for s in timed), sum(s.cache_hits for s in timed)
+    loaded = sum(s.load_bytes for s in timed) / len(timed)
+    uncached = lookups * sel.payload_row_bytes() / len(timed) if lookups else loaded
+    return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": loaded, "pcie_bytes_uncached": uncached,
+            "cache_hit_rate": hits / lookups if lookups else None}
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -130,6 +159,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--contexts", type=int, nargs="+", default=[32768, 65536, 131072])
     p.add_argument("--budgets", type=float, nargs="+", default=[0.015625, 0.03125, 0.0625])
     p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--cache", type=float, default=0.0, help="yakv device cache (--kv-offload-cache): a fraction of the prompt")
+    p.add_argument("--drifts", type=float, nargs="+", default=[0.0],
+                   help="per-step query noise (relative to the unit-variance query); decides the cache's hit rate")
+    p.add_argument("--warmup-steps", type=int, default=8, help="untimed steps that fill the cache")
     p.add_argument("--host-gib", type=float, default=40.0, help="pinned host store for the payloads")
     p.add_argument("--cpu", action="store_true", help="functional smoke run on CPU (times are not meaningful)")
     p.add_argument("--out", default=None)
@@ -147,9 +180,11 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
     for context in args.contexts:
         for batch in args.batches:
             t0 = time.time()
-            for row in measure(shape, args.method, batch, context, args.budgets, args.iters, arena, args.payload_group):
+            for row in measure(shape, args.method, batch, context, args.budgets, args.iters, arena, args.payload_group,
+                               args.cache, args.drifts, args.warmup_steps):
                 rows.append(row)
-                print(f"B={batch:3d} L={context:6d} budget={row['budget']:.4f}: offload {row['offload_ms']:8.2f} ms, "
+                hit = "" if row["cache_hit_rate"] is None else f" drift {row['drift']} hits {row['cache_hit_rate']:.0%}"
+                print(f"B={batch:3d} L={context:6d} budget={row['budget']:.4f}{hit}: offload {row['offload_ms']:8.2f} ms, "
                       f"floor {row['floor_ms']:6.3f} ms (x{row['offload_over_floor']:.1f}), full attention "
                       f"{row['full_ms']:6.3f} ms (x{row['offload_over_full']:.1f}) [{time.time() - t0:.0f} s]",
                       flush=True)
@@ -157,7 +192,8 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
                 torch.cuda.empty_cache()
     if args.out:
         write_result(args.out, {"model_shape": args.model_shape, "method": args.method, "local": LOCAL,
-                                "payload_group": args.payload_group,
+                                "payload_group": args.payload_group, "cache": args.cache, "drifts": args.drifts,
+                                "warmup_steps": args.warmup_steps,
                                 "pcie_GB_s": PCIE_BYTES_PER_S / 1e9, "hbm_TB_s": HBM_BYTES_PER_S / 1e12},
                      {"rows": rows}, command=command or shlex.join(["python", "-m", "sglang_kv.bench.layer",
                                                                       *sys.argv[1:]]))

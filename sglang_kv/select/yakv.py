@@ -252,9 +252,8 @@ class YakvSelector(Selector):
             k, v = (x.view(-1, hkv, d)[inverse, heads] for x in (k_rows, v_rows))
         else:
             k, v = k_rows[inverse], v_rows[inverse]
-        row_bytes = self.token_row_bytes() // (1 if whole else hkv)
         lookups = keys.numel() if self.cache else 0
-        return BatchKV(k.to(dtype), v.to(dtype), (keys.numel() - hits) * row_bytes, lookups, hits)
+        return BatchKV(k.to(dtype), v.to(dtype), (keys.numel() - hits) * self.payload_row_bytes(), lookups, hits)
 
     def _plan_cache(self, kernels, summaries, host, cache, request, row, num_rows):
         """Place this step's rows in the requests' caches and copy the misses in (K and V codes in one
@@ -329,6 +328,11 @@ class YakvSelector(Selector):
             return 2 * self.payload_q.bytes_per_vector(width)
         return 2 * width * self.kv_bits // 8
 
+    def payload_row_bytes(self) -> int:
+        """Bytes of one payload row, K and V together: a whole token, or one (token, kv head) with
+        per-head groups (what a gather or a cache slot holds per row)."""
+        return self.token_row_bytes() // (1 if self.payload_group == "token" else self.shape.num_kv_heads)
+
     def cache_slots(self, num_tokens: int) -> int:
         """Rows of the device cache of one request and layer (0 without it): ``ceil(cache *
         num_tokens)`` tokens' worth (times ``Hkv`` with per-head payload groups)."""
@@ -336,8 +340,7 @@ class YakvSelector(Selector):
         return math.ceil(self.cache * num_tokens) * rows_per_token
 
     def footprint(self, num_tokens):
-        rows_per_token = 1 if self.payload_group == "token" else self.shape.num_kv_heads
-        slot_bytes = row_cache.META_BYTES_PER_SLOT + self.token_row_bytes() // rows_per_token  # K + V row
+        slot_bytes = row_cache.META_BYTES_PER_SLOT + self.payload_row_bytes()
         return Footprint(gpu_bytes=self.landmark_bytes(num_tokens) + self.cache_slots(num_tokens) * slot_bytes,
                          host_bytes=num_tokens * self.token_row_bytes())
 

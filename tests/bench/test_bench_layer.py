@@ -25,3 +25,19 @@ def test_layer_bench_smoke_on_cpu(tmp_path):
     assert 0 < small["pcie_bytes"] < full["pcie_bytes"]
     assert small["floor_ms"] < full["floor_ms"]
     assert all(r["offload_ms"] > 0 and r["full_ms"] > 0 for r in rows)
+
+
+def test_layer_bench_with_the_device_cache_on_cpu(tmp_path):
+    """A repeated query hits the cache fully after the warm-up; a drifting one partly; host bytes
+    fall with the hits and the uncached floor keeps the bytes without the cache."""
+    out = tmp_path / "layer.json"
+    args = ["layer", "--cpu", "--batches", "2", "--contexts", "1024", "--budgets", "0.0625", "--cache", "0.5",
+            "--drifts", "0", "2", "--iters", "2", "--warmup-steps", "2", "--host-gib", "0.1", "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0
+    fixed, drifting = json.loads(out.read_text())["figures"]["rows"]
+    assert fixed["cache_hit_rate"] == 1.0 and fixed["pcie_bytes"] == 0
+    assert 0 < drifting["cache_hit_rate"] < 1
+    assert 0 < drifting["pcie_bytes"] < drifting["pcie_bytes_uncached"]
+    assert drifting["floor_ms"] < drifting["floor_uncached_ms"]

@@ -130,10 +130,13 @@ def test_pad_selections_and_bad_batches():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("shape", [ModelShape(32, 8, 128), ModelShape(9, 3, 64)])
-def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape):
+@pytest.mark.parametrize("cache", [0.0, 0.05])
+def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape, cache):
+    """Compiled kernels, payload in pinned host memory; with the device cache, over three steps of
+    drifting queries (misses copied in, hits read from the GPU, some rows bypassing a full cache)."""
     from sglang_kv.store.host import HostArena, HostBlock
 
-    sel = make_selector("yakv", shape, OffloadConfig(method="yakv"))
+    sel = make_selector("yakv", shape, OffloadConfig(method="yakv", cache=cache))
     arena = HostArena(1 << 28, pin=True)
     gen = torch.Generator().manual_seed(4)
     lengths, ks = [3000, 700, 5000], [96, 800, 160]
@@ -144,11 +147,16 @@ def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape):
         blocks.append(HostBlock(arena, summary.payload))
         summaries.append(dataclasses.replace(summary, payload=blocks[-1].tensors))
     q = torch.randn(len(lengths), shape.num_q_heads, shape.head_dim, generator=gen).cuda()
-    selection = sel.select_batch(q, summaries, ks, shape.head_dim ** -0.5)
-    kv = sel.gather_batch(summaries, selection, torch.bfloat16)
-    for b, (summary, k) in enumerate(zip(summaries, ks)):
-        index = sel.select(q[b], summary, k, shape.head_dim ** -0.5)
-        n = selection.counts[b]
-        assert torch.equal(selection.index[b, :, :n], index)
-        k_ref, v_ref = sel.gather(summary, index, dtype=torch.bfloat16)
-        assert torch.equal(kv.k[b, :, :n], k_ref) and torch.equal(kv.v[b, :, :n], v_ref)
+    hits = 0
+    for step in range(3 if cache else 1):
+        q = q + 0.5 * torch.randn(q.shape, generator=gen).cuda()
+        selection = sel.select_batch(q, summaries, ks, shape.head_dim ** -0.5)
+        kv = sel.gather_batch(summaries, selection, torch.bfloat16)
+        hits += kv.cache_hits
+        for b, (summary, k) in enumerate(zip(summaries, ks)):
+            index = sel.select(q[b], summary, k, shape.head_dim ** -0.5)
+            n = selection.counts[b]
+            assert torch.equal(selection.index[b, :, :n], index)
+            k_ref, v_ref = sel.gather(summary, index, dtype=torch.bfloat16)
+            assert torch.equal(kv.k[b, :, :n], k_ref) and torch.equal(kv.v[b, :, :n], v_ref)
+    assert (hits > 0) == bool(cache)
