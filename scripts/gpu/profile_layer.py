@@ -1,6 +1,10 @@
 """Where one batched decode step of one layer spends its time (GPU host): the stages of
 ``bench layer``'s offload step timed apart (synchronized, median of 7), Llama-3.1-8B shape.
 
+Then the whole step under ``torch.profiler``: kernels and copies per step, the time the GPU is busy
+and the time it idles while the host launches work or waits on a sync (what CUDA graphs could at
+most save; the step's data-dependent sizes, e.g. ``torch.unique``, keep it from being captured).
+
     python scripts/gpu/profile_layer.py --batch 32 --context 65536 --budget 0.03125 --payload-group token
 """
 
@@ -37,9 +41,10 @@ def main():
     p.add_argument("--context", type=int, default=65536)
     p.add_argument("--budget", type=float, default=0.03125)
     p.add_argument("--payload-group", default="token")
+    p.add_argument("--cache", type=float, default=0.0, help="yakv device cache (steps repeat the query: all hits)")
     args = p.parse_args()
     shape = model_spec("llama-3.1-8b").shape
-    config = OffloadConfig(method="yakv", payload_group=args.payload_group, budget=args.budget)
+    config = OffloadConfig(method="yakv", payload_group=args.payload_group, budget=args.budget, cache=args.cache)
     sel = make_selector("yakv", shape, config)
     arena = HostArena(48 << 30, pin=True)
     summaries = []
@@ -78,9 +83,43 @@ def main():
     stages["attention"] = timed(lambda: sparse_decode_attention(
         q, torch.cat([kv.k[:, :, :n], loc_b], 2), torch.cat([kv.v[:, :, :n], loc_b], 2), scale))
     stages["load_bytes"] = kv.load_bytes
+
+    def step():
+        chosen = sel.select_batch(q, summaries, ks, scale)
+        got = sel.gather_batch(summaries, chosen, torch.bfloat16)
+        sparse_decode_attention(q, torch.cat([got.k[:, :, :n], loc_b], 2), torch.cat([got.v[:, :, :n], loc_b], 2), scale)
+
+    stages["step"] = timed(step)
+    try:
+        stages["launch_overhead"] = launch_overhead(step)
+    except Exception as error:  # noqa: BLE001 - the stage timings above still print
+        stages["launch_overhead"] = f"{type(error).__name__}: {error}"
     stages["tuning"] = {str(key): {"chosen": str(v["chosen"]), "median_ms": {str(c): t for c, t in v["median_ms"].items()}}
                         for key, v in __import__("sglang_kv.kernels._triton_utils", fromlist=["x"]).TUNING_LOG.items()}
     print(json.dumps({"args": vars(args), "stages_ms": stages}, indent=1))
+
+
+def launch_overhead(step, steps: int = 5) -> dict:
+    """Per step: GPU kernels and copies, the time the GPU is busy (union of their intervals) and the
+    span from the first to the last, under torch.profiler."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA)
+    busy, end = 0.0, float("-inf")
+    for start, stop in spans:  # union of intervals
+        if stop > end:
+            busy += stop - max(start, end)
+            end = stop
+    span = spans[-1][1] - spans[0][0] if spans else 0.0
+    return {"device_ops_per_step": len(spans) / steps, "gpu_busy_ms": busy / steps / 1e3,
+            "gpu_span_ms": span / steps / 1e3, "gpu_idle_fraction": 1 - busy / span if span else None}
 
 
 if __name__ == "__main__":
