@@ -7,7 +7,7 @@
 #   layer     python -m sglang_kv.bench layer: one decode step of one layer vs its floor and full attention
 #   layer64k  the same at 64K only (batches 1, 8, 32), whole-token and per-head payload groups
 #   cache64k  32 x 64K at 3.125%, whole-token and per-head groups: without the device cache, then with
-#             --cache 0.125 at several query drifts (hit rates); the stage profile with launch overhead
+#             --cache 0.25 at several query drifts (hit rates); the stage profile with launch overhead
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
@@ -61,7 +61,7 @@ for stage in "$@"; do
         run layer_${group} python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
           --iters 7 --host-gib 48 --payload-group $group --out results/layer_llama31_8b_h200_32x64k_$group.json
         run layer_${group}_cache python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
-          --iters 7 --host-gib 48 --payload-group $group --cache 0.125 --drifts 0 0.1 0.2 0.4 1.0 \
+          --iters 7 --host-gib 48 --payload-group $group --cache 0.25 --drifts 0 0.05 0.1 0.2 0.5 \
           --out results/layer_llama31_8b_h200_32x64k_${group}_cache.json
         cp results/layer_llama31_8b_h200_32x64k_$group*.json "$OUT/" 2>/dev/null
       done
