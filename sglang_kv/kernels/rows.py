@@ -1,7 +1,9 @@
 """Row copies between the stores of several requests in one launch: the fills of the device cache of
 selected rows (:mod:`sglang_kv.select.row_cache`), read zero-copy from pinned host memory.
 
-- :func:`copy_rows_batch`: ``dst[request[i]][dst_index[i]] = src[request[i]][src_index[i]]``.
+- :func:`copy_rows_batch`: ``dst[request[i]][dst_index[i]] = src[request[i]][src_index[i]]`` for every
+  ``i`` with ``dst_index[i] >= 0`` (a negative destination skips the row, so a caller can pass a
+  fixed-size plan without compacting it on the host).
 - :func:`copy_rows_batch_ref`: its torch path (the reference the kernel is tested against, and
   what CPU serving runs).
 
@@ -28,7 +30,7 @@ def copy_rows_batch_ref(src: Sequence[torch.Tensor], dst: Sequence[torch.Tensor]
                         src_index: torch.Tensor, dst_index: torch.Tensor) -> None:
     """Torch path of :func:`copy_rows_batch` (one indexed copy per request)."""
     for b in torch.unique(request).tolist():
-        rows = request == b
+        rows = (request == b) & (dst_index >= 0)
         values = src[b][src_index[rows].to(src[b].device)]
         dst[b][dst_index[rows].to(dst[b].device)] = values.to(dst[b].device)
 
@@ -40,8 +42,9 @@ def copy_rows_batch(src: Sequence[torch.Tensor], dst: Sequence[torch.Tensor], re
     src[b], dst[b]: 2-D ``[rows_b, W]`` of one dtype, last dimension contiguous, every ``src`` with
     the same row stride and every ``dst`` with the same row stride; ``src`` on the compute device
     or in pinned host memory, ``dst`` on the compute device. request: int32 ``[n]``; src_index,
-    dst_index: int32 / int64 ``[n]``, all on the compute device (values not checked there).
-    Destination rows must be distinct. Per row: reads and writes ``W * itemsize`` bytes.
+    dst_index: int32 / int64 ``[n]``, all on the compute device (values not checked there); rows
+    with ``dst_index[i] < 0`` are skipped. Destination rows must be distinct. Per copied row: reads
+    and writes ``W * itemsize`` bytes.
     """
     if len(src) != len(dst) or not src:
         raise ValueError(f"need one destination per source (at least one), got {len(src)} and {len(dst)}")

@@ -13,7 +13,8 @@ def copy_rows_kernel(
     num_rows, src_stride, dst_stride,
     ROW: tl.constexpr, ROW_PAD: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
-    """``dst_r[dst_index[i]] = src_r[src_index[i]]`` with ``r = request[i]``, for ``i < num_rows``.
+    """``dst_r[dst_index[i]] = src_r[src_index[i]]`` with ``r = request[i]``, for ``i < num_rows`` with
+    ``dst_index[i] >= 0`` (rows with a negative destination are skipped: nothing is read).
 
     Rows are ``ROW`` elements of ``elem_ptr``'s type (``ROW_PAD``: the next power of two);
     ``table [B, 2]`` int64 holds each request's source and destination addresses; strides are in
@@ -24,12 +25,13 @@ def copy_rows_kernel(
     for block in range(tl.program_id(0), tl.cdiv(num_rows, BLOCK_T), tl.num_programs(0)):
         offs = block * BLOCK_T + tl.arange(0, BLOCK_T)
         mask = offs < num_rows
+        dst_row = tl.load(dst_index_ptr + offs, mask=mask, other=-1).to(tl.int64)
+        mask = mask & (dst_row >= 0)
         request = tl.load(request_ptr + offs, mask=mask, other=0).to(tl.int64)
         src_base = tl.load(table_ptr + request * 2, mask=mask, other=0).to(tl.pointer_type(elem_ptr.dtype.element_ty))
         dst_base = tl.load(table_ptr + request * 2 + 1, mask=mask, other=0).to(
             tl.pointer_type(elem_ptr.dtype.element_ty))
         src_row = tl.load(src_index_ptr + offs, mask=mask, other=0).to(tl.int64)
-        dst_row = tl.load(dst_index_ptr + offs, mask=mask, other=0).to(tl.int64)
         mask2 = mask[:, None] & (offs_c < ROW)[None, :]
         x = tl.load(src_base[:, None] + (src_row * src_stride)[:, None] + offs_c[None, :], mask=mask2)
         tl.store(dst_base[:, None] + (dst_row * dst_stride)[:, None] + offs_c[None, :], x, mask=mask2)

@@ -40,6 +40,7 @@ import torch
 
 from sglang_kv.config import PAYLOAD_GROUPS
 from sglang_kv.devices import device_ints
+from sglang_kv.kernels.higgs import OUT_DTYPES
 from sglang_kv.quant.higgs import HiggsQuantizer
 from sglang_kv.select.base import (BatchKV, BatchSelection, Footprint, LayerSummary, Selector, StepBytes,
                                    group_max_softmax, knob, take, topk_sorted, use_kernels)
@@ -56,12 +57,12 @@ def _is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def _dequantize_gather_batch(kernels: bool, quantizer, codes, scales, request, index) -> torch.Tensor:
-    """float32 rows ``index`` of stores ``request`` (the Triton kernel, or its torch reference)."""
+def _dequantize_gather_batch(kernels: bool, quantizer, codes, scales, request, index, dtype) -> torch.Tensor:
+    """Rows ``index`` of stores ``request`` in ``dtype`` (the Triton kernel, or its torch reference)."""
     from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
 
     gather = higgs_kernels.dequantize_gather_batch if kernels else higgs_kernels.dequantize_gather_batch_ref
-    return gather(quantizer, codes, scales, request, index, dtype=torch.float32)
+    return gather(quantizer, codes, scales, request, index, dtype=dtype)
 
 
 def _copy_rows(kernels: bool, src, dst, request, src_index, dst_index) -> None:
@@ -245,8 +246,9 @@ class YakvSelector(Selector):
             stores = [h[name] for name in "kv" for h in host]
             source, rows, hits = request, row, 0
         num_kinds = len(stores) // 2  # stores per K / V
+        out_dtype = dtype if dtype in OUT_DTYPES else torch.float32  # the kernel rounds float32 as .to(dtype)
         out = _dequantize_gather_batch(kernels, self.payload_q, [c for c, _ in stores], [sc for _, sc in stores],
-                                       torch.cat([source, source + num_kinds]).int(), rows.repeat(2))
+                                       torch.cat([source, source + num_kinds]).int(), rows.repeat(2), out_dtype)
         k_rows, v_rows = out.view(2, keys.numel(), -1)
         if whole:  # a token row serves every head
             k, v = (x.view(-1, hkv, d)[inverse, heads] for x in (k_rows, v_rows))
@@ -264,12 +266,12 @@ class YakvSelector(Selector):
         plan = row_cache.plan([s.device[row_cache.ROW_KEY] for s in summaries],
                               [s.device[row_cache.STAMP_KEY] for s in summaries], request, row, num_rows,
                               self._cache_step)
-        fill = plan.fill.nonzero().squeeze(1)
-        fill_request = request[fill].int()
+        fill_slot = torch.where(plan.fill, plan.slot, -1).repeat(2)  # rows not filled are skipped
+        copy_request = torch.cat([request, request + batch]).int()
         for part in (0, 1):  # codes, scales
             _copy_rows(kernels, [host[b][name][part] for name in "kv" for b in range(batch)],
                        [cache[b][name][part] for name in "kv" for b in range(batch)],
-                       torch.cat([fill_request, fill_request + batch]), row[fill].repeat(2), plan.slot[fill].repeat(2))
+                       copy_request, row.repeat(2), fill_slot)
         cached = plan.slot >= 0
         return torch.where(cached, request, request + batch), torch.where(cached, plan.slot, row), plan.hits
 

@@ -32,9 +32,9 @@ def test_copy_rows_batch_equals_reference(width, dtype, stride_pad):
     request, src_index, dst_index = [], [], []
     for b in (0, 2):  # request 1 copies nothing
         slots = torch.randperm(12, generator=gen)[:7]
-        request += [b] * 7
-        src_index += torch.randint(0, 40, (7,), generator=gen).tolist()
-        dst_index += slots.tolist()
+        request += [b] * 9
+        src_index += torch.randint(0, 40, (9,), generator=gen).tolist()
+        dst_index += slots.tolist() + [-1, -1]  # two skipped rows
     args = (torch.tensor(request, dtype=torch.int32, device=DEVICE), torch.tensor(src_index, device=DEVICE),
             torch.tensor(dst_index, device=DEVICE))
     expected = [d.clone() for d in dst]
@@ -43,6 +43,7 @@ def test_copy_rows_batch_equals_reference(width, dtype, stride_pad):
     for got, want in zip(dst, expected):
         assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))
     assert expected[1].view(torch.uint8).eq(0).all() and not expected[0].view(torch.uint8).eq(0).all()
+    assert (expected[0].view(torch.uint8).reshape(12, -1).ne(0).any(1)).sum() == 7  # only the 7 destinations
 
 
 def test_copy_rows_batch_rejects_bad_input():

@@ -23,7 +23,7 @@ BF16_TOL = dict(atol=2e-2, rtol=1.6e-2)
 
 def _config(**overrides):
     """A test double with only the fields selectors may read (the OffloadConfig defaults)."""
-    base = dict(budget=0.03125, local=64, sink=0, kv_bits=4, landmark_bits=2, landmark_residual=0, payload_group="auto",
+    base = dict(budget=0.03125, local=64, sink=0, kv_bits=4, landmark_bits=2, landmark_residual=0, payload_group="auto", cache=0.0,
                 shadowkv_rank=160, shadowkv_chunk=8, shadowkv_outliers=48, quest_page=16)
     return SimpleNamespace(**{**base, **overrides})
 
