@@ -41,6 +41,7 @@ def main():
     p.add_argument("--context", type=int, default=65536)
     p.add_argument("--budget", type=float, default=0.03125)
     p.add_argument("--payload-group", default="token")
+    p.add_argument("--cprofile", action="store_true", help="print the host's 30 costliest functions over 5 steps")
     p.add_argument("--cache", type=float, default=0.0, help="yakv device cache (steps repeat the query: all hits)")
     args = p.parse_args()
     shape = model_spec("llama-3.1-8b").shape
@@ -90,6 +91,17 @@ def main():
         sparse_decode_attention(q, torch.cat([got.k[:, :, :n], loc_b], 2), torch.cat([got.v[:, :, :n], loc_b], 2), scale)
 
     stages["step"] = timed(step)
+    if args.cprofile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(5):
+            step()
+        torch.cuda.synchronize()
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     try:
         stages["launch_overhead"] = launch_overhead(step)
     except Exception as error:  # noqa: BLE001 - the stage timings above still print
