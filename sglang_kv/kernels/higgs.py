@@ -214,6 +214,29 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
                           index, dtype, out, config)
 
 
+class StoreRef(NamedTuple):
+    """One store, checked once (:func:`store_ref`), for the batched launches: its addresses and layout.
+
+    A request's store lives as long as the request, so a caller checks it once and passes the refs
+    every step (:func:`dequantize_gather_refs`) instead of re-checking every tensor per launch.
+    """
+
+    codes: int  # data_ptr of codes [rows, C * bits / 8]
+    scales: int  # data_ptr of scales [rows, C / group_size]
+    layout: tuple  # (code bytes per row, codes row stride, scales row stride, scale dtype, codes device type)
+
+
+def store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor, device: torch.device) -> StoreRef:
+    """Check one store for kernels on ``device`` (2-D, contiguous rows' last dimension, on ``device`` or
+    in pinned host memory) and return its :class:`StoreRef`. The tensors must outlive every launch
+    that uses the ref."""
+    _check_codes_2d(quantizer, codes, scales)
+    check_readable(codes, device, "codes")
+    check_readable(scales, device, "scales")
+    return StoreRef(codes.data_ptr(), scales.data_ptr(),
+                    (codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype, codes.device.type))
+
+
 def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
                             scales: Sequence[torch.Tensor], request: torch.Tensor, index: torch.Tensor, *,
                             dtype: torch.dtype = torch.bfloat16, out: torch.Tensor | None = None,
@@ -227,19 +250,30 @@ def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Ten
     """
     if len(codes) != len(scales) or not codes:
         raise ValueError(f"need one scales tensor per codes tensor (at least one), got {len(codes)} and {len(scales)}")
+    refs = [store_ref(quantizer, c, sc, index.device) for c, sc in zip(codes, scales)]
+    return dequantize_gather_refs(quantizer, refs, request, index, dtype=dtype, out=out, config=config)
+
+
+def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], request: torch.Tensor,
+                           index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
+                           out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
+    """:func:`dequantize_gather_batch` on stores checked once by :func:`store_ref` (same layout for all)."""
+    if not stores:
+        raise ValueError("need at least one store")
+    layout = stores[0].layout
+    if any(st.layout != layout for st in stores):
+        raise ValueError("every store must have the same row strides, channels and scale dtype")
     device = _check_gather_index(index, dtype)
     if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
         raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
                          f"{request.dtype} {tuple(request.shape)} on {request.device}")
-    num_channels = _check_codes_2d(quantizer, codes[0], scales[0])
-    for c, sc in zip(codes, scales):
-        _check_codes_2d(quantizer, c, sc)
-        check_readable(c, device, "codes")
-        check_readable(sc, device, "scales")
-    _check_same_layout(codes, scales)
-    table = device_ints([(c.data_ptr(), sc.data_ptr()) for c, sc in zip(codes, scales)], device)  # (B, 2)
-    return _launch_gather(quantizer, num_channels, codes[0], scales[0], codes[0].stride(0), scales[0].stride(0),
-                          table, request.reshape(-1).contiguous(), index, dtype, out, config)
+    code_bytes, codes_stride, scales_stride, scale_dtype, codes_device = layout
+    num_channels = code_bytes // quantizer.group_code_bytes * quantizer.group_size
+    table = device_ints([(st.codes, st.scales) for st in stores], device)  # (S, 2)
+    codes_type = torch.empty(0, dtype=torch.uint8, device=device)  # element types only: the table holds the stores
+    scales_type = torch.empty(0, dtype=scale_dtype, device=device)
+    return _launch_gather(quantizer, num_channels, codes_type, scales_type, codes_stride, scales_stride, table,
+                          request.reshape(-1).contiguous(), index, dtype, out, config, codes_device)
 
 
 def _check_same_layout(codes: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]) -> None:
@@ -260,7 +294,7 @@ def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device
 
 
 def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_stride, table, request, index,
-                   dtype, out, config) -> torch.Tensor:
+                   dtype, out, config, codes_device: str | None = None) -> torch.Tensor:
     device = index.device
     shape = (*index.shape, num_channels)
     if out is None:
@@ -294,7 +328,7 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
 
     if config is None:
         key = ("higgs_dequantize_gather", str(device), n, num_groups, quantizer.p, quantizer.bits,
-               quantizer.scale_dtype, dtype, codes.device.type, has_table, _size_bucket(num_out))
+               quantizer.scale_dtype, dtype, codes_device or codes.device.type, has_table, _size_bucket(num_out))
         config = pick_config(key, dequantize_gather_configs(n), run)
     _check_config(config, _min_block(n))
     run(config)

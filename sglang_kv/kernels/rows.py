@@ -15,6 +15,7 @@ on the first CUDA call per shape class (``pick_config``), the first under ``TRIT
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -35,6 +36,32 @@ def copy_rows_batch_ref(src: Sequence[torch.Tensor], dst: Sequence[torch.Tensor]
         dst[b][dst_index[rows].to(dst[b].device)] = values.to(dst[b].device)
 
 
+class CopyPair(NamedTuple):
+    """One (source, destination) store pair checked once (:func:`copy_pair`): addresses and layout."""
+
+    src: int  # data_ptr
+    dst: int
+    layout: tuple  # (row bytes, source row stride bytes, destination row stride bytes, source device type)
+
+
+def copy_pair(src: torch.Tensor, dst: torch.Tensor, device: torch.device) -> CopyPair:
+    """Check a store pair for :func:`copy_rows_pairs` on ``device``: both 2-D with the same columns and
+    dtype and a contiguous last dimension, ``src`` on ``device`` or in pinned host memory, ``dst`` on
+    ``device``. The tensors must outlive every launch that uses the pair."""
+    if src.dim() != 2 or dst.dim() != 2 or src.shape[1] != dst.shape[1]:
+        raise ValueError(f"stores must be 2-D with the same columns, got {tuple(src.shape)} and {tuple(dst.shape)}")
+    if src.dtype != dst.dtype:
+        raise ValueError(f"stores must share one dtype, got {src.dtype} and {dst.dtype}")
+    if src.stride(-1) != 1 or dst.stride(-1) != 1:
+        raise ValueError(f"stores need a contiguous last dimension, got strides {src.stride()} and {dst.stride()}")
+    check_readable(src, device, "src")
+    if dst.device != device:
+        raise ValueError(f"dst must be on {device}, got {dst.device}")
+    item = src.element_size()
+    return CopyPair(src.data_ptr(), dst.data_ptr(),
+                    (src.shape[1] * item, src.stride(0) * item, dst.stride(0) * item, src.device.type))
+
+
 def copy_rows_batch(src: Sequence[torch.Tensor], dst: Sequence[torch.Tensor], request: torch.Tensor,
                     src_index: torch.Tensor, dst_index: torch.Tensor, *, config: KernelConfig | None = None) -> None:
     """Copy row ``src_index[i]`` of ``src[request[i]]`` to row ``dst_index[i]`` of ``dst[request[i]]``.
@@ -48,6 +75,15 @@ def copy_rows_batch(src: Sequence[torch.Tensor], dst: Sequence[torch.Tensor], re
     """
     if len(src) != len(dst) or not src:
         raise ValueError(f"need one destination per source (at least one), got {len(src)} and {len(dst)}")
+    if any(s.dtype != src[0].dtype for s in src):
+        raise ValueError(f"stores must share one dtype, got {sorted({str(s.dtype) for s in src})}")
+    copy_rows_pairs([copy_pair(s, d, request.device) for s, d in zip(src, dst)], request, src_index, dst_index,
+                    config=config)
+
+
+def copy_rows_pairs(pairs: Sequence[CopyPair], request: torch.Tensor, src_index: torch.Tensor,
+                    dst_index: torch.Tensor, *, config: KernelConfig | None = None) -> None:
+    """:func:`copy_rows_batch` on store pairs checked once by :func:`copy_pair` (same layout for all)."""
     device = request.device
     check_kernel_device(device, "request")
     n = request.numel()
@@ -57,26 +93,15 @@ def copy_rows_batch(src: Sequence[torch.Tensor], dst: Sequence[torch.Tensor], re
         if index.dtype not in INDEX_DTYPES or index.shape != (n,) or index.device != device:
             raise ValueError(f"{name} must be int32 / int64 [{n}] on {device}, got {index.dtype} "
                              f"{tuple(index.shape)} on {index.device}")
-    first = src[0]
-    for s, d in zip(src, dst):
-        if s.dim() != 2 or d.dim() != 2 or s.shape[1] != first.shape[1] or d.shape[1] != first.shape[1]:
-            raise ValueError(f"stores must be 2-D with {first.shape[1]} columns, got {tuple(s.shape)} and {tuple(d.shape)}")
-        if s.dtype != first.dtype or d.dtype != first.dtype:
-            raise ValueError(f"stores must share one dtype, got {s.dtype} and {d.dtype} (first {first.dtype})")
-        if s.stride(-1) != 1 or d.stride(-1) != 1 or s.stride(0) != first.stride(0) or d.stride(0) != dst[0].stride(0):
-            raise ValueError("stores need a contiguous last dimension and equal row strides within src and within dst")
-        check_readable(s, device, "src")
-        if d.device != device:
-            raise ValueError(f"dst must be on {device}, got {d.device}")
+    if not pairs or any(p.layout != pairs[0].layout for p in pairs):
+        raise ValueError("need at least one store pair, all with the same row bytes and row strides")
     if n == 0:
         return
-    item = first.element_size()
-    row_bytes = first.shape[1] * item
-    strides = (first.stride(0) * item, dst[0].stride(0) * item)
-    addresses = [t.data_ptr() for pair in zip(src, dst) for t in pair]
-    unit = next(u for u in _UNITS if all(v % u == 0 for v in (row_bytes, *strides, *addresses)))
+    row_bytes, src_stride, dst_stride, src_device = pairs[0].layout
+    addresses = [a for p in pairs for a in (p.src, p.dst)]
+    unit = next(u for u in _UNITS if all(v % u == 0 for v in (row_bytes, src_stride, dst_stride, *addresses)))
     row = row_bytes // unit
-    table = device_ints([(s.data_ptr(), d.data_ptr()) for s, d in zip(src, dst)], device)  # (B, 2)
+    table = device_ints([(p.src, p.dst) for p in pairs], device)  # (B, 2)
     elem = torch.empty(0, dtype=_UNITS[unit], device=device)
     from sglang_kv.kernels.rows_triton import copy_rows_kernel
 
@@ -85,11 +110,11 @@ def copy_rows_batch(src: Sequence[torch.Tensor], dst: Sequence[torch.Tensor], re
     def run(cfg: KernelConfig) -> None:
         programs = max(1, min(_cdiv(n, cfg.block), cfg.programs_per_sm * sms))
         copy_rows_kernel[(programs,)](
-            elem, table, request, src_index, dst_index, n, strides[0] // unit, strides[1] // unit,
+            elem, table, request, src_index, dst_index, n, src_stride // unit, dst_stride // unit,
             ROW=row, ROW_PAD=1 << (row - 1).bit_length(), BLOCK_T=cfg.block, num_warps=cfg.num_warps)
 
     if config is None:
-        key = ("copy_rows", str(device), row, unit, first.device.type, _size_bucket(n))
+        key = ("copy_rows", str(device), row, unit, src_device, _size_bucket(n))
         config = pick_config(key, COPY_CONFIGS, run)
     _check_config(config, 1)
     run(config)

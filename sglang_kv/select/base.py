@@ -93,6 +93,9 @@ class LayerSummary:
     device: dict[str, torch.Tensor] = field(default_factory=dict)
     payload: dict[str, torch.Tensor] = field(default_factory=dict)
     fixed: torch.Tensor | None = None
+    # values a selector derives from this summary once (row views, checked kernel store refs); not
+    # copied by dataclasses.replace, so a summary with new payload tensors starts empty
+    memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, t in self.payload.items():

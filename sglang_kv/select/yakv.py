@@ -57,19 +57,26 @@ def _is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def _dequantize_gather_batch(kernels: bool, quantizer, codes, scales, request, index, dtype) -> torch.Tensor:
-    """Rows ``index`` of stores ``request`` in ``dtype`` (the Triton kernel, or its torch reference)."""
+def _dequantize_gather_batch(kernels: bool, quantizer, stores, request, index, dtype) -> torch.Tensor:
+    """Rows ``index`` of stores ``request`` in ``dtype``: the Triton kernel on checked refs, or its torch
+    reference on ``(codes, scales)`` pairs."""
     from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
 
-    gather = higgs_kernels.dequantize_gather_batch if kernels else higgs_kernels.dequantize_gather_batch_ref
-    return gather(quantizer, codes, scales, request, index, dtype=dtype)
+    if kernels:
+        return higgs_kernels.dequantize_gather_refs(quantizer, stores, request, index, dtype=dtype)
+    return higgs_kernels.dequantize_gather_batch_ref(quantizer, [c for c, _ in stores], [sc for _, sc in stores],
+                                                     request, index, dtype=dtype)
 
 
-def _copy_rows(kernels: bool, src, dst, request, src_index, dst_index) -> None:
-    """Row copies into the device caches (the Triton kernel, or its torch reference)."""
+def _copy_rows(kernels: bool, pairs, request, src_index, dst_index) -> None:
+    """Row copies into the device caches: the Triton kernel on checked pairs, or its torch reference on
+    ``(src, dst)`` tensors."""
     from sglang_kv.kernels import rows  # lazy: Triton decorates at import
 
-    (rows.copy_rows_batch if kernels else rows.copy_rows_batch_ref)(src, dst, request, src_index, dst_index)
+    if kernels:
+        rows.copy_rows_pairs(pairs, request, src_index, dst_index)
+    else:
+        rows.copy_rows_batch_ref([s for s, _ in pairs], [d for _, d in pairs], request, src_index, dst_index)
 
 
 def _quantize(quantizer: HiggsQuantizer, x: torch.Tensor):
@@ -237,18 +244,19 @@ class YakvSelector(Selector):
         requests = torch.arange(batch, device=device)[:, None, None]
         keys, inverse = torch.unique(requests * num_rows + rows_of, return_inverse=True)  # sorted, distinct
         request, row = keys // num_rows, keys % num_rows
-        host = [self._payload_rows(s.payload) for s in summaries]  # [b][name] = (codes, scales)
-        if self.cache:  # stores: K's caches, K's host rows, V's caches, V's host rows
-            cache = [self._payload_rows(s.device, row_cache.PREFIX) for s in summaries]
-            stores = [st for name in "kv" for st in (*[c[name] for c in cache], *[h[name] for h in host])]
-            source, rows, hits = self._plan_cache(kernels, summaries, host, cache, request, row, num_rows)
-        else:  # stores: K's host rows, V's host rows
-            stores = [h[name] for name in "kv" for h in host]
+        stores = [self._stores(s, kernels, device) for s in summaries]
+        # K's stores, then V's: [every request's cache | every request's host rows] with the cache, else
+        # [every request's host rows]
+        kinds = ("cache", "host") if self.cache else ("host",)
+        refs = [st[name][kind] for name in "kv" for kind in kinds for st in stores]
+        if self.cache:
+            source, rows, hits = self._plan_cache(kernels, summaries, stores, request, row, num_rows)
+        else:
             source, rows, hits = request, row, 0
-        num_kinds = len(stores) // 2  # stores per K / V
+        num_kinds = len(refs) // 2  # stores per K / V
         out_dtype = dtype if dtype in OUT_DTYPES else torch.float32  # the kernel rounds float32 as .to(dtype)
-        out = _dequantize_gather_batch(kernels, self.payload_q, [c for c, _ in stores], [sc for _, sc in stores],
-                                       torch.cat([source, source + num_kinds]).int(), rows.repeat(2), out_dtype)
+        out = _dequantize_gather_batch(kernels, self.payload_q, refs, torch.cat([source, source + num_kinds]).int(),
+                                       rows.repeat(2), out_dtype)
         k_rows, v_rows = out.view(2, keys.numel(), -1)
         if whole:  # a token row serves every head
             k, v = (x.view(-1, hkv, d)[inverse, heads] for x in (k_rows, v_rows))
@@ -257,10 +265,10 @@ class YakvSelector(Selector):
         lookups = keys.numel() if self.cache else 0
         return BatchKV(k.to(dtype), v.to(dtype), (keys.numel() - hits) * self.payload_row_bytes(), lookups, hits)
 
-    def _plan_cache(self, kernels, summaries, host, cache, request, row, num_rows):
+    def _plan_cache(self, kernels, summaries, stores, request, row, num_rows):
         """Place this step's rows in the requests' caches and copy the misses in (K and V codes in one
         copy, their scales in another). Returns each row's ``(store, row)`` within K's stores
-        ``[caches | host]`` and the hit count."""
+        ``[caches | host rows]`` and the hit count."""
         batch = len(summaries)
         self._cache_step += 1
         plan = row_cache.plan([s.device[row_cache.ROW_KEY] for s in summaries],
@@ -268,12 +276,36 @@ class YakvSelector(Selector):
                               self._cache_step)
         fill_slot = torch.where(plan.fill, plan.slot, -1).repeat(2)  # rows not filled are skipped
         copy_request = torch.cat([request, request + batch]).int()
-        for part in (0, 1):  # codes, scales
-            _copy_rows(kernels, [host[b][name][part] for name in "kv" for b in range(batch)],
-                       [cache[b][name][part] for name in "kv" for b in range(batch)],
-                       copy_request, row.repeat(2), fill_slot)
+        for part in ("codes", "scales"):
+            _copy_rows(kernels, [st[name][f"fill_{part}"] for name in "kv" for st in stores], copy_request,
+                       row.repeat(2), fill_slot)
         cached = plan.slot >= 0
         return torch.where(cached, request, request + batch), torch.where(cached, plan.slot, row), plan.hits
+
+    def _stores(self, summary: LayerSummary, kernels: bool, device: torch.device) -> dict:
+        """What the batched gather reads and fills of one request, built once per summary: for K and V,
+        ``"host"`` and ``"cache"`` stores (``(codes, scales)`` row views, or checked kernel refs) and
+        ``"fill_codes"`` / ``"fill_scales"`` (host -> cache copy pairs)."""
+        key = "stores_kernels" if kernels else "stores_torch"
+        if key not in summary.memo:
+            from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+            from sglang_kv.kernels import rows as row_kernels
+
+            host = self._payload_rows(summary.payload)
+            cache = self._payload_rows(summary.device, row_cache.PREFIX) if self.cache else {}
+            stores = {}
+            for name in "kv":
+                entry = {"host": host[name]}
+                if self.cache:
+                    entry["cache"] = cache[name]
+                    entry["fill_codes"] = (host[name][0], cache[name][0])
+                    entry["fill_scales"] = (host[name][1], cache[name][1])
+                if kernels:
+                    entry = {kind: higgs_kernels.store_ref(self.payload_q, *pair, device) if kind in ("host", "cache")
+                             else row_kernels.copy_pair(*pair, device) for kind, pair in entry.items()}
+                stores[name] = entry
+            summary.memo[key] = stores
+        return summary.memo[key]
 
     def _payload_rows(self, tensors: dict, prefix: str = "") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """K and V ``(codes [rows, group * 4 / 8], scales [rows, 1])`` of a 4-bit payload (``prefix`` ""),
