@@ -2,7 +2,8 @@
 
 Starts one CPU server per ``--caches`` value (``--kv-offload yakv``, defaults otherwise: budget
 3.125%, per-head payload groups as SmolLM2 has 3 kv heads x 64), sends the same concurrent
-extraction requests (record lists of 3K-7K tokens, greedy, ``--max-tokens`` new tokens) and reads the
+extraction requests (record lists of 3K-7K tokens, greedy, ``--max-tokens`` new tokens; one at a
+time with ``--sequential``) and reads the
 plugin's counters: payload rows looked up, cache hits, bytes read from host memory. The rows a step
 needs do not depend on the cache (it holds copies of the same bytes), so the greedy outputs must
 agree across runs; the script checks that. Writes one result JSON (``--out``).
@@ -40,7 +41,7 @@ def _chat(url: str, content: str, max_tokens: int) -> dict:
 def run_one(model, cache: float, args) -> dict:
     flags = ["--kv-offload", "yakv", "--kv-offload-cache", str(cache), *shlex.split(args.offload_args)]
     with cpu_server(model, flags, startup_timeout=600) as server:
-        with cf.ThreadPoolExecutor(len(PROMPTS)) as pool:
+        with cf.ThreadPoolExecutor(1 if args.sequential else len(PROMPTS)) as pool:
             replies = list(pool.map(lambda p: _chat(server.url, p, args.max_tokens), PROMPTS))
         stats = server.offload_stats()
     lookups, hits = stats["cache_lookups"], stats["cache_hits"]
@@ -56,6 +57,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--caches", type=float, nargs="+", default=[0.0, 0.0625, 0.125, 0.25])
     p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--sequential", action="store_true",
+                   help="one request at a time: the same batches in every run (concurrent requests are batched "
+                        "as they happen to arrive, which can change bf16 rounding and so a near-tied greedy token)")
     p.add_argument("--offload-args", default="", help="more --kv-offload-* flags for every run")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -69,7 +73,7 @@ def main(argv=None) -> int:
     same = all(r["outputs"] == runs[0]["outputs"] for r in runs)
     print(f"greedy outputs identical across cache sizes: {same}")
     if args.out:
-        write_result(args.out, {"model": "SmolLM2-135M-Instruct (bf16, CPU)", "method": "yakv",
+        write_result(args.out, {"model": "SmolLM2-135M-Instruct (bf16, CPU)", "method": "yakv", "sequential": args.sequential,
                                 "max_tokens": args.max_tokens, "num_requests": len(PROMPTS), "caches": args.caches},
                      {"runs": runs, "outputs_identical": same},
                      command=shlex.join(["python", "scripts/cache_hits_smollm2.py", *sys.argv[1:]]))
