@@ -223,7 +223,8 @@ class StoreRef(NamedTuple):
 
     codes: int  # data_ptr of codes [rows, C * bits / 8]
     scales: int  # data_ptr of scales [rows, C / group_size]
-    layout: tuple  # (code bytes per row, codes row stride, scales row stride, scale dtype, codes device type)
+    layout: tuple  # (code bytes per row, codes row stride, scales row stride, scale dtype): equal in one launch
+    on_host: bool  # in pinned host memory (one launch may mix device and host stores)
 
 
 def store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor, device: torch.device) -> StoreRef:
@@ -233,8 +234,8 @@ def store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tens
     _check_codes_2d(quantizer, codes, scales)
     check_readable(codes, device, "codes")
     check_readable(scales, device, "scales")
-    return StoreRef(codes.data_ptr(), scales.data_ptr(),
-                    (codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype, codes.device.type))
+    return StoreRef(codes.data_ptr(), scales.data_ptr(), (codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype),
+                    codes.device != device)
 
 
 def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
@@ -267,7 +268,8 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
     if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
         raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
                          f"{request.dtype} {tuple(request.shape)} on {request.device}")
-    code_bytes, codes_stride, scales_stride, scale_dtype, codes_device = layout
+    code_bytes, codes_stride, scales_stride, scale_dtype = layout
+    codes_device = "cpu" if any(st.on_host for st in stores) else device.type  # tuning: host reads dominate
     num_channels = code_bytes // quantizer.group_code_bytes * quantizer.group_size
     table = device_ints([(st.codes, st.scales) for st in stores], device)  # (S, 2)
     codes_type = torch.empty(0, dtype=torch.uint8, device=device)  # element types only: the table holds the stores

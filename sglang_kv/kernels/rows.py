@@ -42,6 +42,7 @@ class CopyPair(NamedTuple):
     src: int  # data_ptr
     dst: int
     layout: tuple  # (row bytes, source row stride bytes, destination row stride bytes, source device type)
+    # (the fills of one launch all read host rows, so the source device is part of the layout)
 
 
 def copy_pair(src: torch.Tensor, dst: torch.Tensor, device: torch.device) -> CopyPair:
