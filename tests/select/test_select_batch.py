@@ -106,6 +106,29 @@ def test_yakv_device_cache_reads_what_the_host_holds(payload_group, cache, kerne
     assert hits > 0
 
 
+@pytest.mark.parametrize("shape", [ModelShape(9, 3, 64), ModelShape(8, 2, 32)], ids=["smollm2-head", "token"])
+def test_yakv_device_cache_is_bit_exact_in_bf16(shape):
+    """What serving attends to: the cached gather's bf16 K/V equal the uncached per-request gather's
+    bit for bit (torch path, the one CPU serving runs), so the cache cannot change a greedy token."""
+    sel = make_selector("yakv", shape, OffloadConfig(method="yakv", cache=0.25))
+    gen = torch.Generator().manual_seed(7)
+    summaries = [sel.build(torch.randn(n, shape.num_kv_heads, shape.head_dim, generator=gen).bfloat16(),
+                           torch.randn(n, shape.num_kv_heads, shape.head_dim, generator=gen).bfloat16())
+                 for n in (3000, 5000, 4000)]
+    q = torch.randn(3, shape.num_q_heads, shape.head_dim, generator=gen)
+    hits = 0
+    for _ in range(4):
+        q = q + 0.3 * torch.randn(q.shape, generator=gen)
+        selection = sel.select_batch(q, summaries, [100, 150, 120], 0.125)
+        cached = sel.gather_batch(summaries, selection, torch.bfloat16)
+        plain = super(type(sel), sel).gather_batch(summaries, selection, torch.bfloat16)
+        for b, n in enumerate(selection.counts):
+            assert torch.equal(cached.k[b, :, :n], plain.k[b, :, :n])
+            assert torch.equal(cached.v[b, :, :n], plain.v[b, :, :n])
+        hits += cached.cache_hits
+    assert hits > 0
+
+
 def test_yakv_cache_needs_four_bit_payload():
     with pytest.raises(ValueError, match="kv-offload-cache"):
         OffloadConfig(method="yakv", kv_bits=8, cache=0.1)
