@@ -1,4 +1,5 @@
-"""Helpers shared by the Triton host wrappers: interpreter detection, device checks, config choice."""
+"""Helpers shared by the Triton host wrappers: interpreter detection, device checks, launch sizes and
+config choice."""
 
 from __future__ import annotations
 
@@ -52,6 +53,25 @@ def check_out(out: torch.Tensor, shape: Sequence[int], dtypes: Sequence[torch.dt
         raise ValueError(f"{name}: expected device {device}, got {out.device}")
     if out.dim() and out.numel() and out.stride(-1) != 1:
         raise ValueError(f"{name}: last dimension must be contiguous (stride 1), got strides {out.stride()}")
+
+
+def cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` for positive ints."""
+    return -(-a // b)
+
+
+def check_config(config: Any, min_block: int) -> None:
+    """A launch config (``block``, ``num_warps``, ``programs_per_sm``) a wrapper can run."""
+    block = config.block
+    if (block < min_block or block & (block - 1) or config.num_warps not in (1, 2, 4, 8, 16)
+            or config.programs_per_sm < 1):
+        raise ValueError(f"config: block must be a power of two >= {min_block}, num_warps in "
+                         f"(1, 2, 4, 8, 16) and programs_per_sm >= 1, got {config}")
+
+
+def size_bucket(num_rows: int) -> int:
+    """The size class in tuning keys."""
+    return num_rows.bit_length() // 2  # retune only when the size changes about 4x
 
 
 def num_sms(device: torch.device) -> int:

@@ -28,7 +28,7 @@ import torch
 
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels._triton_utils import (
-    check_kernel_device, check_out, check_readable, num_sms, pick_config,
+    cdiv, check_config, check_kernel_device, check_out, check_readable, num_sms, pick_config, size_bucket,
 )
 from sglang_kv.quant.higgs import HiggsCodes, HiggsQuantizer, packing_layout
 
@@ -51,29 +51,13 @@ def hadamard_factors(group_size: int) -> tuple[int, int]:
     return a, group_size // a
 
 
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def _min_block(group_size: int) -> int:
     return 16 if group_size <= 128 else 1  # a dense-dot transform needs >= 16 rows per tile
-
-
-def _check_config(config: KernelConfig, min_block: int) -> None:
-    block = config.block
-    if (block < min_block or block & (block - 1) or config.num_warps not in (1, 2, 4, 8, 16)
-            or config.programs_per_sm < 1):
-        raise ValueError(f"config: block must be a power of two >= {min_block}, num_warps in "
-                         f"(1, 2, 4, 8, 16) and programs_per_sm >= 1, got {config}")
 
 
 def _packing_meta(quantizer: HiggsQuantizer) -> dict:
     layout = packing_layout(quantizer.index_bits)
     return dict(P=quantizer.p, IDX_BITS=quantizer.index_bits, K=layout.indices_per_word, U=layout.bytes_per_word)
-
-
-def _size_bucket(num_rows: int) -> int:
-    return num_rows.bit_length() // 2  # retune only when the size changes about 4x
 
 
 def _check_codes_2d(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor) -> int:
@@ -141,7 +125,7 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
     meta = _packing_meta(quantizer)
 
     def run(cfg: KernelConfig) -> None:
-        higgs_quantize_kernel[(_cdiv(num_rows, cfg.block), num_groups)](
+        higgs_quantize_kernel[(cdiv(num_rows, cfg.block), num_groups)](
             rows, grid_points, codes2d, scales2d,
             num_rows, rows.stride(0), codes2d.stride(0), scales2d.stride(0),
             N=n, A=a, B=b, NUM_POINTS=quantizer.num_points, BLOCK_T=cfg.block,
@@ -150,9 +134,9 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
 
     if config is None:
         key = ("higgs_quantize", str(x.device), n, quantizer.p, quantizer.bits, x.dtype,
-               quantizer.scale_dtype, out.codes.device.type, _size_bucket(num_rows))
+               quantizer.scale_dtype, out.codes.device.type, size_bucket(num_rows))
         config = pick_config(key, quantize_configs(n), run)
-    _check_config(config, _min_block(n))
+    check_config(config, _min_block(n))
     run(config)
     return out
 
@@ -223,7 +207,7 @@ class StoreRef(NamedTuple):
 
     codes: int  # data_ptr of codes [rows, C * bits / 8]
     scales: int  # data_ptr of scales [rows, C / group_size]
-    layout: tuple  # (code bytes per row, codes row stride, scales row stride, scale dtype): equal in one launch
+    layout: tuple  # _store_layout: equal for every store of one launch
     on_host: bool  # in pinned host memory (one launch may mix device and host stores)
 
 
@@ -234,8 +218,7 @@ def store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tens
     _check_codes_2d(quantizer, codes, scales)
     check_readable(codes, device, "codes")
     check_readable(scales, device, "scales")
-    return StoreRef(codes.data_ptr(), scales.data_ptr(), (codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype),
-                    codes.device != device)
+    return StoreRef(codes.data_ptr(), scales.data_ptr(), _store_layout(codes, scales), codes.device != device)
 
 
 def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
@@ -278,12 +261,17 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
                           request.reshape(-1).contiguous(), index, dtype, out, config, codes_device)
 
 
+def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
+    """What every store of one batched launch must share: code bytes per row, the row strides of
+    codes and scales, the scale dtype."""
+    return codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype
+
+
 def _check_same_layout(codes: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]) -> None:
     """A batched launch reads every store with the first one's channels, row strides and scale dtype."""
-    for c, sc in zip(codes, scales):
-        if (c.shape[1] != codes[0].shape[1] or c.stride(0) != codes[0].stride(0)
-                or sc.stride(0) != scales[0].stride(0) or sc.dtype != scales[0].dtype):
-            raise ValueError("every store must have the same row strides, channels and scale dtype")
+    layout = _store_layout(codes[0], scales[0])
+    if any(_store_layout(c, sc) != layout for c, sc in zip(codes, scales)):
+        raise ValueError("every store must have the same row strides, channels and scale dtype")
 
 
 def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device:
@@ -320,7 +308,7 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
     has_table = table is not None
 
     def run(cfg: KernelConfig) -> None:
-        programs = min(_cdiv(num_out, cfg.block), max(1, cfg.programs_per_sm * sms // num_groups))
+        programs = min(cdiv(num_out, cfg.block), max(1, cfg.programs_per_sm * sms // num_groups))
         higgs_dequantize_gather_kernel[(programs, num_groups)](
             codes, scales, flat_index, table if has_table else flat_index, request if has_table else flat_index,
             grid_points, out2d, num_out, codes_stride, scales_stride, out2d.stride(0),
@@ -330,9 +318,9 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
 
     if config is None:
         key = ("higgs_dequantize_gather", str(device), n, num_groups, quantizer.p, quantizer.bits,
-               quantizer.scale_dtype, dtype, codes_device or codes.device.type, has_table, _size_bucket(num_out))
+               quantizer.scale_dtype, dtype, codes_device or codes.device.type, has_table, size_bucket(num_out))
         config = pick_config(key, dequantize_gather_configs(n), run)
-    _check_config(config, _min_block(n))
+    check_config(config, _min_block(n))
     run(config)
     return out
 
@@ -470,8 +458,8 @@ def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, num_rows, o
     table_arg = table if has_table else out
 
     def run(cfg: ScoreConfig) -> None:
-        programs = max(1, min(_cdiv(num_rows, cfg.block),
-                              _cdiv(cfg.programs_per_sm * sms, num_kv_heads * num_requests)))
+        programs = max(1, min(cdiv(num_rows, cfg.block),
+                              cdiv(cfg.programs_per_sm * sms, num_kv_heads * num_requests)))
         grid = (programs, num_kv_heads, num_requests)
         common = dict(N=head_dim, GQA=gqa, HAS_TABLE=has_table, BLOCK_N=cfg.block, num_warps=cfg.num_warps, **meta)
         if cfg.lut:
@@ -489,7 +477,7 @@ def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, num_rows, o
 
     if config is None:
         key = ("higgs_score", str(device), head_dim, quantizer.p, quantizer.bits, quantizer.scale_dtype,
-               gqa, num_kv_heads, num_requests, q3.dtype, codes.device.type, has_table, _size_bucket(num_rows))
+               gqa, num_kv_heads, num_requests, q3.dtype, codes.device.type, has_table, size_bucket(num_rows))
         config = pick_config(key, SCORE_CONFIGS, run)
-    _check_config(config, 16 if not config.lut else 1)
+    check_config(config, 16 if not config.lut else 1)
     run(config)

@@ -20,8 +20,10 @@ from typing import NamedTuple
 import torch
 
 from sglang_kv.devices import device_ints
-from sglang_kv.kernels._triton_utils import check_kernel_device, check_readable, num_sms, pick_config
-from sglang_kv.kernels.higgs import INDEX_DTYPES, KernelConfig, _cdiv, _check_config, _size_bucket
+from sglang_kv.kernels._triton_utils import (
+    cdiv, check_config, check_kernel_device, check_readable, num_sms, pick_config, size_bucket,
+)
+from sglang_kv.kernels.higgs import INDEX_DTYPES, KernelConfig
 
 _UNITS = {8: torch.int64, 4: torch.int32, 2: torch.int16, 1: torch.uint8}
 COPY_CONFIGS = [KernelConfig(16, 4, 8), KernelConfig(64, 4, 8), KernelConfig(32, 2, 16), KernelConfig(128, 8, 4)]
@@ -109,13 +111,13 @@ def copy_rows_pairs(pairs: Sequence[CopyPair], request: torch.Tensor, src_index:
     sms = num_sms(device)
 
     def run(cfg: KernelConfig) -> None:
-        programs = max(1, min(_cdiv(n, cfg.block), cfg.programs_per_sm * sms))
+        programs = max(1, min(cdiv(n, cfg.block), cfg.programs_per_sm * sms))
         copy_rows_kernel[(programs,)](
             elem, table, request, src_index, dst_index, n, src_stride // unit, dst_stride // unit,
             ROW=row, ROW_PAD=1 << (row - 1).bit_length(), BLOCK_T=cfg.block, num_warps=cfg.num_warps)
 
     if config is None:
-        key = ("copy_rows", str(device), row, unit, src_device, _size_bucket(n))
+        key = ("copy_rows", str(device), row, unit, src_device, size_bucket(n))
         config = pick_config(key, COPY_CONFIGS, run)
-    _check_config(config, 1)
+    check_config(config, 1)
     run(config)

@@ -75,8 +75,9 @@ def plan(row_tables: list[torch.Tensor], stamp_tables: list[torch.Tensor], reque
     # hits: the requested (request, row) keys among the cached ones
     slot_keys = owner * span + torch.where(cached[:total] >= 0, cached[:total], num_rows)
     sorted_keys, order = torch.sort(slot_keys)
-    at = torch.searchsorted(sorted_keys, request * span + row).clamp_(max=total - 1)
-    hit = sorted_keys[at] == request * span + row
+    keys = request * span + row
+    at = torch.searchsorted(sorted_keys, keys).clamp_(max=total - 1)
+    hit = sorted_keys[at] == keys
     hit_flat = torch.where(hit, order[at], total)
     # victims: per request, the slots not hit this step, least recently read first
     used = torch.zeros(total + 1, dtype=torch.long, device=device).index_fill_(0, hit_flat, 1)[:total]
