@@ -69,6 +69,15 @@ def check_config(config: Any, min_block: int) -> None:
                          f"(1, 2, 4, 8, 16) and programs_per_sm >= 1, got {config}")
 
 
+def common_alignment(addresses, cap: int = 16) -> int:
+    """The largest power of two up to ``cap`` dividing every address (a kernel's alignment hint)."""
+    align = cap
+    for address in addresses:
+        while address % align:
+            align //= 2
+    return align
+
+
 def size_bucket(num_rows: int) -> int:
     """The size class in tuning keys."""
     return num_rows.bit_length() // 2  # retune only when the size changes about 4x

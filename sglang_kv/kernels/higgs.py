@@ -28,7 +28,8 @@ import torch
 
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels._triton_utils import (
-    cdiv, check_config, check_kernel_device, check_out, check_readable, num_sms, pick_config, size_bucket,
+    cdiv, check_config, check_kernel_device, check_out, check_readable, common_alignment, num_sms, pick_config,
+    size_bucket,
 )
 from sglang_kv.quant.higgs import HiggsCodes, HiggsQuantizer, packing_layout
 
@@ -49,6 +50,16 @@ def hadamard_factors(group_size: int) -> tuple[int, int]:
         return 1, group_size
     a = 2 ** ((group_size.bit_length() - 1) // 2)
     return a, group_size // a
+
+
+def grid_words(quantizer: HiggsQuantizer, device: torch.device) -> torch.Tensor:
+    """The float16 grid with each point's ``p`` components packed into one word ``[num_points]``
+    (float16 for p = 1, int32 for 2, int64 for 4): what the gather and score kernels look up."""
+    points = quantizer.grid(device, torch.float16)  # (num_points, p), float16-exact
+    return points.view(_WORD_DTYPES[quantizer.p]).view(quantizer.num_points)
+
+
+_WORD_DTYPES = {1: torch.float16, 2: torch.int32, 4: torch.int64}
 
 
 def _min_block(group_size: int) -> int:
@@ -258,7 +269,8 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
     codes_type = torch.empty(0, dtype=torch.uint8, device=device)  # element types only: the table holds the stores
     scales_type = torch.empty(0, dtype=scale_dtype, device=device)
     return _launch_gather(quantizer, num_channels, codes_type, scales_type, codes_stride, scales_stride, table,
-                          request.reshape(-1).contiguous(), index, dtype, out, config, codes_device)
+                          request.reshape(-1).contiguous(), index, dtype, out, config, codes_device,
+                          common_alignment(st.codes for st in stores))
 
 
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
@@ -284,7 +296,7 @@ def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device
 
 
 def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_stride, table, request, index,
-                   dtype, out, config, codes_device: str | None = None) -> torch.Tensor:
+                   dtype, out, config, codes_device: str | None = None, codes_align: int = 1) -> torch.Tensor:
     device = index.device
     shape = (*index.shape, num_channels)
     if out is None:
@@ -302,7 +314,7 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
     n = quantizer.group_size
     num_groups = num_channels // n
     a, b = hadamard_factors(n)
-    grid_points = quantizer.grid(device, torch.float16)
+    words = grid_words(quantizer, device)
     meta = _packing_meta(quantizer)
     sms = num_sms(device)
     has_table = table is not None
@@ -311,14 +323,16 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
         programs = min(cdiv(num_out, cfg.block), max(1, cfg.programs_per_sm * sms // num_groups))
         higgs_dequantize_gather_kernel[(programs, num_groups)](
             codes, scales, flat_index, table if has_table else flat_index, request if has_table else flat_index,
-            grid_points, out2d, num_out, codes_stride, scales_stride, out2d.stride(0),
-            N=n, A=a, B=b, HAS_TABLE=has_table, BLOCK_T=cfg.block,
+            words, out2d, num_out, codes_stride, scales_stride, out2d.stride(0),
+            N=n, A=a, B=b, NUM_POINTS=quantizer.num_points, J_PAD=max(16, b // quantizer.p),
+            HAS_TABLE=has_table, CODES_ALIGN=codes_align, BLOCK_T=cfg.block,
             num_warps=cfg.num_warps, **meta,
         )
 
     if config is None:
         key = ("higgs_dequantize_gather", str(device), n, num_groups, quantizer.p, quantizer.bits,
-               quantizer.scale_dtype, dtype, codes_device or codes.device.type, has_table, size_bucket(num_out))
+               quantizer.scale_dtype, dtype, codes_device or codes.device.type, has_table, codes_align,
+               size_bucket(num_out))
         config = pick_config(key, dequantize_gather_configs(n), run)
     check_config(config, _min_block(n))
     run(config)
@@ -378,7 +392,7 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
     if out is None:
         out = torch.empty(q.shape[0], num_rows, dtype=torch.float32, device=q.device)
     check_out(out, (q.shape[0], num_rows), (torch.float32,), q.device, "out")
-    _launch_score(quantizer, q[None], codes, scales, num_kv_heads, None, num_rows, out[None], config)
+    _launch_score(quantizer, q[None], codes, scales, num_kv_heads, None, 1, num_rows, out[None], config)
     return out
 
 
@@ -404,7 +418,8 @@ def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torc
         out = torch.empty(shape, dtype=torch.float32, device=q.device)
     check_out(out, shape, (torch.float32,), q.device, "out")
     table = device_ints([(c.data_ptr(), sc.data_ptr(), c.shape[0]) for c, sc in zip(codes, scales)], q.device)
-    _launch_score(quantizer, q, codes[0], scales[0], num_kv_heads, table, width, out, config)
+    align = common_alignment(c.data_ptr() for c in codes)
+    _launch_score(quantizer, q, codes[0], scales[0], num_kv_heads, table, align, width, out, config)
     return out
 
 
@@ -439,8 +454,9 @@ def score_lut(quantizer: HiggsQuantizer, q: torch.Tensor, num_kv_heads: int, gqa
     return lut.contiguous()
 
 
-def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, num_rows, out, config) -> None:
-    """Score kernel launch for ``q3 [B, Hq, D]`` into ``out [B, Hq, >= rows]``."""
+def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, codes_align, num_rows, out, config) -> None:
+    """Score kernel launch for ``q3 [B, Hq, D]`` into ``out [B, Hq, >= rows]``; ``codes_align``: the
+    alignment of every codes address in ``table``."""
     if num_rows == 0:
         return
     if out.stride(-1) != 1:
@@ -461,7 +477,8 @@ def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, num_rows, o
         programs = max(1, min(cdiv(num_rows, cfg.block),
                               cdiv(cfg.programs_per_sm * sms, num_kv_heads * num_requests)))
         grid = (programs, num_kv_heads, num_requests)
-        common = dict(N=head_dim, GQA=gqa, HAS_TABLE=has_table, BLOCK_N=cfg.block, num_warps=cfg.num_warps, **meta)
+        common = dict(N=head_dim, GQA=gqa, HAS_TABLE=has_table, CODES_ALIGN=codes_align, BLOCK_N=cfg.block,
+                      num_warps=cfg.num_warps, **meta)
         if cfg.lut:
             gqa_pad = 1 << (gqa - 1).bit_length()
             lut = score_lut(quantizer, q3, num_kv_heads, gqa_pad)  # timed with the kernel when tuning
@@ -471,13 +488,15 @@ def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, num_rows, o
                 GQA_PAD=gqa_pad, NUM_POINTS=quantizer.num_points, **common)
         else:
             higgs_score_kernel[grid](
-                q3, codes, scales, table_arg, quantizer.grid(device, torch.float16), out,
+                q3, codes, scales, table_arg, grid_words(quantizer, device), out,
                 num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0), out.stride(1),
-                GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), **common)
+                GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
+                J_PAD=max(16, head_dim // quantizer.p), **common)
 
     if config is None:
         key = ("higgs_score", str(device), head_dim, quantizer.p, quantizer.bits, quantizer.scale_dtype,
-               gqa, num_kv_heads, num_requests, q3.dtype, codes.device.type, has_table, size_bucket(num_rows))
+               gqa, num_kv_heads, num_requests, q3.dtype, codes.device.type, has_table, codes_align,
+               size_bucket(num_rows))
         config = pick_config(key, SCORE_CONFIGS, run)
     check_config(config, 16 if not config.lut else 1)
     run(config)

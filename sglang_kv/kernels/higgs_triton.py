@@ -19,15 +19,32 @@ import triton.language as tl
 
 
 @triton.jit
-def _hadamard_matrix(N: tl.constexpr):
-    """``H_N [N, N]`` in float16: ``(-1)**popcount(i & j)`` (N <= 4096)."""
-    i = tl.arange(0, N)
-    v = i[:, None] & i[None, :]
+def _sign(v):
+    """``(-1)**popcount(v)`` for ``0 <= v < 2**16``, as int32."""
     v = v ^ (v >> 8)
     v = v ^ (v >> 4)
     v = v ^ (v >> 2)
     v = v ^ (v >> 1)
-    return (1 - 2 * (v & 1)).to(tl.float16)
+    return 1 - 2 * (v & 1)
+
+
+@triton.jit
+def _hadamard_matrix(N: tl.constexpr):
+    """``H_N [N, N]`` in float16: ``(-1)**popcount(i & j)`` (N <= 4096)."""
+    i = tl.arange(0, N)
+    return _sign(i[:, None] & i[None, :]).to(tl.float16)
+
+
+@triton.jit
+def _hadamard_rows_of(M: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr, c: tl.constexpr):
+    """float16 ``[J_PAD, M]``: row ``j`` is row ``j * P + c`` of ``H_M`` for ``j < J``, zero after.
+
+    ``comp_c @ _hadamard_rows_of(.., c)`` summed over ``c`` is ``X @ H_M`` for rows ``X`` whose
+    value ``j * P + c`` is component ``c`` of codeword ``j`` (``comp_c [R, J_PAD]``).
+    """
+    j = tl.arange(0, J_PAD)
+    signs = _sign((j * P + c)[:, None] & tl.arange(0, M)[None, :])
+    return tl.where((j < J)[:, None], signs, 0).to(tl.float16)
 
 
 @triton.jit
@@ -49,53 +66,90 @@ def _hadamard_rows(x, h_a, h_b, T: tl.constexpr, N: tl.constexpr, A: tl.constexp
 
     ``A == 1``: one dot with ``h_b = H_N``. Otherwise ``h_a = H_A``, ``h_b = H_B`` and ``N = A * B``:
     row ``x`` seen as ``X [A, B]`` becomes ``H_A X H_B``. ``SPLIT_INPUT``: ``x`` is float32 (else
-    float16-exact). The intermediate ``X H_B`` is always split: rounding it to float16 alone costs up
-    to ~1% of the row RMS on inputs with outlier channels (their energy gathers in few entries).
+    float16-exact).
     """
     if A == 1:
         return _dot_f16(x, h_b, SPLIT_INPUT)
     else:
         y = _dot_f16(tl.reshape(x, (T * A, B)), h_b, SPLIT_INPUT)  # (T*A, B): mixed along b
-        y = tl.reshape(tl.permute(tl.reshape(y, (T, A, B)), (0, 2, 1)), (T * B, A))
-        z = _dot_f16(y, h_a, True)  # (T*B, A): mixed along a
-        return tl.reshape(tl.permute(tl.reshape(z, (T, B, A)), (0, 2, 1)), (T, N))
+        return _hadamard_finish(y, h_a, T, N, A, B)
 
 
 @triton.jit
-def _load_indices(row_ptrs, mask, W: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr,
-                  U: tl.constexpr, T: tl.constexpr):
-    """Unpack the indices of one group for ``T`` rows -> int32 ``[T, W * K]``.
+def _hadamard_finish(y, h_a, T: tl.constexpr, N: tl.constexpr, A: tl.constexpr, B: tl.constexpr):
+    """``H_A X H_B`` per row from ``y = X H_B`` (float32 ``[T * A, B]``) -> float32 ``[T, N]``.
 
-    ``row_ptrs [T]``: uint8 pointers to each row's group; the group holds ``W`` words of ``U`` bytes,
-    each word ``K`` little-endian indices of ``IDX_BITS`` bits.
+    ``y`` is split into float16 hi + lo: rounding it to float16 alone costs up to ~1% of the row
+    RMS on inputs with outlier channels (their energy gathers in few entries).
     """
-    offs_w = tl.arange(0, W)
-    word = tl.zeros([T, W], dtype=tl.int32)
+    y = tl.reshape(tl.permute(tl.reshape(y, (T, A, B)), (0, 2, 1)), (T * B, A))
+    z = _dot_f16(y, h_a, True)  # (T*B, A): mixed along a
+    return tl.reshape(tl.permute(tl.reshape(z, (T, B, A)), (0, 2, 1)), (T, N))
+
+
+@triton.jit
+def _load_index_rows(row_ptrs, mask, A: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr,
+                     IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr, T: tl.constexpr):
+    """The indices of one group of ``T`` rows as int32 ``[T * A, J_PAD]``: row ``t * A + a`` holds
+    indices ``a * J .. a * J + J - 1`` of row ``t``'s group, then zeros up to ``J_PAD``.
+
+    ``row_ptrs [T]``: uint8 pointers to each row's group; the group holds ``A * J / K`` words of
+    ``U`` bytes, each word ``K`` little-endian indices of ``IDX_BITS`` bits (``K`` divides ``J``).
+    """
+    WJ: tl.constexpr = J // K
+    WP: tl.constexpr = J_PAD // K
+    offs_w = tl.arange(0, WP)
+    word_offs = (tl.arange(0, A)[:, None] * WJ + offs_w[None, :]) * U  # (A, WP) byte offsets
+    load_mask = mask[:, None, None] & (offs_w < WJ)[None, None, :]
+    word = tl.zeros([T, A, WP], dtype=tl.int32)
     for u in tl.static_range(U):
-        byte = tl.load(row_ptrs[:, None] + (offs_w * U + u)[None, :], mask=mask[:, None], other=0)
+        byte = tl.load(row_ptrs[:, None, None] + (word_offs + u)[None, :, :], mask=load_mask, other=0)
         word = word | (byte.to(tl.int32) << (8 * u))
     if K == 1:
-        return word
+        idx = word
     else:
         shifts = tl.arange(0, K) * IDX_BITS
-        idx = (word[:, :, None] >> shifts[None, None, :]) & ((1 << IDX_BITS) - 1)
-        return tl.reshape(idx, (T, W * K))
+        idx = (word[:, :, :, None] >> shifts[None, None, None, :]) & ((1 << IDX_BITS) - 1)
+    return tl.reshape(idx, (T * A, J_PAD))
 
 
 @triton.jit
-def _lookup(grid_ptr, idx, T: tl.constexpr, N: tl.constexpr, P: tl.constexpr):
-    """Codewords of ``idx [T, N // P]`` from the ``[num_points, P]`` grid -> ``[T, N]`` (grid dtype)."""
+def _codewords(grid_words, idx, R: tl.constexpr, J: tl.constexpr):
+    """The packed codewords of ``idx [R, J]`` -> ``[R, J]`` (``grid_words``' type).
+
+    ``grid_words [num_points]``: the grid held by the program, one word per point with its ``P``
+    float16 components packed little-endian (float16 itself for ``P == 1``, int32 for 2, int64 for
+    4; :func:`sglang_kv.kernels.higgs.grid_words`). ``tl.gather`` reads it from shared memory, one
+    load per index: random reads of a small table from global memory go through L1 several times
+    slower (one pass per cache line touched).
+    """
+    return tl.reshape(tl.gather(grid_words, tl.reshape(idx, (R * J,)), 0), (R, J))
+
+
+@triton.jit
+def _component(words, c: tl.constexpr, P: tl.constexpr):
+    """Component ``c`` of packed codewords ``words`` as float16 (bits ``16c .. 16c + 15``)."""
     if P == 1:
-        return tl.load(grid_ptr + idx)
+        return words
     else:
-        comp = tl.arange(0, P)
-        return tl.reshape(tl.load(grid_ptr + idx[:, :, None] * P + comp[None, None, :]), (T, N))
+        return ((words >> (16 * c)) & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True)
+
+
+@triton.jit
+def _transform_codewords(words, M: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr):
+    """``X @ H_M`` for the rows ``X [R, M]`` spelled by codewords ``words [R, J_PAD]`` (``M = J * P``
+    values, padding columns ignored) -> float32 ``[R, M]``: one tensor-core dot per component, so the
+    codewords never need interleaving into ``X``."""
+    acc = tl.dot(_component(words, 0, P), _hadamard_rows_of(M, J, J_PAD, P, 0))
+    for c in tl.static_range(1, P):
+        acc = tl.dot(_component(words, c, P), _hadamard_rows_of(M, J, J_PAD, P, c), acc)
+    return acc
 
 
 @triton.jit
 def _store_indices(row_ptrs, mask, idx, W: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr,
                    U: tl.constexpr, T: tl.constexpr):
-    """Pack ``idx [T, W * K]`` (int32) into ``W`` words of ``U`` bytes per row (inverse of _load_indices)."""
+    """Pack ``idx [T, W * K]`` (int32) into ``W`` words of ``U`` bytes per row (inverse of _load_index_rows)."""
     if K == 1:
         word = idx
     else:
@@ -169,44 +223,46 @@ def higgs_dequantize_gather_kernel(
     codes_ptr, scales_ptr, index_ptr, table_ptr, request_ptr, grid_ptr, out_ptr,
     num_out, codes_stride, scales_stride, out_stride,
     N: tl.constexpr, A: tl.constexpr, B: tl.constexpr, P: tl.constexpr,
-    IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
-    HAS_TABLE: tl.constexpr, BLOCK_T: tl.constexpr,
+    NUM_POINTS: tl.constexpr, J_PAD: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
+    HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """``out[i, group] = dequantize(codes[index[i], group], scales[index[i], group])``.
 
     Programs ``(program_id(0), group)`` loop over blocks of ``BLOCK_T`` output rows with stride
     ``num_programs(0)``. codes: uint8 ``[*, C * bits / 8]`` (device or pinned host memory, read
-    directly), scales ``[*, C / N]``, index int ``[num_out]``, grid float16 ``[num_points, P]``,
-    out ``[num_out, C]``. ``HAS_TABLE``: output row ``i`` reads the store of request
+    directly), scales ``[*, C / N]``, index int ``[num_out]``, grid: packed words ``[NUM_POINTS]``
+    (:func:`_codewords`), out ``[num_out, C]``. ``HAS_TABLE``: output row ``i`` reads the store of request
     ``request[i]`` (int32 ``[num_out]``), whose codes and scales addresses are row ``request[i]`` of
-    the int64 ``table [B, 2]`` (every store with the same row strides); ``codes_ptr`` /
-    ``scales_ptr`` only give the element types. Per output row: reads ``C * bits / 8 + num_groups *
+    the int64 ``table [B, 2]`` (every store with the same row strides; every codes address a
+    multiple of ``CODES_ALIGN``); ``codes_ptr`` / ``scales_ptr`` only give the element types. Per output row: reads ``C * bits / 8 + num_groups *
     scale.itemsize`` plus the index, writes ``C * out.itemsize`` bytes.
     """
     group = tl.program_id(1)
-    if A == 1:
-        h_a = _hadamard_matrix(16)
-        h_b = _hadamard_matrix(N)
-    else:
-        h_a = _hadamard_matrix(A)
-        h_b = _hadamard_matrix(B)
+    h_a = _hadamard_matrix(16 if A == 1 else A)  # unused when A == 1
     W: tl.constexpr = N // P // K
     offs_n = tl.arange(0, N)
+    grid_words = tl.load(grid_ptr + tl.arange(0, NUM_POINTS))
     for block in range(tl.program_id(0), tl.cdiv(num_out, BLOCK_T), tl.num_programs(0)):
         offs = block * BLOCK_T + tl.arange(0, BLOCK_T)
         mask = offs < num_out
         rows = tl.load(index_ptr + offs, mask=mask, other=0).to(tl.int64)
         if HAS_TABLE:
             request = tl.load(request_ptr + offs, mask=mask, other=0).to(tl.int64)
-            codes_base = tl.load(table_ptr + request * 2, mask=mask, other=0).to(tl.pointer_type(tl.uint8))
+            codes_base = tl.multiple_of(
+                tl.load(table_ptr + request * 2, mask=mask, other=0).to(tl.pointer_type(tl.uint8)), [CODES_ALIGN])
             scales_base = tl.load(table_ptr + request * 2 + 1, mask=mask, other=0).to(
                 tl.pointer_type(scales_ptr.dtype.element_ty))
         else:
             codes_base = codes_ptr
             scales_base = scales_ptr
-        idx = _load_indices(codes_base + rows * codes_stride + group * (W * U), mask, W, IDX_BITS, K, U, BLOCK_T)
-        y = _lookup(grid_ptr, idx, BLOCK_T, N, P)  # (T, N) float16, exact codewords
-        x = _hadamard_rows(y, h_a, h_b, BLOCK_T, N, A, B, False)
+        # each row's group as A rows of B values (B / P codewords): x = H_A X H_B
+        idx = _load_index_rows(codes_base + rows * codes_stride + group * (W * U), mask, A, B // P, J_PAD,
+                               IDX_BITS, K, U, BLOCK_T)  # (T*A, J_PAD)
+        y = _transform_codewords(_codewords(grid_words, idx, BLOCK_T * A, J_PAD), B, B // P, J_PAD, P)  # X H_B
+        if A == 1:
+            x = y
+        else:
+            x = _hadamard_finish(y, h_a, BLOCK_T, N, A, B)
         scale = tl.load(scales_base + rows * scales_stride + group, mask=mask, other=0.0).to(tl.float32)
         x = x * (scale / N)[:, None]
         out_ptrs = out_ptr + offs.to(tl.int64)[:, None] * out_stride + group * N + offs_n[None, :]
@@ -214,11 +270,13 @@ def higgs_dequantize_gather_kernel(
 
 
 @triton.jit
-def _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request, HAS_TABLE: tl.constexpr):
+def _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request, HAS_TABLE: tl.constexpr,
+                  CODES_ALIGN: tl.constexpr):
     """``(codes, scales, rows)`` of request ``request``: from row ``request`` of the int64 table
-    ``[B, 3]`` (codes address, scales address, rows) when ``HAS_TABLE``, else the arguments."""
+    ``[B, 3]`` (codes address, scales address, rows) when ``HAS_TABLE``, else the arguments.
+    ``CODES_ALIGN``: every codes address in the table is a multiple of it (lets loads vectorize)."""
     if HAS_TABLE:
-        codes_base = tl.load(table_ptr + request * 3).to(tl.pointer_type(tl.uint8))
+        codes_base = tl.multiple_of(tl.load(table_ptr + request * 3).to(tl.pointer_type(tl.uint8)), CODES_ALIGN)
         scales_base = tl.load(table_ptr + request * 3 + 1).to(tl.pointer_type(scales_ptr.dtype.element_ty))
         rows = tl.load(table_ptr + request * 3 + 2).to(tl.int32)
         return codes_base, scales_base, rows
@@ -227,12 +285,25 @@ def _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request, HAS_TABLE
 
 
 @triton.jit
+def _rotated_query_component(q_t, N: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr,
+                             c: tl.constexpr):
+    """Rotated channels ``j * P + c`` (``j < J``, zero rows up to ``J_PAD``) of the queries
+    ``q_t [N, G]`` (float32 columns): ``(H_N q)[j * P + c]`` as float16 hi + lo ``[J_PAD, G]`` each."""
+    h = _hadamard_rows_of(N, J, J_PAD, P, c)  # (J_PAD, N)
+    q_hi = q_t.to(tl.float16)
+    q_lo = (q_t - q_hi.to(tl.float32)).to(tl.float16)
+    r = tl.dot(h, q_lo, tl.dot(h, q_hi))
+    r_hi = r.to(tl.float16)
+    return r_hi, (r - r_hi.to(tl.float32)).to(tl.float16)
+
+
+@triton.jit
 def higgs_score_kernel(
     q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
     num_rows, q_stride_b, q_stride_h, codes_stride, scales_stride, out_stride_b, out_stride_h,
-    N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr,
-    IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
-    HAS_TABLE: tl.constexpr, BLOCK_N: tl.constexpr,
+    N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr, NUM_POINTS: tl.constexpr,
+    J_PAD: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
+    HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """Scores of the ``GQA`` query heads of kv head ``program_id(1)`` of request ``program_id(2)``
     (tensor-core variant).
@@ -241,18 +312,21 @@ def higgs_score_kernel(
     ``[rows, Hkv * N * bits / 8]`` (per-head groups of ``N`` channels, row stride ``codes_stride``),
     scales ``[rows, Hkv]``; with ``HAS_TABLE`` each request has its own codes, scales and row count
     (``table [B, 3]``, see :func:`_request_rows`), else one request owns ``num_rows`` rows of
-    ``codes_ptr``. grid float16 ``[num_points, P]``; out float32 ``[B, Hq, >= rows]``:
+    ``codes_ptr``. grid: packed words ``[NUM_POINTS]`` (:func:`_codewords`); out float32
+    ``[B, Hq, >= rows]``:
     ``out[b, h * GQA + i, r] = q[b, h * GQA + i] . dequantize(codes_b[r, h], scales_b[r, h])``.
 
     Each program rotates its queries once (``H_N q / N``, scaled by ``max |q|`` so any magnitude fits
-    float16) and then loops over blocks of ``BLOCK_N`` rows: codeword lookup (float16-exact), a
-    tensor-core dot with the rotated queries split into float16 hi + lo, times the scale. Per row and
+    float16), kept per codeword component ``c`` (rotated channels ``j * P + c``, ``J_PAD`` rows, split
+    into float16 hi + lo). It then loops over blocks of ``BLOCK_N`` rows: codeword lookup, and per
+    component a tensor-core dot of the codewords' component (float16-exact) with the query's, times
+    the scale. Per row and
     kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes ``4 * GQA`` bytes.
     """
     head = tl.program_id(1)
     request = tl.program_id(2)
     codes_base, scales_base, row_end = _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request,
-                                                      HAS_TABLE)
+                                                      HAS_TABLE, CODES_ALIGN)
 
     offs_n = tl.arange(0, N)
     offs_g = tl.arange(0, GQA_PAD)
@@ -261,22 +335,36 @@ def higgs_score_kernel(
                 mask=(offs_g < GQA)[:, None], other=0.0).to(tl.float32)
     q_max = tl.max(tl.max(tl.abs(q), axis=1), axis=0)
     q_max = tl.where(q_max > 0, q_max, 1.0)
-    q_rot = _dot_f16(q / q_max, _hadamard_matrix(N), True)  # (GQA_PAD, N)
+    q_t = tl.trans(q / q_max)  # (N, GQA_PAD)
     factor = q_max / N
-    q_hi = q_rot.to(tl.float16)
-    q_lo = tl.trans((q_rot - q_hi.to(tl.float32)).to(tl.float16))  # (N, GQA_PAD)
-    q_hi = tl.trans(q_hi)
+    J: tl.constexpr = N // P
+    q0_hi, q0_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 0)  # (J_PAD, GQA_PAD) each
+    q1_hi, q1_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 1 % P)  # components 1..3 unused for small P
+    q2_hi, q2_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 2 % P)
+    q3_hi, q3_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 3 % P)
 
     out_base = out_ptr + request.to(tl.int64) * out_stride_b
-    W: tl.constexpr = N // P // K
+    W: tl.constexpr = J // K
+    grid_words = tl.load(grid_ptr + tl.arange(0, NUM_POINTS))
     for block in range(tl.program_id(0), tl.cdiv(row_end, BLOCK_N), tl.num_programs(0)):
         rows = block * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = rows < row_end
         rows64 = rows.to(tl.int64)
-        idx = _load_indices(codes_base + rows64 * codes_stride + head * (W * U), mask, W, IDX_BITS, K, U, BLOCK_N)
-        keys = _lookup(grid_ptr, idx, BLOCK_N, N, P)  # (BLOCK_N, N) float16, rotated domain
+        idx = _load_index_rows(codes_base + rows64 * codes_stride + head * (W * U), mask, 1, J, J_PAD,
+                               IDX_BITS, K, U, BLOCK_N)
+        words = _codewords(grid_words, idx, BLOCK_N, J_PAD)  # (BLOCK_N, J_PAD), rotated domain
+        keys = _component(words, 0, P)
+        scores = tl.dot(keys, q0_lo, tl.dot(keys, q0_hi))  # (BLOCK_N, GQA_PAD)
+        if P > 1:
+            keys = _component(words, 1, P)
+            scores = tl.dot(keys, q1_lo, tl.dot(keys, q1_hi, scores))
+        if P > 2:
+            keys = _component(words, 2, P)
+            scores = tl.dot(keys, q2_lo, tl.dot(keys, q2_hi, scores))
+            keys = _component(words, 3, P)
+            scores = tl.dot(keys, q3_lo, tl.dot(keys, q3_hi, scores))
         scale = tl.load(scales_base + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32) * factor
-        scores = (tl.dot(keys, q_hi) + tl.dot(keys, q_lo)) * scale[:, None]  # (BLOCK_N, GQA_PAD)
+        scores = scores * scale[:, None]
         out_ptrs = out_base + q_heads[None, :].to(tl.int64) * out_stride_h + rows64[:, None]
         tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_g < GQA)[None, :])
 
@@ -287,7 +375,7 @@ def higgs_score_lut_kernel(
     num_rows, codes_stride, scales_stride, out_stride_b, out_stride_h,
     N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr, NUM_POINTS: tl.constexpr,
     IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
-    HAS_TABLE: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """The same scores as :func:`higgs_score_kernel` from a lookup table (no dot, no codewords).
 
@@ -299,7 +387,7 @@ def higgs_score_lut_kernel(
     head = tl.program_id(1)
     request = tl.program_id(2)
     codes_base, scales_base, row_end = _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request,
-                                                      HAS_TABLE)
+                                                      HAS_TABLE, CODES_ALIGN)
     J: tl.constexpr = N // P
     lut_base = lut_ptr + (request * tl.num_programs(1) + head).to(tl.int64) * (J * NUM_POINTS * GQA_PAD)
     offs_j = tl.arange(0, J)
@@ -310,7 +398,8 @@ def higgs_score_lut_kernel(
         rows = block * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = rows < row_end
         rows64 = rows.to(tl.int64)
-        idx = _load_indices(codes_base + rows64 * codes_stride + head * (W * U), mask, W, IDX_BITS, K, U, BLOCK_N)
+        idx = _load_index_rows(codes_base + rows64 * codes_stride + head * (W * U), mask, 1, J, J,
+                               IDX_BITS, K, U, BLOCK_N)
         entry = (offs_j[None, :] * NUM_POINTS + idx) * GQA_PAD  # (BLOCK_N, J)
         partial = tl.load(lut_base + entry[:, :, None] + offs_g[None, None, :])  # (BLOCK_N, J, GQA_PAD)
         scale = tl.load(scales_base + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32)

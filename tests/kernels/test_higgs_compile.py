@@ -56,6 +56,7 @@ def compile_all() -> list[dict]:
         quantizer = HiggsQuantizer(group_size, p, bits)
         a, b = hk.hadamard_factors(group_size)
         meta = hk._packing_meta(quantizer)
+        words = {1: "*fp16", 2: "*i32", 4: "*i64"}[p]  # hk.grid_words
         for config in hk.quantize_configs(group_size):
             build(ht.higgs_quantize_kernel, "quantize",
                   dict(x_ptr="*bf16", grid_ptr="*fp32", codes_ptr="*u8", scales_ptr="*fp16", num_rows="i32",
@@ -67,15 +68,18 @@ def compile_all() -> list[dict]:
                 for has_table in ((False, True) if index == 0 else (False,)):
                     build(ht.higgs_dequantize_gather_kernel, "dequantize_gather",
                           dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", table_ptr="*i64",
-                               request_ptr="*i32", grid_ptr="*fp16", out_ptr=out_type, num_out="i32",
+                               request_ptr="*i32", grid_ptr=words, out_ptr=out_type, num_out="i32",
                                codes_stride="i32", scales_stride="i32", out_stride="i32"),
-                          dict(N=group_size, A=a, B=b, HAS_TABLE=has_table, BLOCK_T=config.block, **meta),
+                          dict(N=group_size, A=a, B=b, NUM_POINTS=quantizer.num_points,
+                               J_PAD=max(16, b // p), HAS_TABLE=has_table, CODES_ALIGN=16,
+                               BLOCK_T=config.block, **meta),
                           config.num_warps)
         if gqa is None:
             continue
         for index, config in enumerate(hk.SCORE_CONFIGS):
             for has_table in ((False, True) if index in (0, len(hk.SCORE_CONFIGS) - 1) else (True,)):
-                common = dict(N=group_size, GQA=gqa, HAS_TABLE=has_table, BLOCK_N=config.block, **meta)
+                common = dict(N=group_size, GQA=gqa, HAS_TABLE=has_table, CODES_ALIGN=16, BLOCK_N=config.block,
+                              **meta)
                 strides = dict(num_rows="i32", codes_stride="i32", scales_stride="i32", out_stride_b="i32",
                                out_stride_h="i32")
                 if config.lut:
@@ -87,8 +91,9 @@ def compile_all() -> list[dict]:
                 else:
                     build(ht.higgs_score_kernel, "score",
                           dict(q_ptr="*bf16", codes_ptr="*u8", scales_ptr="*fp16", table_ptr="*i64",
-                               grid_ptr="*fp16", out_ptr="*fp32", q_stride_b="i32", q_stride_h="i32", **strides),
-                          dict(GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), **common),
+                               grid_ptr=words, out_ptr="*fp32", q_stride_b="i32", q_stride_h="i32", **strides),
+                          dict(GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
+                               J_PAD=max(16, group_size // p), **common),
                           config.num_warps)
     from sglang_kv.kernels import rows as rk
     from sglang_kv.kernels import rows_triton as rt

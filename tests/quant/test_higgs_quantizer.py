@@ -191,12 +191,17 @@ def test_score_equals_q_dot_dequantized(p, bits, group_size, channels):
 
 def test_score_chunks_and_broadcasts(monkeypatch):
     quantizer = HiggsQuantizer(128, 4, 2)
-    codes, scales = quantizer.quantize(torch.randn(3, 50, 256))
-    q = torch.randn(4, 256)  # broadcast over the batch of 3
+    gen = torch.Generator().manual_seed(5)
+    keys = torch.randn(3, 50, 256, generator=gen)
+    codes, scales = quantizer.quantize(keys)
+    q = torch.randn(4, 256, generator=gen)  # broadcast over the batch of 3
     whole = quantizer.score(q, codes, scales)
     monkeypatch.setattr(higgs, "_SCORE_CHUNK_VALUES", 7 * 3 * 256)  # 7 tokens per chunk
-    torch.testing.assert_close(quantizer.score(q, codes, scales), whole, rtol=1e-6, atol=1e-5)
-    assert whole.shape == (3, 4, 50)
+    chunked = quantizer.score(q, codes, scales)
+    assert whole.shape == chunked.shape == (3, 4, 50)
+    # chunks change the float32 summation order only: the difference is rounding, far below |q| |k|
+    bound = q.norm(dim=-1)[None, :, None] * keys.norm(dim=-1)[:, None, :]
+    assert ((chunked - whole).abs() <= 1e-6 * bound).all()
 
 
 def test_score_per_head_gqa_view():
