@@ -42,6 +42,7 @@ class KernelConfig(NamedTuple):
     block: int  # rows (tokens) per block
     num_warps: int
     programs_per_sm: int = 8  # persistent kernels (gather, score): programs launched per SM
+    num_stages: int = 3  # software-pipelining depth of the row loop (Triton's default)
 
 
 def hadamard_factors(group_size: int) -> tuple[int, int]:
@@ -326,7 +327,7 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
             words, out2d, num_out, codes_stride, scales_stride, out2d.stride(0),
             N=n, A=a, B=b, NUM_POINTS=quantizer.num_points, J_PAD=max(16, b // quantizer.p),
             HAS_TABLE=has_table, CODES_ALIGN=codes_align, BLOCK_T=cfg.block,
-            num_warps=cfg.num_warps, **meta,
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta,
         )
 
     if config is None:
@@ -347,6 +348,7 @@ class ScoreConfig(NamedTuple):
     num_warps: int
     programs_per_sm: int = 8
     lut: bool = False
+    num_stages: int = 3
 
 
 SCORE_CONFIGS = [ScoreConfig(64, 4, 8), ScoreConfig(128, 4, 8), ScoreConfig(128, 8, 4), ScoreConfig(64, 4, 16),
@@ -478,7 +480,7 @@ def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, codes_align
                               cdiv(cfg.programs_per_sm * sms, num_kv_heads * num_requests)))
         grid = (programs, num_kv_heads, num_requests)
         common = dict(N=head_dim, GQA=gqa, HAS_TABLE=has_table, CODES_ALIGN=codes_align, BLOCK_N=cfg.block,
-                      num_warps=cfg.num_warps, **meta)
+                      num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
         if cfg.lut:
             gqa_pad = 1 << (gqa - 1).bit_length()
             lut = score_lut(quantizer, q3, num_kv_heads, gqa_pad)  # timed with the kernel when tuning
