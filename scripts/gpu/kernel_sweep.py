@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 
 import torch
 import triton.testing
@@ -46,10 +45,8 @@ def sweep_score(tokens: int, requests: int) -> list[dict]:
     ref = hk.score_batch(landmark, q, codes_b, scales_b, config=hk.SCORE_CONFIGS[0])
     num_bytes = requests * tokens * (landmark.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
     results = []
-    candidates = [hk.ScoreConfig(b, w, p, False, s) for b, w, s, p in
+    candidates = [hk.KernelConfig(b, w, p, s) for b, w, s, p in
                   itertools.product((64, 128, 256), (4, 8), (1, 2, 3), (2, 4, 8))]
-    candidates += [hk.ScoreConfig(b, w, p, True, s) for b, w, s, p in
-                   itertools.product((32, 64, 128), (4, 8), (2, 3), (4, 8, 16))]
     for cfg in candidates:
         ms = _time(lambda: hk._launch_score(landmark, q, codes_b[0], scales_b[0], CHANNELS // 128, table, align,
                                             tokens, out, cfg))
@@ -103,8 +100,13 @@ def main() -> None:
     gather = sweep_gather(args.tokens)
     _top(f"dequantize_gather {args.tokens} sorted rows", gather)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"tokens": args.tokens, "requests": args.requests, "score": score, "gather": gather}, f, indent=1)
+        from sglang_kv.results import write_result
+
+        workload = {"score": f"Llama-3.1-8B landmarks ({LANDMARK}), {args.requests} requests x {args.tokens} "
+                             "tokens, 32 query heads, device memory",
+                    "dequantize_gather": f"4-bit store ({STORE}), {args.tokens} sorted rows to bf16, device memory",
+                    "timing": "triton.testing.do_bench median, L2 flushed"}
+        write_result(args.out, workload, {"score": score, "gather": gather})
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@
 - :func:`score`: per-head (landmark) scores without dequantizing: ``Hq`` query heads against ``rows``
   tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``;
   :func:`score_batch`: ``B`` requests, each with its own store, in one launch -> ``[B, Hq, max rows]``.
-  Two kernels: a tensor-core dot over looked-up codewords, and a lookup table of query x codeword
-  products (:func:`score_lut`); the tuner times both (each is faster on some shapes).
+  The rotated query meets the looked-up codewords in tensor-core dots, one per codeword component.
 
 Batched launches find each request's store in a small int64 table of addresses (and row counts)
 copied to the device per call, so the stores need not be contiguous (pinned host blocks, per-request
@@ -155,14 +154,17 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
 
 # --- dequantize-gather -----------------------------------------------------------------------------
 def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
-    """Candidates: about 1K to 8K values per block, fewer / more programs in flight, and 2 warps
-    (the zero-copy reads of 1024-channel rows from pinned host memory ran 22% faster with 2 warps
-    than with 4 on the H200: ``scripts/gpu/gather_sweep.py``, ``results/logs/gather_sweep_h200.log``)."""
+    """Candidates: about 1K to 8K values per block, fewer / more programs in flight, 2 warps (the
+    zero-copy reads of 1024-channel rows from pinned host memory ran 22% faster with 2 warps than
+    with 4 on the H200: ``scripts/gpu/gather_sweep.py``, ``results/logs/gather_sweep_h200.log``) and
+    no software pipelining (``num_stages=1``: 0.179 ms against 0.196 ms with 3 stages for 128K rows
+    of device memory: ``scripts/gpu/kernel_sweep.py``, ``results/kernel_sweep_h200.json``)."""
     configs = []
-    for values, programs_per_sm, warps in ((2048, 8, None), (4096, 8, None), (8192, 4, None), (4096, 16, None),
-                                           (2048, 4, None), (1024, 8, 2), (4096, 2, 2)):
+    for values, programs_per_sm, warps, stages in ((2048, 8, None, 1), (2048, 8, None, 3), (4096, 8, None, 3),
+                                                   (8192, 4, None, 3), (4096, 16, None, 3), (2048, 4, None, 3),
+                                                   (1024, 8, 2, 3), (1024, 8, 2, 1), (4096, 2, 2, 3)):
         block = max(_min_block(group_size), values // group_size)
-        config = KernelConfig(block, warps or (8 if block * group_size >= 8192 else 4), programs_per_sm)
+        config = KernelConfig(block, warps or (8 if block * group_size >= 8192 else 4), programs_per_sm, stages)
         if config not in configs:
             configs.append(config)
     return configs
@@ -341,19 +343,9 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
 
 
 # --- score -----------------------------------------------------------------------------------------
-class ScoreConfig(NamedTuple):
-    """A :class:`KernelConfig` plus the variant: ``lut`` (a per-step lookup table of query .
-    codeword products, one vector load per index) or the tensor-core dot over looked-up codewords."""
-    block: int
-    num_warps: int
-    programs_per_sm: int = 8
-    lut: bool = False
-    num_stages: int = 3
-
-
-SCORE_CONFIGS = [ScoreConfig(64, 4, 8), ScoreConfig(128, 4, 8), ScoreConfig(128, 8, 4), ScoreConfig(64, 4, 16),
-                 ScoreConfig(32, 4, 8, True), ScoreConfig(64, 4, 8, True), ScoreConfig(128, 8, 8, True),
-                 ScoreConfig(64, 8, 16, True), ScoreConfig(16, 2, 16, True)]
+# fastest on the H200 at 32 x 128K landmarks (``scripts/gpu/kernel_sweep.py``): 128 rows, 4 warps
+SCORE_CONFIGS = [KernelConfig(128, 4, 4), KernelConfig(128, 4, 8), KernelConfig(256, 4, 4), KernelConfig(64, 4, 8),
+                 KernelConfig(64, 4, 16)]
 
 
 def score_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -377,7 +369,7 @@ def score_batch_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[
 
 
 def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, *,
-          out: torch.Tensor | None = None, config: ScoreConfig | None = None) -> torch.Tensor:
+          out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
     """Per-head scores ``q . dequantize(key)`` of per-head quantized keys of one request, without
     dequantizing.
 
@@ -400,7 +392,7 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
 
 def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torch.Tensor],
                 scales: Sequence[torch.Tensor], *, out: torch.Tensor | None = None,
-                config: ScoreConfig | None = None) -> torch.Tensor:
+                config: KernelConfig | None = None) -> torch.Tensor:
     """:func:`score` for ``B`` requests in one launch, each with its own store.
 
     q: ``[B, Hq, D]``; codes[b], scales[b]: request ``b``'s ``[rows_b, Hkv * D * bits / 8]`` and
@@ -444,18 +436,6 @@ def _check_score_store(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.
     return num_kv_heads
 
 
-def score_lut(quantizer: HiggsQuantizer, q: torch.Tensor, num_kv_heads: int, gqa_pad: int) -> torch.Tensor:
-    """The lookup table of the ``lut`` score variant: float32 ``[B, Hkv, D / p, num_points, gqa_pad]``,
-    ``lut[b, h, j, c, i] = (H_D q[b, h * g + i])[j*p:(j+1)*p] . grid[c] / D`` (zero for ``i >= g``)."""
-    num_requests, num_q_heads, head_dim = q.shape
-    gqa, p = num_q_heads // num_kv_heads, quantizer.p
-    q_rot = quantizer.rotate(q.float()).view(num_requests, num_kv_heads, gqa, head_dim // p, p)
-    lut = torch.einsum("bhgjp,cp->bhjcg", q_rot, quantizer.grid(q.device, torch.float32)) / head_dim
-    if gqa_pad != gqa:
-        lut = torch.nn.functional.pad(lut, (0, gqa_pad - gqa))
-    return lut.contiguous()
-
-
 def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, codes_align, num_rows, out, config) -> None:
     """Score kernel launch for ``q3 [B, Hq, D]`` into ``out [B, Hq, >= rows]``; ``codes_align``: the
     alignment of every codes address in ``table``."""
@@ -465,7 +445,7 @@ def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, codes_align
         raise ValueError(f"out: last dimension must be contiguous, got strides {tuple(out.stride())}")
     if q3.stride(-1) != 1:
         q3 = q3.contiguous()
-    from sglang_kv.kernels.higgs_triton import higgs_score_kernel, higgs_score_lut_kernel
+    from sglang_kv.kernels.higgs_triton import higgs_score_kernel
 
     num_requests, num_q_heads, head_dim = q3.shape
     gqa = num_q_heads // num_kv_heads
@@ -474,31 +454,22 @@ def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, codes_align
     sms = num_sms(device)
     has_table = table is not None
     table_arg = table if has_table else out
+    words = grid_words(quantizer, device)
 
-    def run(cfg: ScoreConfig) -> None:
+    def run(cfg: KernelConfig) -> None:
         programs = max(1, min(cdiv(num_rows, cfg.block),
                               cdiv(cfg.programs_per_sm * sms, num_kv_heads * num_requests)))
-        grid = (programs, num_kv_heads, num_requests)
-        common = dict(N=head_dim, GQA=gqa, HAS_TABLE=has_table, CODES_ALIGN=codes_align, BLOCK_N=cfg.block,
-                      num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
-        if cfg.lut:
-            gqa_pad = 1 << (gqa - 1).bit_length()
-            lut = score_lut(quantizer, q3, num_kv_heads, gqa_pad)  # timed with the kernel when tuning
-            higgs_score_lut_kernel[grid](
-                lut, codes, scales, table_arg, out,
-                num_rows, codes.stride(0), scales.stride(0), out.stride(0), out.stride(1),
-                GQA_PAD=gqa_pad, NUM_POINTS=quantizer.num_points, **common)
-        else:
-            higgs_score_kernel[grid](
-                q3, codes, scales, table_arg, grid_words(quantizer, device), out,
-                num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0), out.stride(1),
-                GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
-                J_PAD=max(16, head_dim // quantizer.p), **common)
+        higgs_score_kernel[(programs, num_kv_heads, num_requests)](
+            q3, codes, scales, table_arg, words, out,
+            num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0), out.stride(1),
+            N=head_dim, GQA=gqa, GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
+            J_PAD=max(16, head_dim // quantizer.p), HAS_TABLE=has_table, CODES_ALIGN=codes_align,
+            BLOCK_N=cfg.block, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
 
     if config is None:
         key = ("higgs_score", str(device), head_dim, quantizer.p, quantizer.bits, quantizer.scale_dtype,
                gqa, num_kv_heads, num_requests, q3.dtype, codes.device.type, has_table, codes_align,
                size_bucket(num_rows))
         config = pick_config(key, SCORE_CONFIGS, run)
-    check_config(config, 16 if not config.lut else 1)
+    check_config(config, 16)
     run(config)

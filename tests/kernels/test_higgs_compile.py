@@ -36,17 +36,17 @@ def compile_all() -> list[dict]:
     target = GPUTarget("cuda", 90, 32)
     records = []
 
-    def build(kernel, name, signature, constexprs, num_warps):
+    def build(kernel, name, signature, constexprs, num_warps, num_stages=3):
         full = {arg: ("constexpr" if arg in constexprs else signature[arg]) for arg in kernel.arg_names}
         # what the JIT specializes at launch on these shapes: 16-byte aligned pointers and strides
         # divisible by 16 (scales of 8 heads and row counts are not)
         attrs = {(i,): [["tt.divisibility", 16]] for i, arg in enumerate(kernel.arg_names)
                  if arg not in constexprs and arg not in ("scales_stride", "num_rows", "num_out", "src_stride",
                                                           "dst_stride")}
-        record = {"kernel": name, "constexprs": constexprs, "num_warps": num_warps}
+        record = {"kernel": name, "constexprs": constexprs, "num_warps": num_warps, "num_stages": num_stages}
         try:
             compiled = triton.compile(ASTSource(kernel, full, constexprs, attrs), target=target,
-                                      options={"num_warps": num_warps})
+                                      options={"num_warps": num_warps, "num_stages": num_stages})
             record.update(ok=True, shared=compiled.metadata.shared, spills=_local_bytes(compiled.asm["cubin"]))
         except Exception as error:  # noqa: BLE001 - reported to the test
             record.update(ok=False, error=f"{type(error).__name__}: {error}"[:2000])
@@ -65,36 +65,29 @@ def compile_all() -> list[dict]:
                   config.num_warps)
         for index, config in enumerate(hk.dequantize_gather_configs(group_size)):
             for out_type in ("*bf16", "*fp32"):
-                for has_table in ((False, True) if index == 0 else (False,)):
+                for has_table, align in (((False, 1), (True, 16), (True, 1)) if index == 0 else ((False, 1),)):
                     build(ht.higgs_dequantize_gather_kernel, "dequantize_gather",
                           dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", table_ptr="*i64",
                                request_ptr="*i32", grid_ptr=words, out_ptr=out_type, num_out="i32",
                                codes_stride="i32", scales_stride="i32", out_stride="i32"),
                           dict(N=group_size, A=a, B=b, NUM_POINTS=quantizer.num_points,
-                               J_PAD=max(16, b // p), HAS_TABLE=has_table, CODES_ALIGN=16,
+                               J_PAD=max(16, b // p), HAS_TABLE=has_table, CODES_ALIGN=align,
                                BLOCK_T=config.block, **meta),
-                          config.num_warps)
+                          config.num_warps, config.num_stages)
         if gqa is None:
             continue
         for index, config in enumerate(hk.SCORE_CONFIGS):
-            for has_table in ((False, True) if index in (0, len(hk.SCORE_CONFIGS) - 1) else (True,)):
-                common = dict(N=group_size, GQA=gqa, HAS_TABLE=has_table, CODES_ALIGN=16, BLOCK_N=config.block,
+            for has_table, align in (((False, 1), (True, 16), (True, 1)) if index == 0 else ((True, 16),)):
+                common = dict(N=group_size, GQA=gqa, HAS_TABLE=has_table, CODES_ALIGN=align, BLOCK_N=config.block,
                               **meta)
                 strides = dict(num_rows="i32", codes_stride="i32", scales_stride="i32", out_stride_b="i32",
                                out_stride_h="i32")
-                if config.lut:
-                    build(ht.higgs_score_lut_kernel, "score_lut",
-                          dict(lut_ptr="*fp32", codes_ptr="*u8", scales_ptr="*fp16", table_ptr="*i64",
-                               out_ptr="*fp32", **strides),
-                          dict(GQA_PAD=1 << (gqa - 1).bit_length(), NUM_POINTS=quantizer.num_points, **common),
-                          config.num_warps)
-                else:
-                    build(ht.higgs_score_kernel, "score",
-                          dict(q_ptr="*bf16", codes_ptr="*u8", scales_ptr="*fp16", table_ptr="*i64",
-                               grid_ptr=words, out_ptr="*fp32", q_stride_b="i32", q_stride_h="i32", **strides),
-                          dict(GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
-                               J_PAD=max(16, group_size // p), **common),
-                          config.num_warps)
+                build(ht.higgs_score_kernel, "score",
+                      dict(q_ptr="*bf16", codes_ptr="*u8", scales_ptr="*fp16", table_ptr="*i64",
+                           grid_ptr=words, out_ptr="*fp32", q_stride_b="i32", q_stride_h="i32", **strides),
+                      dict(GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
+                           J_PAD=max(16, group_size // p), **common),
+                      config.num_warps, config.num_stages)
     from sglang_kv.kernels import rows as rk
     from sglang_kv.kernels import rows_triton as rt
 
@@ -136,7 +129,7 @@ def test_kernels_compile_for_sm90():
     assert not failed, json.dumps(failed[:3], indent=1)
     spilled = [r for r in records if r["spills"]]
     assert not spilled, json.dumps(spilled[:3], indent=1)
-    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "score_lut", "copy_rows"}
+    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "copy_rows"}
 
 
 if __name__ == "__main__":

@@ -308,8 +308,7 @@ SCORE_CASES = [  # (head_dim, Hq, Hkv, rows, p, bits)
 ]
 
 
-SCORE_TEST_CONFIGS = [hk.ScoreConfig(16, 4, 8), hk.ScoreConfig(32, 4, 1), hk.ScoreConfig(16, 4, 8, lut=True),
-                      hk.ScoreConfig(8, 2, 1, lut=True)]
+SCORE_TEST_CONFIGS = [hk.KernelConfig(16, 4, 8), hk.KernelConfig(32, 4, 1), hk.KernelConfig(64, 2, 1, 1)]
 
 
 @pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads,rows,p,bits", SCORE_CASES)
@@ -342,29 +341,55 @@ def test_score_batch_separate_stores(config):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_score_lut_is_the_rotated_query_times_the_grid():
-    quantizer = HiggsQuantizer(16, 4, 1)
-    q = randn(2, 6, 16, seed=3)
-    lut = hk.score_lut(quantizer, q, num_kv_heads=2, gqa_pad=4)
-    assert lut.shape == (2, 2, 4, 16, 4)
-    rotated = hadamard_transform(q.double())  # (B, Hq, 16)
-    grid = quantizer.grid(DEVICE).double()
-    b, h, j, c, i = 1, 1, 2, 5, 2
-    expected = rotated[b, h * 3 + i, j * 4:(j + 1) * 4] @ grid[c] / 16
-    assert abs(lut[b, h, j, c, i].item() - expected.item()) < 1e-5
-    assert (lut[..., 3] == 0).all()  # padded query heads
+def _misaligned(codes: torch.Tensor, offset: int) -> torch.Tensor:
+    """``codes`` copied to an address ``offset`` bytes past a 16-byte boundary (same values)."""
+    buffer = torch.zeros(codes.numel() + 16, dtype=torch.uint8, device=codes.device)
+    moved = buffer[offset:offset + codes.numel()].view(codes.shape)
+    moved.copy_(codes)
+    return moved
+
+
+def test_common_alignment():
+    from sglang_kv.kernels._triton_utils import common_alignment
+
+    assert common_alignment([4096, 512]) == 16
+    assert common_alignment([4096, 520]) == 8
+    assert common_alignment([4096, 1027]) == 1
+    assert common_alignment([]) == 16
+
+
+@pytest.mark.parametrize("offset", [1, 8])
+def test_batches_read_misaligned_stores(offset):
+    """Stores whose codes do not start on a 16-byte boundary: the kernels get a weaker alignment hint
+    and read the same values."""
+    quantizer = HiggsQuantizer(64, 4, 2)
+    stores = [_store(quantizer, n, 2 * 64, seed=40 + n) for n in (19, 33)]
+    codes = [_misaligned(c, offset) for c, _ in stores]
+    scales = [sc for _, sc in stores]
+    assert all(c.data_ptr() % 16 == offset % 16 for c in codes)
+    q = randn(2, 4, 64, seed=41)
+    got = hk.score_batch(quantizer, q, codes, scales, config=hk.KernelConfig(16, 4))
+    assert_batch_scores_close(quantizer, q, codes, scales, got)
+    store = HiggsQuantizer(128, 2, 4)
+    payload = [_store(store, n, 256, seed=42 + n) for n in (7, 12)]
+    request = torch.tensor([0, 1, 1, 0, 1], dtype=torch.int32, device=DEVICE)
+    index = torch.tensor([3, 11, 0, 6, 5], device=DEVICE)
+    got = hk.dequantize_gather_batch(store, [_misaligned(c, offset) for c, _ in payload], [sc for _, sc in payload],
+                                     request, index, dtype=torch.float32)
+    ref = hk.dequantize_gather_batch_ref(store, [c for c, _ in payload], [sc for _, sc in payload], request, index,
+                                         torch.float32)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_score_out_view_and_tiny_queries():
     quantizer = HiggsQuantizer(128, 4, 2)
     codes, scales = _store(quantizer, 20, 256, seed=13)
     q = randn(4, 128, seed=14, scale=1e-30)  # below float16 range: the kernel rescales q
-    for config in (hk.ScoreConfig(16, 4), hk.ScoreConfig(16, 4, lut=True)):
-        buffer = torch.full((4, 32), -1.0, device=DEVICE)
-        got = hk.score(quantizer, q, codes, scales, out=buffer[:, :20], config=config)
-        assert (buffer[:, 20:] == -1).all()
-        assert_scores_close(quantizer, q, codes, scales, got)
-        assert got.abs().max() > 0
+    buffer = torch.full((4, 32), -1.0, device=DEVICE)
+    got = hk.score(quantizer, q, codes, scales, out=buffer[:, :20], config=hk.KernelConfig(16, 4))
+    assert (buffer[:, 20:] == -1).all()
+    assert_scores_close(quantizer, q, codes, scales, got)
+    assert got.abs().max() > 0
 
 
 def test_score_rejects_bad_input():
