@@ -33,7 +33,8 @@ from sglang_kv.quant.higgs import HiggsQuantizer
 @triton.jit
 def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
              num_rows, q_stride_b, q_stride_h, codes_stride, scales_stride, out_stride_b, out_stride_h,
-             codes_head_stride, scales_head_stride, N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr, NUM_POINTS: tl.constexpr,
+             codes_head_stride, scales_head_stride,
+             N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr, NUM_POINTS: tl.constexpr,
              J_PAD: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
              HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, BLOCK_N: tl.constexpr, ABL: tl.constexpr):
     head = tl.program_id(1)
@@ -80,7 +81,8 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
             scores = tl.dot(keys, q2_lo, tl.dot(keys, q2_hi, scores))
             keys = _component(words, 3, P)
             scores = tl.dot(keys, q3_lo, tl.dot(keys, q3_hi, scores))
-        scale = tl.load(scales_base + rows64 * scales_stride + head * scales_head_stride, mask=mask, other=0.0).to(tl.float32) * factor
+        scale = tl.load(scales_base + rows64 * scales_stride + head * scales_head_stride, mask=mask, other=0.0)
+        scale = scale.to(tl.float32) * factor
         scores = scores * scale[:, None]
         out_ptrs = out_base + q_heads[None, :].to(tl.int64) * out_stride_h + rows64[:, None]
         tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_g < GQA)[None, :])
@@ -106,7 +108,8 @@ def main(tokens=131072, requests=32):
     hm_c = [hm_codes.clone() for _ in range(requests)]
     hm_s = [scales.t().contiguous() for _ in range(requests)]
     hm_table = device_ints([(c.data_ptr(), s.data_ptr(), tokens) for c, s in zip(hm_c, hm_s)], device)
-    for layout, abl, block, warps, pps, stages in itertools.product(("row", "head"), (0, 3), (64, 128), (2, 4), (4, 8), (3,)):
+    configs = itertools.product(("row", "head"), (0, 1, 2, 3), (64, 128), (2, 4), (4, 8), (3,))
+    for layout, abl, block, warps, pps, stages in configs:
         programs = max(1, min(triton.cdiv(tokens, block), triton.cdiv(pps * sms, 8 * requests)))
         if layout == "row":
             args = (table, codes.stride(0), scales.stride(0), 32, 1)
@@ -122,8 +125,9 @@ def main(tokens=131072, requests=32):
         except Exception as e:
             print(layout, abl, block, warps, pps, stages, "ERR", str(e)[:200]); continue
         diff = float((out - ref).abs().max()) if abl == 0 else None
-        res.append(dict(layout=layout, abl=abl, block=block, warps=warps, pps=pps, stages=stages, ms=ms, gbps=nbytes / ms / 1e6, diff=diff))
-    for layout, abl in itertools.product(("row", "head"), (0, 3)):
+        res.append(dict(layout=layout, abl=abl, block=block, warps=warps, pps=pps, stages=stages, ms=ms,
+                        gbps=nbytes / ms / 1e6, diff=diff))
+    for layout, abl in itertools.product(("row", "head"), (0, 1, 2, 3)):
         best = sorted((r for r in res if r["abl"] == abl and r["layout"] == layout), key=lambda r: r["ms"])[:2]
         for r in best:
             print(r)

@@ -8,8 +8,10 @@ the exact +-1 matrix (built in registers) and float32 accumulation: directly (``
 ``N <= 128``, otherwise as ``H_A (X) H_B`` (``N = A * B``, both >= 16) on the ``[A, B]`` view of each
 group. Float32 operands (quantize inputs, the Kronecker intermediate, rotated queries) are split into
 float16 ``hi + lo`` (two dots, about 2**-22 relative error); grid codewords are float16-exact, so a
-dot over them needs one pass. Codewords are gathered from a global float16 copy of the grid (a few
-KB, L1-resident).
+dot over them needs one pass. The gather and score kernels hold the grid as one packed word per point
+and look codewords up with ``tl.gather`` (shared memory, :func:`_codewords`); each codeword
+component then enters its own dot against the matching rows of the Hadamard matrix
+(:func:`_transform_codewords`) or of the rotated query, so components are never interleaved.
 """
 
 from __future__ import annotations
@@ -60,18 +62,16 @@ def _dot_f16(x, h, SPLIT: tl.constexpr):
 
 
 @triton.jit
-def _hadamard_rows(x, h_a, h_b, T: tl.constexpr, N: tl.constexpr, A: tl.constexpr, B: tl.constexpr,
-                   SPLIT_INPUT: tl.constexpr):
-    """Unnormalized Hadamard transform of each row of ``x [T, N]`` -> float32 ``[T, N]``.
+def _hadamard_rows(x, h_a, h_b, T: tl.constexpr, N: tl.constexpr, A: tl.constexpr, B: tl.constexpr):
+    """Unnormalized Hadamard transform of each row of float32 ``x [T, N]`` -> float32 ``[T, N]``.
 
     ``A == 1``: one dot with ``h_b = H_N``. Otherwise ``h_a = H_A``, ``h_b = H_B`` and ``N = A * B``:
-    row ``x`` seen as ``X [A, B]`` becomes ``H_A X H_B``. ``SPLIT_INPUT``: ``x`` is float32 (else
-    float16-exact).
+    row ``x`` seen as ``X [A, B]`` becomes ``H_A X H_B``.
     """
     if A == 1:
-        return _dot_f16(x, h_b, SPLIT_INPUT)
+        return _dot_f16(x, h_b, True)
     else:
-        y = _dot_f16(tl.reshape(x, (T * A, B)), h_b, SPLIT_INPUT)  # (T*A, B): mixed along b
+        y = _dot_f16(tl.reshape(x, (T * A, B)), h_b, True)  # (T*A, B): mixed along b
         return _hadamard_finish(y, h_a, T, N, A, B)
 
 
@@ -192,7 +192,7 @@ def higgs_quantize_kernel(
     else:
         h_a = _hadamard_matrix(A)
         h_b = _hadamard_matrix(B)
-    y = _hadamard_rows(x * inv_scale[:, None], h_a, h_b, BLOCK_T, N, A, B, True)  # (T, N) ~N(0,1)
+    y = _hadamard_rows(x * inv_scale[:, None], h_a, h_b, BLOCK_T, N, A, B)  # (T, N) ~N(0,1)
 
     J: tl.constexpr = N // P
     best_dist = tl.full([BLOCK_T, J], float("inf"), tl.float32)
@@ -231,11 +231,13 @@ def higgs_dequantize_gather_kernel(
     Programs ``(program_id(0), group)`` loop over blocks of ``BLOCK_T`` output rows with stride
     ``num_programs(0)``. codes: uint8 ``[*, C * bits / 8]`` (device or pinned host memory, read
     directly), scales ``[*, C / N]``, index int ``[num_out]``, grid: packed words ``[NUM_POINTS]``
-    (:func:`_codewords`), out ``[num_out, C]``. ``HAS_TABLE``: output row ``i`` reads the store of request
-    ``request[i]`` (int32 ``[num_out]``), whose codes and scales addresses are row ``request[i]`` of
-    the int64 ``table [B, 2]`` (every store with the same row strides; every codes address a
-    multiple of ``CODES_ALIGN``); ``codes_ptr`` / ``scales_ptr`` only give the element types. Per output row: reads ``C * bits / 8 + num_groups *
-    scale.itemsize`` plus the index, writes ``C * out.itemsize`` bytes.
+    (:func:`_codewords`), out ``[num_out, C]``. ``HAS_TABLE``: output row ``i`` reads the store of
+    request ``request[i]`` (int32 ``[num_out]``), whose codes and scales addresses are row
+    ``request[i]`` of the int64 ``table [B, 2]`` (every store with the same row strides; every codes
+    address a multiple of ``CODES_ALIGN``); ``codes_ptr`` / ``scales_ptr`` only give the element
+    types. ``J_PAD``: codewords per row of ``X`` (``B / P``) padded to the dot's minimum of 16. Per
+    output row: reads ``C * bits / 8 + num_groups * scale.itemsize`` plus the index, writes
+    ``C * out.itemsize`` bytes.
     """
     group = tl.program_id(1)
     h_a = _hadamard_matrix(16 if A == 1 else A)  # unused when A == 1
@@ -305,8 +307,7 @@ def higgs_score_kernel(
     J_PAD: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
     HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """Scores of the ``GQA`` query heads of kv head ``program_id(1)`` of request ``program_id(2)``
-    (tensor-core variant).
+    """Scores of the ``GQA`` query heads of kv head ``program_id(1)`` of request ``program_id(2)``.
 
     q: ``[B, Hq, N]`` (strides ``q_stride_b``, ``q_stride_h``; unrotated); codes: uint8
     ``[rows, Hkv * N * bits / 8]`` (per-head groups of ``N`` channels, row stride ``codes_stride``),
@@ -320,8 +321,8 @@ def higgs_score_kernel(
     float16), kept per codeword component ``c`` (rotated channels ``j * P + c``, ``J_PAD`` rows, split
     into float16 hi + lo). It then loops over blocks of ``BLOCK_N`` rows: codeword lookup, and per
     component a tensor-core dot of the codewords' component (float16-exact) with the query's, times
-    the scale. Per row and
-    kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes ``4 * GQA`` bytes.
+    the scale. Per row and kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes
+    ``4 * GQA`` bytes.
     """
     head = tl.program_id(1)
     request = tl.program_id(2)
