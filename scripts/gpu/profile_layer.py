@@ -18,6 +18,7 @@ from sglang_kv.bench.layer import LOCAL
 from sglang_kv.bench.shapes import model_spec
 from sglang_kv.config import OffloadConfig
 from sglang_kv.kernels import higgs as hk
+from sglang_kv.kernels import softmax as sk
 from sglang_kv.select import make_selector
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.store.host import HostArena, HostBlock
@@ -65,10 +66,9 @@ def main():
     logits = torch.empty(args.batch, 32, args.context - LOCAL, device="cuda")
     stages = {}
     stages["score_batch"] = timed(lambda: hk.score_batch(sel.landmark_q, q, codes, scales, out=logits))
-    probs = torch.softmax(logits * scale, -1)
-    stages["softmax"] = timed(lambda: torch.softmax(logits * scale, -1))
-    scores = probs.view(args.batch, 8, 4, -1).amax(2)
-    stages["gqa_max"] = timed(lambda: probs.view(args.batch, 8, 4, -1).amax(2))
+    lengths = torch.full((args.batch,), logits.shape[-1], dtype=torch.int32, device="cuda")
+    stages["softmax_gqa_max"] = timed(lambda: sk.group_max_softmax_batch(logits, lengths, 8, scale))
+    scores = sk.group_max_softmax_batch(logits, lengths, 8, scale)
     stages["topk"] = timed(lambda: torch.topk(scores, k, dim=-1, sorted=True))
     stages["topk_unsorted"] = timed(lambda: torch.topk(scores, k, dim=-1, sorted=False))
     top = torch.topk(scores, k, dim=-1).indices

@@ -198,22 +198,21 @@ class YakvSelector(Selector):
         return self._select_batch_kernels(q, summaries, ks, scale)
 
     def _select_batch_kernels(self, q, summaries, ks, scale) -> BatchSelection:
-        """One score launch over every request's landmarks, then softmax, GQA max and top-k over the
-        padded ``[B, Hkv, max L]`` scores; equal to ``select`` per request (up to ties)."""
+        """One score launch over every request's landmarks, then one launch of softmax and GQA max
+        over the padded ``[B, Hkv, max L]`` scores (padding at -1), and top-k; equal to ``select`` per
+        request (up to ties)."""
         from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+        from sglang_kv.kernels import softmax as softmax_kernels
 
         hkv = self.shape.num_kv_heads
         lengths = [s.num_tokens for s in summaries]
         counts = [self.num_selected(k, n) for k, n in zip(ks, lengths)]
-        logits = torch.full((q.shape[0], q.shape[1], max(lengths)), float("-inf"), device=q.device)
+        # columns past a request's length are neither written nor read
+        logits = torch.empty((q.shape[0], q.shape[1], max(lengths)), device=q.device)
         higgs_kernels.score_batch(self.landmark_q, q, [s.device["landmark_codes"] for s in summaries],
                                   [s.device["landmark_scales"] for s in summaries], out=logits)
-        batch, width_tokens = q.shape[0], logits.shape[-1]
-        scores = group_max_softmax(logits.mul_(scale).view(-1, width_tokens), batch * hkv)  # padded columns 0
-        scores = scores.view(batch, hkv, width_tokens)
-        column = torch.arange(scores.shape[-1], device=q.device)
-        length = device_ints(lengths, q.device)[:, None, None]
-        scores.masked_fill_(column >= length, -1.0)  # below every probability, underflowed ones too
+        scores = softmax_kernels.group_max_softmax_batch(logits, device_ints(lengths, q.device, torch.int32), hkv,
+                                                         scale)  # (B, Hkv, max L), -1 past each length
         width = max(counts)
         top = torch.topk(scores, width, dim=-1, sorted=True).indices  # (B, Hkv, width), best first
         if min(counts) == width:

@@ -1,4 +1,4 @@
-"""Every HIGGS kernel config (and the device cache's row copy) the wrappers may pick compiles for the H200 (sm_90) without a GPU.
+"""Every HIGGS kernel config (and the device cache's row copy, the selection's softmax) the wrappers may pick compiles for the H200 (sm_90) without a GPU.
 
 The interpreter tests check what the kernels compute; this one runs Triton's real compiler (TTIR ->
 TTGIR -> PTX -> cubin with the bundled ptxas) for ``GPUTarget("cuda", 90, 32)`` on the model shapes
@@ -90,6 +90,17 @@ def compile_all() -> list[dict]:
                       config.num_warps, config.num_stages)
     from sglang_kv.kernels import rows as rk
     from sglang_kv.kernels import rows_triton as rt
+    from sglang_kv.kernels import softmax as sk
+    from sglang_kv.kernels import softmax_triton as st
+
+    # the selection's softmax + GQA max: Llama-3.1-8B (GQA 4), SmolLM2 (GQA 3), Qwen3-30B-A3B (GQA 8)
+    for gqa in (4, 3, 8):
+        for config in sk.SOFTMAX_CONFIGS:
+            build(st.group_max_softmax_kernel, "group_max_softmax",
+                  dict(logits_ptr="*fp32", lengths_ptr="*i32", out_ptr="*fp32", num_cols="i32",
+                       logits_stride_b="i32", logits_stride_h="i32", out_stride_b="i32", out_stride_h="i32",
+                       scale="fp32"),
+                  dict(GQA=gqa, GQA_PAD=1 << (gqa - 1).bit_length(), BLOCK=config.block), config.num_warps)
 
     # device-cache fills: Llama-3.1-8B token rows (512 code bytes as int64) and fp16 scales; per-head rows
     for elem, row in (("*i64", 64), ("*i16", 1), ("*i64", 8), ("*u8", 3)):
@@ -129,7 +140,7 @@ def test_kernels_compile_for_sm90():
     assert not failed, json.dumps(failed[:3], indent=1)
     spilled = [r for r in records if r["spills"]]
     assert not spilled, json.dumps(spilled[:3], indent=1)
-    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "copy_rows"}
+    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "copy_rows", "group_max_softmax"}
 
 
 if __name__ == "__main__":
