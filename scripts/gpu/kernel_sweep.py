@@ -2,9 +2,8 @@
 at the shapes #3's bandwidth target names: landmark scores of 32 requests x 128K tokens (Llama-3.1-8B,
 8 kv heads, GQA 4) and the 4-bit store's dequantize-gather of 128K sorted rows to bf16.
 
-Each config is timed with ``triton.testing.do_bench`` (median, L2 flushed); the score is launched
-through the wrapper's internal launcher with its address table built once, so the time is the
-kernel's and not the per-call input checks. Prints the fastest configs and writes every timing:
+Each config is timed with ``triton.testing.do_bench`` (median, L2 flushed); the score runs on stores
+checked once (``score_refs``), so the time is the kernel's and not the per-call input checks. Prints the fastest configs and writes every timing:
 
     python scripts/gpu/kernel_sweep.py --out /tmp/out/kernel_sweep.json
 """
@@ -17,7 +16,6 @@ import itertools
 import torch
 import triton.testing
 
-from sglang_kv.devices import device_ints
 from sglang_kv.kernels import higgs as hk
 from sglang_kv.quant.bench import CHANNELS, HBM_CEILING_GBPS, LANDMARK, NUM_Q_HEADS, STORE, synthetic_keys
 from sglang_kv.quant.higgs import HiggsQuantizer
@@ -40,16 +38,14 @@ def sweep_score(tokens: int, requests: int) -> list[dict]:
     scales_b = scales.repeat(requests, 1).split(tokens)
     q = torch.randn(requests, NUM_Q_HEADS, 128, device=device)
     out = torch.empty(requests, NUM_Q_HEADS, tokens, device=device)
-    table = device_ints([(c.data_ptr(), s.data_ptr(), c.shape[0]) for c, s in zip(codes_b, scales_b)], device)
-    align = hk.common_alignment(c.data_ptr() for c in codes_b)
+    refs = [hk.store_ref(landmark, c, s, device) for c, s in zip(codes_b, scales_b)]
     ref = hk.score_batch(landmark, q, codes_b, scales_b, config=hk.SCORE_CONFIGS[0])
     num_bytes = requests * tokens * (landmark.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
     results = []
     candidates = [hk.KernelConfig(b, w, p, s) for b, w, s, p in
                   itertools.product((64, 128, 256), (4, 8), (1, 2, 3), (2, 4, 8))]
     for cfg in candidates:
-        ms = _time(lambda: hk._launch_score(landmark, q, codes_b[0], scales_b[0], CHANNELS // 128, table, align,
-                                            tokens, out, cfg))
+        ms = _time(lambda: hk.score_refs(landmark, q, refs, [tokens] * requests, out=out, config=cfg))
         record = {"config": cfg._asdict()}
         if isinstance(ms, float):
             record.update(ms=ms, gbps=num_bytes / ms / 1e6, max_abs_diff=float((out - ref).abs().max()))

@@ -7,7 +7,8 @@
   :func:`dequantize_gather_batch` reads the stores of several requests in one launch.
 - :func:`score`: per-head (landmark) scores without dequantizing: ``Hq`` query heads against ``rows``
   tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``;
-  :func:`score_batch`: ``B`` requests, each with its own store, in one launch -> ``[B, Hq, max rows]``.
+  :func:`score_batch`: ``B`` requests, each with its own store, in one launch -> ``[B, Hq, max rows]``
+  (:func:`score_refs`: the same on stores checked once, :func:`store_ref`).
   The rotated query meets the looked-up codewords in tensor-core dots, one per codeword component.
 
 Batched launches find each request's store in a small int64 table of addresses (and row counts)
@@ -256,11 +257,7 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
                            index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
                            out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
     """:func:`dequantize_gather_batch` on stores checked once by :func:`store_ref` (same layout for all)."""
-    if not stores:
-        raise ValueError("need at least one store")
-    layout = stores[0].layout
-    if any(st.layout != layout for st in stores):
-        raise ValueError("every store must have the same row strides, channels and scale dtype")
+    layout = _shared_layout(stores)
     device = _check_gather_index(index, dtype)
     if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
         raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
@@ -282,11 +279,14 @@ def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
     return codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype
 
 
-def _check_same_layout(codes: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]) -> None:
-    """A batched launch reads every store with the first one's channels, row strides and scale dtype."""
-    layout = _store_layout(codes[0], scales[0])
-    if any(_store_layout(c, sc) != layout for c, sc in zip(codes, scales)):
+def _shared_layout(stores: Sequence[StoreRef]) -> tuple:
+    """The layout every store of one batched launch shares (raises if they differ or there are none)."""
+    if not stores:
+        raise ValueError("need at least one store")
+    layout = stores[0].layout
+    if any(st.layout != layout for st in stores):
         raise ValueError("every store must have the same row strides, channels and scale dtype")
+    return layout
 
 
 def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device:
@@ -381,12 +381,16 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
     """
     if q.dim() != 2:
         raise ValueError(f"q must be [Hq, D], got shape {tuple(q.shape)}; use score_batch for [B, Hq, D]")
-    num_kv_heads = _check_score_store(quantizer, q, codes, scales)
+    num_channels = _check_codes_2d(quantizer, codes, scales)
+    num_kv_heads = _check_score_query(quantizer, q, num_channels)
+    check_readable(codes, q.device, "codes")
+    check_readable(scales, q.device, "scales")
     num_rows = codes.shape[0]
     if out is None:
         out = torch.empty(q.shape[0], num_rows, dtype=torch.float32, device=q.device)
     check_out(out, (q.shape[0], num_rows), (torch.float32,), q.device, "out")
-    _launch_score(quantizer, q[None], codes, scales, num_kv_heads, None, 1, num_rows, out[None], config)
+    _launch_score(quantizer, q[None], codes, scales, codes.stride(0), scales.stride(0), codes.device.type,
+                  num_kv_heads, None, 1, num_rows, out[None], config)
     return out
 
 
@@ -399,28 +403,38 @@ def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torc
     ``[rows_b, Hkv]`` (same row strides for all). Returns float32 ``out [B, Hq, max_b rows_b]`` (last
     dimension contiguous, any other strides); ``out[b, :, rows_b:]`` is left untouched.
     """
-    if q.dim() != 3 or len(codes) != q.shape[0] or len(scales) != q.shape[0]:
-        raise ValueError(f"q must be [B, Hq, D] with one codes and scales tensor per request, got q "
-                         f"{tuple(q.shape)}, {len(codes)} codes, {len(scales)} scales")
-    num_kv_heads = _check_score_store(quantizer, q, codes[0], scales[0])
-    for c, sc in zip(codes, scales):
-        _check_score_store(quantizer, q, c, sc)
-    _check_same_layout(codes, scales)
-    width = max(c.shape[0] for c in codes)
+    if len(codes) != len(scales):
+        raise ValueError(f"need one scales tensor per codes tensor, got {len(codes)} and {len(scales)}")
+    refs = [store_ref(quantizer, c, sc, q.device) for c, sc in zip(codes, scales)]
+    return score_refs(quantizer, q, refs, [c.shape[0] for c in codes], out=out, config=config)
+
+
+def score_refs(quantizer: HiggsQuantizer, q: torch.Tensor, stores: Sequence[StoreRef], rows: Sequence[int], *,
+               out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
+    """:func:`score_batch` on stores checked once by :func:`store_ref` (same layout for all);
+    ``rows[b]``: the rows of request ``b``'s store."""
+    if q.dim() != 3 or len(stores) != q.shape[0] or len(rows) != q.shape[0]:
+        raise ValueError(f"q must be [B, Hq, D] with one store and row count per request, got q "
+                         f"{tuple(q.shape)}, {len(stores)} stores, {len(rows)} row counts")
+    code_bytes, codes_stride, scales_stride, scale_dtype = _shared_layout(stores)
+    num_kv_heads = _check_score_query(quantizer, q, code_bytes // quantizer.group_code_bytes * quantizer.group_size)
+    width = max(rows)
     shape = (q.shape[0], q.shape[1], width)
     if out is None:
         out = torch.empty(shape, dtype=torch.float32, device=q.device)
     check_out(out, shape, (torch.float32,), q.device, "out")
-    table = device_ints([(c.data_ptr(), sc.data_ptr(), c.shape[0]) for c, sc in zip(codes, scales)], q.device)
-    align = common_alignment(c.data_ptr() for c in codes)
-    _launch_score(quantizer, q, codes[0], scales[0], num_kv_heads, table, align, width, out, config)
+    table = device_ints([(st.codes, st.scales, n) for st, n in zip(stores, rows)], q.device)  # (B, 3)
+    codes_type = torch.empty(0, dtype=torch.uint8, device=q.device)  # element types only: the table holds the stores
+    scales_type = torch.empty(0, dtype=scale_dtype, device=q.device)
+    codes_device = "cpu" if any(st.on_host for st in stores) else q.device.type
+    _launch_score(quantizer, q, codes_type, scales_type, codes_stride, scales_stride, codes_device, num_kv_heads,
+                  table, common_alignment(st.codes for st in stores), width, out, config)
     return out
 
 
-def _check_score_store(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor) -> int:
-    """Checks shared by score and score_batch; returns the number of kv heads."""
+def _check_score_query(quantizer: HiggsQuantizer, q: torch.Tensor, num_channels: int) -> int:
+    """Checks of the query against per-head stores of ``num_channels``; returns the number of kv heads."""
     quantizer.check_input(q, "q")
-    num_channels = _check_codes_2d(quantizer, codes, scales)
     head_dim = quantizer.group_size
     if head_dim > MAX_SCORE_HEAD_DIM:
         raise ValueError(f"score kernel: group_size (head_dim) must be <= {MAX_SCORE_HEAD_DIM}, got {head_dim}")
@@ -431,14 +445,14 @@ def _check_score_store(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.
     if q.shape[-2] % num_kv_heads:
         raise ValueError(f"number of query heads {q.shape[-2]} is not a multiple of kv heads {num_kv_heads}")
     check_kernel_device(q.device, "q")
-    check_readable(codes, q.device, "codes")
-    check_readable(scales, q.device, "scales")
     return num_kv_heads
 
 
-def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, codes_align, num_rows, out, config) -> None:
-    """Score kernel launch for ``q3 [B, Hq, D]`` into ``out [B, Hq, >= rows]``; ``codes_align``: the
-    alignment of every codes address in ``table``."""
+def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, codes_device, num_kv_heads, table,
+                  codes_align, num_rows, out, config) -> None:
+    """Score kernel launch for ``q3 [B, Hq, D]`` into ``out [B, Hq, >= rows]``: one store (``codes``,
+    ``scales``) or, with ``table``, the stores it lists (``codes`` / ``scales`` then only give the
+    element types); ``codes_align``: the alignment of every codes address in ``table``."""
     if num_rows == 0:
         return
     if out.stride(-1) != 1:
@@ -461,14 +475,14 @@ def _launch_score(quantizer, q3, codes, scales, num_kv_heads, table, codes_align
                               cdiv(cfg.programs_per_sm * sms, num_kv_heads * num_requests)))
         higgs_score_kernel[(programs, num_kv_heads, num_requests)](
             q3, codes, scales, table_arg, words, out,
-            num_rows, q3.stride(0), q3.stride(1), codes.stride(0), scales.stride(0), out.stride(0), out.stride(1),
+            num_rows, q3.stride(0), q3.stride(1), codes_stride, scales_stride, out.stride(0), out.stride(1),
             N=head_dim, GQA=gqa, GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
             J_PAD=max(16, head_dim // quantizer.p), HAS_TABLE=has_table, CODES_ALIGN=codes_align,
             BLOCK_N=cfg.block, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
 
     if config is None:
         key = ("higgs_score", str(device), head_dim, quantizer.p, quantizer.bits, quantizer.scale_dtype,
-               gqa, num_kv_heads, num_requests, q3.dtype, codes.device.type, has_table, codes_align,
+               gqa, num_kv_heads, num_requests, q3.dtype, codes_device, has_table, codes_align,
                size_bucket(num_rows))
         config = pick_config(key, SCORE_CONFIGS, run)
     check_config(config, 16)

@@ -209,8 +209,8 @@ class YakvSelector(Selector):
         counts = [self.num_selected(k, n) for k, n in zip(ks, lengths)]
         # columns past a request's length are neither written nor read
         logits = torch.empty((q.shape[0], q.shape[1], max(lengths)), device=q.device)
-        higgs_kernels.score_batch(self.landmark_q, q, [s.device["landmark_codes"] for s in summaries],
-                                  [s.device["landmark_scales"] for s in summaries], out=logits)
+        higgs_kernels.score_refs(self.landmark_q, q, [self._landmark_ref(s, q.device) for s in summaries], lengths,
+                                 out=logits)
         scores = softmax_kernels.group_max_softmax_batch(logits, device_ints(lengths, q.device, torch.int32), hkv,
                                                          scale)  # (B, Hkv, max L), -1 past each length
         width = max(counts)
@@ -221,6 +221,16 @@ class YakvSelector(Selector):
         valid = torch.arange(width, device=q.device) < device_ints(counts, q.device)[:, None, None]
         top = torch.sort(torch.where(valid, top, scores.shape[-1]), dim=-1).values
         return BatchSelection(torch.where(valid, top, top[..., :1]), counts)
+
+    def _landmark_ref(self, summary: LayerSummary, device: torch.device):
+        """The request's landmark store checked once for the score kernel (it is fixed for the
+        request's life)."""
+        if "landmark_ref" not in summary.memo:
+            from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+            summary.memo["landmark_ref"] = higgs_kernels.store_ref(
+                self.landmark_q, summary.device["landmark_codes"], summary.device["landmark_scales"], device)
+        return summary.memo["landmark_ref"]
 
     # ---- gather -------------------------------------------------------------------------------
     def gather_batch(self, summaries, selection, dtype=torch.float32):

@@ -399,7 +399,7 @@ def test_score_rejects_bad_input():
         hk.score(quantizer, randn(3, 64, seed=0), codes, scales)
     with pytest.raises(ValueError, match="use score_batch"):
         hk.score(quantizer, randn(2, 4, 64, seed=0), codes, scales)
-    with pytest.raises(ValueError, match="one codes and scales tensor per request"):
+    with pytest.raises(ValueError, match="one store and row count per request"):
         hk.score_batch(quantizer, randn(2, 4, 64, seed=0), [codes], [scales])
     with pytest.raises(ValueError, match="same row strides"):
         wide = torch.zeros(10, 64, dtype=torch.uint8, device=DEVICE)[:, :32]
