@@ -53,14 +53,14 @@ def hadamard_factors(group_size: int) -> tuple[int, int]:
     return a, group_size // a
 
 
+_WORD_DTYPES = {1: torch.float16, 2: torch.int32, 4: torch.int64}  # grid dimension p -> one point's word
+
+
 def grid_words(quantizer: HiggsQuantizer, device: torch.device) -> torch.Tensor:
     """The float16 grid with each point's ``p`` components packed into one word ``[num_points]``
     (float16 for p = 1, int32 for 2, int64 for 4): what the gather and score kernels look up."""
     points = quantizer.grid(device, torch.float16)  # (num_points, p), float16-exact
     return points.view(_WORD_DTYPES[quantizer.p]).view(quantizer.num_points)
-
-
-_WORD_DTYPES = {1: torch.float16, 2: torch.int32, 4: torch.int64}
 
 
 def _min_block(group_size: int) -> int:

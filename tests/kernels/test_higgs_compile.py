@@ -19,8 +19,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # (group_size, p, bits, gqa): Llama-3.1-8B store and landmarks, SmolLM2 (3 kv heads of 64, GQA 3),
-# Qwen3-30B-A3B (GQA 8), a 3-bit grid
-SHAPES = [(1024, 2, 4, None), (128, 4, 2, 4), (64, 4, 2, 3), (128, 4, 2, 8), (512, 2, 3, None), (64, 1, 3, 3)]
+# Qwen3-30B-A3B (GQA 8), a 3-bit grid, padded dots
+SHAPES = [(1024, 2, 4, None), (128, 4, 2, 4), (64, 4, 2, 3), (128, 4, 2, 8), (512, 2, 3, None), (64, 1, 3, 3),
+          (256, 4, 1, None), (32, 4, 2, 2)]  # the last two: fewer than 16 codewords per dot row (padded)
 
 
 def compile_all() -> list[dict]:

@@ -188,6 +188,8 @@ GATHER_CASES = [  # (group_size, channels, rows, p, bits)
     (16, 32, 40, 1, 3),
     (512, 1024, 9, 2, 3),
     (1024, 1024, 11, 2, 4),
+    (32, 64, 21, 4, 2),  # 8 codewords per row: the dot's rows padded to 16
+    (256, 512, 7, 4, 1),  # 16 x 16 transform with 4 codewords per row of X: padded
 ]
 
 
@@ -305,6 +307,8 @@ SCORE_CASES = [  # (head_dim, Hq, Hkv, rows, p, bits)
     (128, 3, 3, 33, 2, 4),
     (32, 8, 2, 50, 1, 3),
     (64, 2, 1, 21, 2, 3),
+    (32, 4, 2, 25, 4, 2),  # 8 codewords per head: padded to 16
+    (16, 2, 1, 30, 4, 1),  # 4 codewords per head
 ]
 
 
