@@ -30,17 +30,25 @@ def _time(run) -> float | str:
         return f"{type(error).__name__}: {str(error)[:160]}"
 
 
-def sweep_score(tokens: int, requests: int) -> list[dict]:
-    device = torch.device("cuda")
+def landmark_batch(tokens: int, requests: int, device: torch.device):
+    """Landmark stores of ``requests`` requests of ``tokens`` tokens (views of one quantized store),
+    queries and a score output: ``(quantizer, codes, scales, codes_b, scales_b, q, out, bytes)``, the
+    bytes counted as the quant bench does (codes, scales and float32 scores)."""
     landmark = HiggsQuantizer(**LANDMARK)
     codes, scales = landmark.quantize(synthetic_keys(tokens, "channel_outliers", device).to(torch.bfloat16))
     codes_b = codes.repeat(requests, 1).split(tokens)
     scales_b = scales.repeat(requests, 1).split(tokens)
     q = torch.randn(requests, NUM_Q_HEADS, 128, device=device)
     out = torch.empty(requests, NUM_Q_HEADS, tokens, device=device)
+    num_bytes = requests * tokens * (landmark.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
+    return landmark, codes, scales, codes_b, scales_b, q, out, num_bytes
+
+
+def sweep_score(tokens: int, requests: int) -> list[dict]:
+    device = torch.device("cuda")
+    landmark, _, _, codes_b, scales_b, q, out, num_bytes = landmark_batch(tokens, requests, device)
     refs = [hk.store_ref(landmark, c, s, device) for c, s in zip(codes_b, scales_b)]
     ref = hk.score_batch(landmark, q, codes_b, scales_b, config=hk.SCORE_CONFIGS[0])
-    num_bytes = requests * tokens * (landmark.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
     results = []
     candidates = [hk.KernelConfig(b, w, p, s) for b, w, s, p in
                   itertools.product((64, 128, 256), (4, 8), (1, 2, 3), (2, 4, 8))]

@@ -22,12 +22,11 @@ import triton
 import triton.language as tl
 import triton.testing
 
-from sglang_kv.kernels.higgs_triton import (_request_rows, _rotated_query_component, _load_index_rows, _codewords,
-                                            _component)
-from sglang_kv.kernels import higgs as hk
+from kernel_sweep import landmark_batch  # scripts/gpu, beside this script
 from sglang_kv.devices import device_ints
-from sglang_kv.quant.bench import CHANNELS, LANDMARK, NUM_Q_HEADS, synthetic_keys
-from sglang_kv.quant.higgs import HiggsQuantizer
+from sglang_kv.kernels import higgs as hk
+from sglang_kv.kernels.higgs_triton import (_codewords, _component, _load_index_rows, _request_rows,
+                                            _rotated_query_component)
 
 
 @triton.jit
@@ -90,21 +89,15 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
 
 def main(tokens=131072, requests=32):
     device = torch.device("cuda")
-    lm = HiggsQuantizer(**LANDMARK)
-    codes, scales = lm.quantize(synthetic_keys(tokens, "channel_outliers", device).to(torch.bfloat16))
-    codes_b = codes.repeat(requests, 1).split(tokens)
-    scales_b = scales.repeat(requests, 1).split(tokens)
-    q = torch.randn(requests, NUM_Q_HEADS, 128, device=device)
-    out = torch.empty(requests, NUM_Q_HEADS, tokens, device=device)
+    lm, codes, scales, codes_b, scales_b, q, out, nbytes = landmark_batch(tokens, requests, device)
     table = device_ints([(c.data_ptr(), s.data_ptr(), c.shape[0]) for c, s in zip(codes_b, scales_b)], device)
     words = hk.grid_words(lm, device)
     meta = hk._packing_meta(lm)
-    nbytes = requests * tokens * (lm.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
     ref = hk.score_batch(lm, q, codes_b, scales_b)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     res = []
     # head-major copies: codes [Hkv, rows, 32], scales [Hkv, rows]
-    hm_codes = codes.view(tokens, 8, 32).transpose(0, 1).contiguous().repeat(1, 1, 1)
+    hm_codes = codes.view(tokens, 8, 32).transpose(0, 1).contiguous()
     hm_c = [hm_codes.clone() for _ in range(requests)]
     hm_s = [scales.t().contiguous() for _ in range(requests)]
     hm_table = device_ints([(c.data_ptr(), s.data_ptr(), tokens) for c, s in zip(hm_c, hm_s)], device)

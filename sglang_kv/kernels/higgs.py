@@ -67,6 +67,12 @@ def _min_block(group_size: int) -> int:
     return 16 if group_size <= 128 else 1  # a dense-dot transform needs >= 16 rows per tile
 
 
+def dot_codewords(values: int, p: int) -> int:
+    """``J_PAD`` of the gather and score kernels: the codewords spelling ``values`` values, padded to
+    the 16 a tensor-core dot needs at least."""
+    return max(16, values // p)
+
+
 def _packing_meta(quantizer: HiggsQuantizer) -> dict:
     layout = packing_layout(quantizer.index_bits)
     return dict(P=quantizer.p, IDX_BITS=quantizer.index_bits, K=layout.indices_per_word, U=layout.bytes_per_word)
@@ -257,20 +263,15 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
                            index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
                            out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
     """:func:`dequantize_gather_batch` on stores checked once by :func:`store_ref` (same layout for all)."""
-    layout = _shared_layout(stores)
     device = _check_gather_index(index, dtype)
+    batched = _batched(quantizer, stores, device)
     if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
         raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
                          f"{request.dtype} {tuple(request.shape)} on {request.device}")
-    code_bytes, codes_stride, scales_stride, scale_dtype = layout
-    codes_device = "cpu" if any(st.on_host for st in stores) else device.type  # tuning: host reads dominate
-    num_channels = code_bytes // quantizer.group_code_bytes * quantizer.group_size
     table = device_ints([(st.codes, st.scales) for st in stores], device)  # (S, 2)
-    codes_type = torch.empty(0, dtype=torch.uint8, device=device)  # element types only: the table holds the stores
-    scales_type = torch.empty(0, dtype=scale_dtype, device=device)
-    return _launch_gather(quantizer, num_channels, codes_type, scales_type, codes_stride, scales_stride, table,
-                          request.reshape(-1).contiguous(), index, dtype, out, config, codes_device,
-                          common_alignment(st.codes for st in stores))
+    return _launch_gather(quantizer, batched.num_channels, batched.codes_type, batched.scales_type,
+                          batched.codes_stride, batched.scales_stride, table, request.reshape(-1).contiguous(), index,
+                          dtype, out, config, batched.codes_device, batched.codes_align)
 
 
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
@@ -279,14 +280,31 @@ def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
     return codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype
 
 
-def _shared_layout(stores: Sequence[StoreRef]) -> tuple:
-    """The layout every store of one batched launch shares (raises if they differ or there are none)."""
+class _Batched(NamedTuple):
+    """What a batched launch derives from its checked stores (:func:`_batched`)."""
+
+    num_channels: int
+    codes_stride: int
+    scales_stride: int
+    codes_type: torch.Tensor  # empty: only the element types (the address table holds the stores)
+    scales_type: torch.Tensor
+    codes_device: str  # "cpu" when any store is in host memory (tuning key: host reads dominate)
+    codes_align: int  # the alignment of every codes address (the kernels' hint)
+
+
+def _batched(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], device: torch.device) -> _Batched:
+    """Check that the stores of one batched launch share a layout (and that there is one) and derive
+    the launch arguments they share."""
     if not stores:
         raise ValueError("need at least one store")
     layout = stores[0].layout
     if any(st.layout != layout for st in stores):
         raise ValueError("every store must have the same row strides, channels and scale dtype")
-    return layout
+    code_bytes, codes_stride, scales_stride, scale_dtype = layout
+    return _Batched(code_bytes // quantizer.group_code_bytes * quantizer.group_size, codes_stride, scales_stride,
+                    torch.empty(0, dtype=torch.uint8, device=device), torch.empty(0, dtype=scale_dtype, device=device),
+                    "cpu" if any(st.on_host for st in stores) else device.type,
+                    common_alignment(st.codes for st in stores))
 
 
 def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device:
@@ -327,7 +345,7 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
         higgs_dequantize_gather_kernel[(programs, num_groups)](
             codes, scales, flat_index, table if has_table else flat_index, request if has_table else flat_index,
             words, out2d, num_out, codes_stride, scales_stride, out2d.stride(0),
-            N=n, A=a, B=b, NUM_POINTS=quantizer.num_points, J_PAD=max(16, b // quantizer.p),
+            N=n, A=a, B=b, NUM_POINTS=quantizer.num_points, J_PAD=dot_codewords(b, quantizer.p),
             HAS_TABLE=has_table, CODES_ALIGN=codes_align, BLOCK_T=cfg.block,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta,
         )
@@ -416,19 +434,16 @@ def score_refs(quantizer: HiggsQuantizer, q: torch.Tensor, stores: Sequence[Stor
     if q.dim() != 3 or len(stores) != q.shape[0] or len(rows) != q.shape[0]:
         raise ValueError(f"q must be [B, Hq, D] with one store and row count per request, got q "
                          f"{tuple(q.shape)}, {len(stores)} stores, {len(rows)} row counts")
-    code_bytes, codes_stride, scales_stride, scale_dtype = _shared_layout(stores)
-    num_kv_heads = _check_score_query(quantizer, q, code_bytes // quantizer.group_code_bytes * quantizer.group_size)
+    batched = _batched(quantizer, stores, q.device)
+    num_kv_heads = _check_score_query(quantizer, q, batched.num_channels)
     width = max(rows)
     shape = (q.shape[0], q.shape[1], width)
     if out is None:
         out = torch.empty(shape, dtype=torch.float32, device=q.device)
     check_out(out, shape, (torch.float32,), q.device, "out")
     table = device_ints([(st.codes, st.scales, n) for st, n in zip(stores, rows)], q.device)  # (B, 3)
-    codes_type = torch.empty(0, dtype=torch.uint8, device=q.device)  # element types only: the table holds the stores
-    scales_type = torch.empty(0, dtype=scale_dtype, device=q.device)
-    codes_device = "cpu" if any(st.on_host for st in stores) else q.device.type
-    _launch_score(quantizer, q, codes_type, scales_type, codes_stride, scales_stride, codes_device, num_kv_heads,
-                  table, common_alignment(st.codes for st in stores), width, out, config)
+    _launch_score(quantizer, q, batched.codes_type, batched.scales_type, batched.codes_stride, batched.scales_stride,
+                  batched.codes_device, num_kv_heads, table, batched.codes_align, width, out, config)
     return out
 
 
@@ -477,7 +492,7 @@ def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, cod
             q3, codes, scales, table_arg, words, out,
             num_rows, q3.stride(0), q3.stride(1), codes_stride, scales_stride, out.stride(0), out.stride(1),
             N=head_dim, GQA=gqa, GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
-            J_PAD=max(16, head_dim // quantizer.p), HAS_TABLE=has_table, CODES_ALIGN=codes_align,
+            J_PAD=dot_codewords(head_dim, quantizer.p), HAS_TABLE=has_table, CODES_ALIGN=codes_align,
             BLOCK_N=cfg.block, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
 
     if config is None:

@@ -72,7 +72,7 @@ def compile_all() -> list[dict]:
                                request_ptr="*i32", grid_ptr=words, out_ptr=out_type, num_out="i32",
                                codes_stride="i32", scales_stride="i32", out_stride="i32"),
                           dict(N=group_size, A=a, B=b, NUM_POINTS=quantizer.num_points,
-                               J_PAD=max(16, b // p), HAS_TABLE=has_table, CODES_ALIGN=align,
+                               J_PAD=hk.dot_codewords(b, p), HAS_TABLE=has_table, CODES_ALIGN=align,
                                BLOCK_T=config.block, **meta),
                           config.num_warps, config.num_stages)
         if gqa is None:
@@ -87,7 +87,7 @@ def compile_all() -> list[dict]:
                       dict(q_ptr="*bf16", codes_ptr="*u8", scales_ptr="*fp16", table_ptr="*i64",
                            grid_ptr=words, out_ptr="*fp32", q_stride_b="i32", q_stride_h="i32", **strides),
                       dict(GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
-                           J_PAD=max(16, group_size // p), **common),
+                           J_PAD=hk.dot_codewords(group_size, p), **common),
                       config.num_warps, config.num_stages)
     from sglang_kv.kernels import rows as rk
     from sglang_kv.kernels import rows_triton as rt
