@@ -18,8 +18,10 @@ QUESTIONS = record_questions()[:3]
 BATCH_TEXTS = [records_document(70, 4) + "\nQuestion: which part ships from Cork?", records_document(110, 5) + "\nAnswer:"]
 # The chat prompts share SmolLM2's system prompt. Stock reuses it from the radix cache; offloaded
 # prompts are kept out of the cache, so the two would prefill with different batch shapes and bf16
-# rounding. Without the radix cache both compute the same thing.
-NO_CACHE = ["--disable-radix-cache"]
+# rounding. Without the radix cache both compute the same thing. A text batch is otherwise tokenized
+# and sent one request at a time, so whether the second prompt joins the first's prefill batch depends
+# on timing (and changes the rounding); tokenized together, both reach the scheduler in one message.
+NO_CACHE = ["--disable-radix-cache", "--enable-tokenizer-batch-encode"]
 FULL_BUDGET = [*NO_CACHE, "--kv-offload", "oracle", "--kv-offload-budget", "1.0", "--kv-offload-min-prompt", "256"]
 
 
