@@ -1,0 +1,132 @@
+"""Where the zero-copy payload gather of one batched decode step loses PCIe bandwidth (GPU host).
+
+The K and V rows yakv's token groups read in one 32 x 64K step at 3.125% (Llama-3.1-8B shape), timed
+side by side in one run (median of ``do_bench``), GB/s of host bytes read:
+
+- ``fused``: the zero-copy dequantize-gather reading codes and scales from pinned memory (its
+  fastest config); ``fused_scales_dev``: the same with the scales in GPU memory (only the codes
+  cross PCIe);
+- ``staged``: :class:`~sglang_kv.kernels.higgs.StagedGather`, the row-copy kernel moving codes and
+  scales to device buffers, then the dequantize-gather from there; ``auto``: what the wrapper picks;
+- ``copy_codes`` (its fastest of a config sweep) / ``copy_scales``: the row copies alone;
+  ``dequantize_from_device``: the dequantize-gather of rows already in GPU memory;
+- ``dma``: one bulk pinned -> device copy of the codes' bytes (the copy engine's ceiling).
+
+    python scripts/gpu/gather_probe.py [--out results/gather_probe_h200.json]
+"""
+
+import argparse
+import json
+
+import torch
+import triton.testing
+
+from sglang_kv.bench.shapes import model_spec
+from sglang_kv.config import OffloadConfig
+from sglang_kv.kernels import higgs as hk
+from sglang_kv.kernels import rows as rk
+from sglang_kv.kernels._triton_utils import TUNING_LOG
+from sglang_kv.results import write_result
+from sglang_kv.select import make_selector
+from sglang_kv.store.host import HostArena, HostBlock
+
+
+def bench(fn) -> float:
+    return triton.testing.do_bench(fn, warmup=5, rep=40, return_mode="median")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--context", type=int, default=65536)
+    p.add_argument("--budget", type=float, default=0.03125)
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    batch, context = args.batch, args.context
+    shape = model_spec("llama-3.1-8b").shape
+    config = OffloadConfig(method="yakv", payload_group="token", budget=args.budget)
+    sel = make_selector("yakv", shape, config)
+    arena = HostArena(40 << 30, pin=True)
+    summaries, blocks = [], []
+    for _ in range(batch):
+        keys = torch.randn(context, 8, 128, device="cuda", dtype=torch.bfloat16)
+        s = sel.build(keys, torch.randn_like(keys))
+        blocks.append(HostBlock(arena, s.payload))
+        s.payload = blocks[-1].tensors
+        summaries.append(s)
+    q = torch.randn(batch, 32, 128, device="cuda", dtype=torch.bfloat16)
+    selection = sel.select_batch(q, summaries, [config.budget_tokens(context)] * batch, 128 ** -0.5)
+    keys_, _ = torch.unique(torch.arange(batch, device="cuda")[:, None, None] * context + selection.index,
+                            return_inverse=True)
+    n = keys_.numel()
+    request, token = (keys_ // context).to(torch.int32), keys_ % context
+    dev = torch.device("cuda")
+    pq = sel.payload_q
+    host = [sel._payload_rows(s.payload) for s in summaries]  # {k, v: (codes [ctx, 512], scales [ctx, 1])}
+    pairs = [host[b][name] for name in "kv" for b in range(batch)]  # K's stores, then V's
+    code_bytes, scale_bytes = pairs[0][0].shape[1], pairs[0][1].shape[1] * pairs[0][1].element_size()
+    two_request = torch.cat([request, request + batch])
+    two_token = token.repeat(2)
+    results = {"rows": n, "row_code_bytes": code_bytes, "row_scale_bytes": scale_bytes, "variants": {}}
+
+    def record(name, ms, nbytes, **extra):
+        results["variants"][name] = {"ms": ms, "host_bytes": nbytes, "GB_s": nbytes / ms / 1e6, **extra}
+        print(f"{name:24s} {ms:7.3f} ms {nbytes / ms / 1e6:6.1f} GB/s {extra or ''}", flush=True)
+
+    host_bytes = 2 * n * (code_bytes + scale_bytes)
+    out = torch.empty(2 * n, pq.group_size * (code_bytes // pq.group_code_bytes), dtype=torch.bfloat16, device=dev)
+    refs = [hk.store_ref(pq, c, sc, dev) for c, sc in pairs]
+
+    def gather(config, stores=refs):
+        return lambda: hk.dequantize_gather_refs(pq, stores, two_request, two_token, out=out, config=config)
+
+    fused = {cfg: bench(gather(cfg)) for cfg in hk.dequantize_gather_configs(pq.group_size)}
+    best_fused = min(fused, key=fused.get)
+    record("fused", fused[best_fused], host_bytes, config=list(best_fused))
+    dev_scales = [sc.to(dev) for _, sc in pairs]
+    refs_sd = [hk.store_ref(pq, c, sc, dev) for (c, _), sc in zip(pairs, dev_scales)]
+    record("fused_scales_dev", bench(gather(best_fused, refs_sd)), 2 * n * code_bytes)
+    record("staged", bench(gather(hk.StagedGather())), host_bytes)
+    record("auto", bench(gather(None)), host_bytes)
+
+    stage_codes = torch.empty(2, n, code_bytes, dtype=torch.uint8, device=dev)
+    stage_scales = torch.empty(2, n, pairs[0][1].shape[1], dtype=pairs[0][1].dtype, device=dev)
+    code_pairs = [rk.copy_pair(c, stage_codes[i // batch], dev) for i, (c, _) in enumerate(pairs)]
+    scale_pairs = [rk.copy_pair(sc, stage_scales[i // batch], dev) for i, (_, sc) in enumerate(pairs)]
+    dst = torch.arange(n, device=dev).repeat(2)
+    sweep = []
+    for block in (4, 8, 16, 32, 64):
+        for warps in (1, 2, 4, 8):
+            for pps in (2, 4, 8, 16, 32):
+                cfg = hk.KernelConfig(block, warps, pps)
+                ms = bench(lambda: rk.copy_rows_pairs(code_pairs, two_request, two_token, dst, config=cfg))
+                sweep.append({"config": list(cfg), "ms": ms, "GB_s": 2 * n * code_bytes / ms / 1e6})
+    best = min(sweep, key=lambda r: r["ms"])
+    results["copy_codes_sweep"] = sweep
+    record("copy_codes", best["ms"], 2 * n * code_bytes, config=best["config"])
+    record("copy_codes_auto", bench(lambda: rk.copy_rows_pairs(code_pairs, two_request, two_token, dst)),
+           2 * n * code_bytes)
+    record("copy_scales", bench(lambda: rk.copy_rows_pairs(scale_pairs, two_request, two_token, dst)),
+           2 * n * scale_bytes)
+    stage_refs = [hk.store_ref(pq, stage_codes[i], stage_scales[i], dev) for i in range(2)]
+    stage_request = torch.arange(2, device=dev, dtype=torch.int32).repeat_interleave(n)
+    record("dequantize_from_device",
+           bench(lambda: hk.dequantize_gather_refs(pq, stage_refs, stage_request, dst, out=out)), 0)
+    bulk_host = torch.empty(2 * n * code_bytes, dtype=torch.uint8, pin_memory=True)
+    bulk_dev = torch.empty_like(bulk_host, device=dev)
+    record("dma", bench(lambda: bulk_dev.copy_(bulk_host, non_blocking=True)), bulk_host.numel())
+    staged = hk.dequantize_gather_refs(pq, refs, two_request, two_token, config=hk.StagedGather(dequantize=best_fused))
+    torch.testing.assert_close(staged, hk.dequantize_gather_refs(pq, refs, two_request, two_token, config=best_fused),
+                               rtol=0, atol=0)
+    results["staged_equals_fused"] = True
+    results["tuning"] = {str(key): {"chosen": str(v["chosen"]), "median_ms": {str(c): t for c, t in
+                                                                               v["median_ms"].items()}}
+                         for key, v in TUNING_LOG.items()}
+    print(json.dumps({k: v for k, v in results.items() if k != "copy_codes_sweep"}))
+    if args.out:
+        write_result(args.out, {"model": "llama-3.1-8b", "payload_group": "token", "batch": batch,
+                                "context": context, "budget": args.budget}, results)
+
+
+if __name__ == "__main__":
+    main()
