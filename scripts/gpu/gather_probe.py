@@ -13,13 +13,23 @@ side by side in one run (median of ``do_bench``), GB/s of host bytes read:
 - ``dma``: one bulk pinned -> device copy of the codes' bytes (the copy engine's ceiling).
 
     python scripts/gpu/gather_probe.py [--out results/gather_probe_h200.json]
+
+Without CUDA it runs a small smoke case in the Triton interpreter (``--batch 2 --context 4096``;
+timings meaningless) so the script is checked before device time is spent on it.
 """
 
 import argparse
 import json
+import os
+import time
 
 import torch
-import triton.testing
+
+CUDA = torch.cuda.is_available()
+if not CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are first imported
+
+import triton.testing  # noqa: E402
 
 from sglang_kv.bench.shapes import model_spec
 from sglang_kv.config import OffloadConfig
@@ -32,13 +42,17 @@ from sglang_kv.store.host import HostArena, HostBlock
 
 
 def bench(fn) -> float:
+    if not CUDA:
+        t0 = time.perf_counter()
+        fn()
+        return 1e3 * (time.perf_counter() - t0)
     return triton.testing.do_bench(fn, warmup=5, rep=40, return_mode="median")
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--context", type=int, default=65536)
+    p.add_argument("--batch", type=int, default=32 if CUDA else 2)
+    p.add_argument("--context", type=int, default=65536 if CUDA else 4096)
     p.add_argument("--budget", type=float, default=0.03125)
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -46,21 +60,21 @@ def main():
     shape = model_spec("llama-3.1-8b").shape
     config = OffloadConfig(method="yakv", payload_group="token", budget=args.budget)
     sel = make_selector("yakv", shape, config)
-    arena = HostArena(40 << 30, pin=True)
+    dev = torch.device("cuda" if CUDA else "cpu")
+    arena = HostArena(40 << 30 if CUDA else 1 << 28, pin=CUDA)
     summaries, blocks = [], []
     for _ in range(batch):
-        keys = torch.randn(context, 8, 128, device="cuda", dtype=torch.bfloat16)
+        keys = torch.randn(context, 8, 128, device=dev, dtype=torch.bfloat16)
         s = sel.build(keys, torch.randn_like(keys))
         blocks.append(HostBlock(arena, s.payload))
         s.payload = blocks[-1].tensors
         summaries.append(s)
-    q = torch.randn(batch, 32, 128, device="cuda", dtype=torch.bfloat16)
+    q = torch.randn(batch, 32, 128, device=dev, dtype=torch.bfloat16)
     selection = sel.select_batch(q, summaries, [config.budget_tokens(context)] * batch, 128 ** -0.5)
-    keys_, _ = torch.unique(torch.arange(batch, device="cuda")[:, None, None] * context + selection.index,
+    keys_, _ = torch.unique(torch.arange(batch, device=dev)[:, None, None] * context + selection.index,
                             return_inverse=True)
     n = keys_.numel()
     request, token = (keys_ // context).to(torch.int32), keys_ % context
-    dev = torch.device("cuda")
     pq = sel.payload_q
     host = [sel._payload_rows(s.payload) for s in summaries]  # {k, v: (codes [ctx, 512], scales [ctx, 1])}
     pairs = [host[b][name] for name in "kv" for b in range(batch)]  # K's stores, then V's
@@ -80,7 +94,7 @@ def main():
     def gather(config, stores=refs):
         return lambda: hk.dequantize_gather_refs(pq, stores, two_request, two_token, out=out, config=config)
 
-    fused = {cfg: bench(gather(cfg)) for cfg in hk.dequantize_gather_configs(pq.group_size)}
+    fused = {cfg: bench(gather(cfg)) for cfg in hk.dequantize_gather_configs(pq.group_size)[:None if CUDA else 1]}
     best_fused = min(fused, key=fused.get)
     record("fused", fused[best_fused], host_bytes, config=list(best_fused))
     dev_scales = [sc.to(dev) for _, sc in pairs]
@@ -95,9 +109,9 @@ def main():
     scale_pairs = [rk.copy_pair(sc, stage_scales[i // batch], dev) for i, (_, sc) in enumerate(pairs)]
     dst = torch.arange(n, device=dev).repeat(2)
     sweep = []
-    for block in (4, 8, 16, 32, 64):
-        for warps in (1, 2, 4, 8):
-            for pps in (2, 4, 8, 16, 32):
+    for block in (4, 8, 16, 32, 64) if CUDA else (8,):
+        for warps in (1, 2, 4, 8) if CUDA else (2,):
+            for pps in (2, 4, 8, 16, 32) if CUDA else (8,):
                 cfg = hk.KernelConfig(block, warps, pps)
                 ms = bench(lambda: rk.copy_rows_pairs(code_pairs, two_request, two_token, dst, config=cfg))
                 sweep.append({"config": list(cfg), "ms": ms, "GB_s": 2 * n * code_bytes / ms / 1e6})
@@ -112,7 +126,7 @@ def main():
     stage_request = torch.arange(2, device=dev, dtype=torch.int32).repeat_interleave(n)
     record("dequantize_from_device",
            bench(lambda: hk.dequantize_gather_refs(pq, stage_refs, stage_request, dst, out=out)), 0)
-    bulk_host = torch.empty(2 * n * code_bytes, dtype=torch.uint8, pin_memory=True)
+    bulk_host = torch.empty(2 * n * code_bytes, dtype=torch.uint8, pin_memory=CUDA)
     bulk_dev = torch.empty_like(bulk_host, device=dev)
     record("dma", bench(lambda: bulk_dev.copy_(bulk_host, non_blocking=True)), bulk_host.numel())
     staged = hk.dequantize_gather_refs(pq, refs, two_request, two_token, config=hk.StagedGather(dequantize=best_fused))
