@@ -3,13 +3,17 @@
 A copy of ``higgs_score_kernel`` (sglang_kv/kernels/higgs_triton.py) with two switches, timed at 32
 requests x 128K tokens (Llama-3.1-8B landmarks, 8 kv heads, GQA 4):
 
-- ``ABL``: 0 the full kernel; 1 no codeword lookup (the packed index stands in for the codeword); 2 the
-  lookup but no tensor-core dots (the components are summed); 3 neither (loads, scales, stores only).
+- ``ABL``: 0 the full kernel (the codewords in channel order in one dot with the rotated query's hi |
+  lo columns); 1 no codeword lookup (the packed index stands in for the codeword); 2 the lookup but
+  no tensor-core dot (the components are summed); 3 neither (loads, scales, stores only); 4 the kernel
+  before commit "Score and gather: one dot ...": each codeword component in its own dots with the
+  matching rotated query channels, hi and lo apart (8 dots per block for 4-D grids; sm_90 compile:
+  896 instructions, 14 barriers, 157 registers per 128-row loop against 790, 8 and 128).
 - the store layout: ``row`` as the selectors keep it (``[rows, Hkv * 32 B]``: each head program
   reads 32 B of every 256 B row) or ``head`` (``[Hkv, rows, 32 B]``: each program reads contiguous
   bytes).
 
-ABL 0 is checked against the real kernel (``diff``). Prints the fastest configs per variant:
+ABL 0 and 4 are checked against the real kernel (``diff``). Prints the fastest configs per variant:
 
     python scripts/gpu/score_ablation.py OUT.json
 """
@@ -25,8 +29,28 @@ import triton.testing
 from kernel_sweep import landmark_batch  # scripts/gpu, beside this script
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels import higgs as hk
-from sglang_kv.kernels.higgs_triton import (_codewords, _component, _load_index_rows, _request_rows,
-                                            _rotated_query_component)
+from sglang_kv.kernels.higgs_triton import (_codeword_channels, _codewords, _component, _load_index_rows,
+                                            _request_rows, _rotated_query, _sign)
+
+
+@triton.jit
+def _hadamard_rows_of(M: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr, c: tl.constexpr):
+    """(ABL 4) float16 ``[J_PAD, M]``: row ``j`` is row ``j * P + c`` of ``H_M`` for ``j < J``, zero after."""
+    j = tl.arange(0, J_PAD)
+    signs = _sign((j * P + c)[:, None] & tl.arange(0, M)[None, :])
+    return tl.where((j < J)[:, None], signs, 0).to(tl.float16)
+
+
+@triton.jit
+def _rotated_query_component(q_t, N: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr,
+                             c: tl.constexpr):
+    """(ABL 4) rotated channels ``j * P + c`` of ``q_t [N, G]`` as float16 hi + lo ``[J_PAD, G]`` each."""
+    h = _hadamard_rows_of(N, J, J_PAD, P, c)
+    q_hi = q_t.to(tl.float16)
+    q_lo = (q_t - q_hi.to(tl.float32)).to(tl.float16)
+    r = tl.dot(h, q_lo, tl.dot(h, q_hi))
+    r_hi = r.to(tl.float16)
+    return r_hi, (r - r_hi.to(tl.float32)).to(tl.float16)
 
 
 @triton.jit
@@ -50,7 +74,9 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
     q_t = tl.trans(q / q_max)
     factor = q_max / N
     J: tl.constexpr = N // P
-    q0_hi, q0_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 0)
+    KP: tl.constexpr = J_PAD * P
+    q_rot = _rotated_query(q_t, N, KP, GQA_PAD)  # (KP, GQA_PAD): hi | lo
+    q0_hi, q0_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 0)  # ABL 4 only
     q1_hi, q1_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 1 % P)
     q2_hi, q2_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 2 % P)
     q3_hi, q3_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 3 % P)
@@ -67,11 +93,7 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
             words = idx.to(tl.int64) * 0x0001000100010001
         else:
             words = _codewords(grid_words, idx, BLOCK_N, J_PAD)
-        if ABL >= 2:
-            acc = _component(words, 0, P).to(tl.float32) + _component(words, 1, P).to(tl.float32) \
-                + _component(words, 2, P).to(tl.float32) + _component(words, 3, P).to(tl.float32)
-            scores = tl.zeros([BLOCK_N, GQA_PAD], tl.float32) + tl.sum(acc, axis=1)[:, None]
-        else:
+        if ABL == 4:
             keys = _component(words, 0, P)
             scores = tl.dot(keys, q0_lo, tl.dot(keys, q0_hi))
             keys = _component(words, 1, P)
@@ -80,6 +102,14 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
             scores = tl.dot(keys, q2_lo, tl.dot(keys, q2_hi, scores))
             keys = _component(words, 3, P)
             scores = tl.dot(keys, q3_lo, tl.dot(keys, q3_hi, scores))
+        elif ABL >= 2:
+            acc = _component(words, 0, P).to(tl.float32) + _component(words, 1, P).to(tl.float32) \
+                + _component(words, 2, P).to(tl.float32) + _component(words, 3, P).to(tl.float32)
+            scores = tl.zeros([BLOCK_N, GQA_PAD], tl.float32) + tl.sum(acc, axis=1)[:, None]
+        else:
+            both = tl.dot(_codeword_channels(words, BLOCK_N, J_PAD, P), q_rot)
+            half = tl.sum(tl.reshape(both, (BLOCK_N, 2, GQA_PAD // 2)), axis=1)  # hi + lo: (BLOCK_N, GQA_PAD / 2)
+            scores = tl.reshape(tl.permute(tl.join(half, half), (0, 2, 1)), (BLOCK_N, GQA_PAD))  # [half | half]
         scale = tl.load(scales_base + rows64 * scales_stride + head * scales_head_stride, mask=mask, other=0.0)
         scale = scale.to(tl.float32) * factor
         scores = scores * scale[:, None]
@@ -101,7 +131,7 @@ def main(tokens=131072, requests=32):
     hm_c = [hm_codes.clone() for _ in range(requests)]
     hm_s = [scales.t().contiguous() for _ in range(requests)]
     hm_table = device_ints([(c.data_ptr(), s.data_ptr(), tokens) for c, s in zip(hm_c, hm_s)], device)
-    configs = itertools.product(("row", "head"), (0, 1, 2, 3), (64, 128), (2, 4), (4, 8), (3,))
+    configs = itertools.product(("row", "head"), (0, 1, 2, 3, 4), (64, 128), (2, 4), (4, 8), (3,))
     for layout, abl, block, warps, pps, stages in configs:
         programs = max(1, min(triton.cdiv(tokens, block), triton.cdiv(pps * sms, 8 * requests)))
         if layout == "row":
@@ -110,17 +140,17 @@ def main(tokens=131072, requests=32):
             args = (hm_table, 32, 1, tokens * 32, tokens)
         run = lambda: k_ablate[(programs, 8, requests)](
             q, codes_b[0], scales_b[0], args[0], words, out, tokens, q.stride(0), q.stride(1), args[1],
-            args[2], out.stride(0), out.stride(1), args[3], args[4], N=128, GQA=4, GQA_PAD=16, NUM_POINTS=256, J_PAD=32,
+            args[2], out.stride(0), out.stride(1), args[3], args[4], N=128, GQA=4, GQA_PAD=hk.score_columns(4), NUM_POINTS=256, J_PAD=32,
             HAS_TABLE=True, CODES_ALIGN=16, BLOCK_N=block, ABL=abl, num_warps=warps, num_stages=stages, **meta)
         try:
             run(); torch.cuda.synchronize()
             ms = triton.testing.do_bench(run, warmup=10, rep=40, return_mode="median")
         except Exception as e:
             print(layout, abl, block, warps, pps, stages, "ERR", str(e)[:200]); continue
-        diff = float((out - ref).abs().max()) if abl == 0 else None
+        diff = float((out - ref).abs().max()) if abl in (0, 4) else None
         res.append(dict(layout=layout, abl=abl, block=block, warps=warps, pps=pps, stages=stages, ms=ms,
                         gbps=nbytes / ms / 1e6, diff=diff))
-    for layout, abl in itertools.product(("row", "head"), (0, 1, 2, 3)):
+    for layout, abl in itertools.product(("row", "head"), (0, 1, 2, 3, 4)):
         best = sorted((r for r in res if r["abl"] == abl and r["layout"] == layout), key=lambda r: r["ms"])[:2]
         for r in best:
             print(r)

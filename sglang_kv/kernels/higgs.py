@@ -10,7 +10,8 @@
   tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``;
   :func:`score_batch`: ``B`` requests, each with its own store, in one launch -> ``[B, Hq, max rows]``
   (:func:`score_refs`: the same on stores checked once, :func:`store_ref`).
-  The rotated query meets the looked-up codewords in tensor-core dots, one per codeword component.
+  The looked-up codewords, in channel order, meet the rotated query (float16 hi and lo side by side)
+  in one tensor-core dot per block of rows.
 
 Batched launches find each request's store in a small int64 table of addresses (and row counts)
 copied to the device per call, so the stores need not be contiguous (pinned host blocks, per-request
@@ -78,6 +79,12 @@ def grid_words(quantizer: HiggsQuantizer, device: torch.device) -> torch.Tensor:
 
 def _min_block(group_size: int) -> int:
     return 16 if group_size <= 128 else 1  # a dense-dot transform needs >= 16 rows per tile
+
+
+def score_columns(gqa: int) -> int:
+    """``GQA_PAD`` of the score kernel: the query heads of a kv head padded to a power of two, twice
+    (float16 hi and lo side by side in one dot), at least the 16 a dot needs."""
+    return max(16, 2 << (gqa - 1).bit_length())
 
 
 def dot_codewords(values: int, p: int) -> int:
@@ -547,7 +554,7 @@ def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, cod
         higgs_score_kernel[(programs, num_kv_heads, num_requests)](
             q3, codes, scales, table_arg, words, out,
             num_rows, q3.stride(0), q3.stride(1), codes_stride, scales_stride, out.stride(0), out.stride(1),
-            N=head_dim, GQA=gqa, GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
+            N=head_dim, GQA=gqa, GQA_PAD=score_columns(gqa), NUM_POINTS=quantizer.num_points,
             J_PAD=dot_codewords(head_dim, quantizer.p), HAS_TABLE=has_table, CODES_ALIGN=codes_align,
             BLOCK_N=cfg.block, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
 

@@ -9,9 +9,10 @@ the exact +-1 matrix (built in registers) and float32 accumulation: directly (``
 group. Float32 operands (quantize inputs, the Kronecker intermediate, rotated queries) are split into
 float16 ``hi + lo`` (two dots, about 2**-22 relative error); grid codewords are float16-exact, so a
 dot over them needs one pass. The gather and score kernels hold the grid as one packed word per point
-and look codewords up with ``tl.gather`` (shared memory, :func:`_codewords`); each codeword
-component then enters its own dot against the matching rows of the Hadamard matrix
-(:func:`_transform_codewords`) or of the rotated query, so components are never interleaved.
+and look codewords up with ``tl.gather`` (shared memory, :func:`_codewords`); the components are
+then laid out in channel order (:func:`_codeword_channels`) and enter one dot: against the Hadamard
+matrix (dequantize-gather) or the rotated query (score, whose float16 hi and lo halves share that
+one dot's columns: :func:`_rotated_query`).
 """
 
 from __future__ import annotations
@@ -38,15 +39,11 @@ def _hadamard_matrix(N: tl.constexpr):
 
 
 @triton.jit
-def _hadamard_rows_of(M: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr, c: tl.constexpr):
-    """float16 ``[J_PAD, M]``: row ``j`` is row ``j * P + c`` of ``H_M`` for ``j < J``, zero after.
-
-    ``comp_c @ _hadamard_rows_of(.., c)`` summed over ``c`` is ``X @ H_M`` for rows ``X`` whose
-    value ``j * P + c`` is component ``c`` of codeword ``j`` (``comp_c [R, J_PAD]``).
-    """
-    j = tl.arange(0, J_PAD)
-    signs = _sign((j * P + c)[:, None] & tl.arange(0, M)[None, :])
-    return tl.where((j < J)[:, None], signs, 0).to(tl.float16)
+def _padded_hadamard(M: tl.constexpr, K: tl.constexpr):
+    """float16 ``[K, M]`` (``K >= M``): ``H_M`` in rows ``[0, M)``, zero rows after (they meet the
+    padding channels of :func:`_codeword_channels`)."""
+    i = tl.arange(0, K)
+    return tl.where((i < M)[:, None], _sign(i[:, None] & tl.arange(0, M)[None, :]), 0).to(tl.float16)
 
 
 @triton.jit
@@ -136,14 +133,17 @@ def _component(words, c: tl.constexpr, P: tl.constexpr):
 
 
 @triton.jit
-def _transform_codewords(words, M: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr):
-    """``X @ H_M`` for the rows ``X [R, M]`` spelled by codewords ``words [R, J_PAD]`` (``M = J * P``
-    values, padding columns ignored) -> float32 ``[R, M]``: one tensor-core dot per component, so the
-    codewords never need interleaving into ``X``."""
-    acc = tl.dot(_component(words, 0, P), _hadamard_rows_of(M, J, J_PAD, P, 0))
-    for c in tl.static_range(1, P):
-        acc = tl.dot(_component(words, c, P), _hadamard_rows_of(M, J, J_PAD, P, c), acc)
-    return acc
+def _codeword_channels(words, R: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr):
+    """Packed codewords ``words [R, J_PAD]`` as float16 values ``[R, J_PAD * P]`` in channel order:
+    column ``j * P + c`` is component ``c`` of codeword ``j`` (columns of padding codewords hold
+    grid values; whatever they meet in a dot must be zero)."""
+    if P == 1:
+        return words
+    elif P == 2:
+        return tl.reshape(tl.join(_component(words, 0, P), _component(words, 1, P)), (R, J_PAD * P))
+    else:  # tl.join adds the minor dimension: join(join(a, b), join(c, d))[.., k, i] is (a, b)[k] if i == 0
+        return tl.reshape(tl.join(tl.join(_component(words, 0, P), _component(words, 2, P)),
+                                  tl.join(_component(words, 1, P), _component(words, 3, P))), (R, J_PAD * P))
 
 
 @triton.jit
@@ -241,6 +241,7 @@ def higgs_dequantize_gather_kernel(
     """
     group = tl.program_id(1)
     h_a = _hadamard_matrix(16 if A == 1 else A)  # unused when A == 1
+    h_b = _padded_hadamard(B, J_PAD * P)  # (J_PAD * P, B)
     W: tl.constexpr = N // P // K
     offs_n = tl.arange(0, N)
     grid_words = tl.load(grid_ptr + tl.arange(0, NUM_POINTS))
@@ -260,7 +261,8 @@ def higgs_dequantize_gather_kernel(
         # each row's group as A rows of B values (B / P codewords): x = H_A X H_B
         idx = _load_index_rows(codes_base + rows * codes_stride + group * (W * U), mask, A, B // P, J_PAD,
                                IDX_BITS, K, U, BLOCK_T)  # (T*A, J_PAD)
-        y = _transform_codewords(_codewords(grid_words, idx, BLOCK_T * A, J_PAD), B, B // P, J_PAD, P)  # X H_B
+        x_rows = _codeword_channels(_codewords(grid_words, idx, BLOCK_T * A, J_PAD), BLOCK_T * A, J_PAD, P)
+        y = tl.dot(x_rows, h_b)  # X H_B (float16-exact codewords: one pass)
         if A == 1:
             x = y
         else:
@@ -287,16 +289,20 @@ def _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request, HAS_TABLE
 
 
 @triton.jit
-def _rotated_query_component(q_t, N: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr,
-                             c: tl.constexpr):
-    """Rotated channels ``j * P + c`` (``j < J``, zero rows up to ``J_PAD``) of the queries
-    ``q_t [N, G]`` (float32 columns): ``(H_N q)[j * P + c]`` as float16 hi + lo ``[J_PAD, G]`` each."""
-    h = _hadamard_rows_of(N, J, J_PAD, P, c)  # (J_PAD, N)
+def _rotated_query(q_t, N: tl.constexpr, KP: tl.constexpr, GQA_PAD: tl.constexpr):
+    """The score's dot operand from the queries ``q_t [N, GQA_PAD]`` (float32 columns, at most
+    ``GQA_PAD / 2`` of them nonzero): float16 ``[KP, GQA_PAD]`` holding ``H_N q`` (rows past ``N``
+    zero) split into hi in columns ``[0, GQA_PAD / 2)`` and lo above, so one dot of the codewords
+    with it gives both products (summed afterwards: float32 queries at float16 operand cost)."""
+    h = _padded_hadamard(N, KP)  # (KP, N)
     q_hi = q_t.to(tl.float16)
-    q_lo = (q_t - q_hi.to(tl.float32)).to(tl.float16)
-    r = tl.dot(h, q_lo, tl.dot(h, q_hi))
+    r = tl.dot(h, (q_t - q_hi.to(tl.float32)).to(tl.float16), tl.dot(h, q_hi))  # (KP, GQA_PAD) float32
     r_hi = r.to(tl.float16)
-    return r_hi, (r - r_hi.to(tl.float32)).to(tl.float16)
+    r_lo = (r - r_hi.to(tl.float32)).to(tl.float16)
+    HALF: tl.constexpr = GQA_PAD // 2
+    hi, _ = tl.split(tl.permute(tl.reshape(r_hi, (KP, 2, HALF)), (0, 2, 1)))  # columns [0, HALF)
+    lo, _ = tl.split(tl.permute(tl.reshape(r_lo, (KP, 2, HALF)), (0, 2, 1)))
+    return tl.reshape(tl.permute(tl.join(hi, lo), (0, 2, 1)), (KP, GQA_PAD))
 
 
 @triton.jit
@@ -318,11 +324,10 @@ def higgs_score_kernel(
     ``out[b, h * GQA + i, r] = q[b, h * GQA + i] . dequantize(codes_b[r, h], scales_b[r, h])``.
 
     Each program rotates its queries once (``H_N q / N``, scaled by ``max |q|`` so any magnitude fits
-    float16), kept per codeword component ``c`` (rotated channels ``j * P + c``, ``J_PAD`` rows, split
-    into float16 hi + lo). It then loops over blocks of ``BLOCK_N`` rows: codeword lookup, and per
-    component a tensor-core dot of the codewords' component (float16-exact) with the query's, times
-    the scale. Per row and kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes
-    ``4 * GQA`` bytes.
+    float16; split into float16 hi + lo side by side, :func:`_rotated_query`; ``GQA_PAD >= 2 * GQA``
+    columns). It then loops over blocks of ``BLOCK_N`` rows: codeword lookup, the codewords in channel
+    order (float16-exact) in one tensor-core dot with the rotated queries, hi + lo, times the scale.
+    Per row and kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes ``4 * GQA`` bytes.
     """
     head = tl.program_id(1)
     request = tl.program_id(2)
@@ -331,20 +336,19 @@ def higgs_score_kernel(
 
     offs_n = tl.arange(0, N)
     offs_g = tl.arange(0, GQA_PAD)
-    q_heads = head * GQA + offs_g
-    q = tl.load(q_ptr + request * q_stride_b + q_heads[:, None] * q_stride_h + offs_n[None, :],
+    q = tl.load(q_ptr + request * q_stride_b + (head * GQA + offs_g)[:, None] * q_stride_h + offs_n[None, :],
                 mask=(offs_g < GQA)[:, None], other=0.0).to(tl.float32)
     q_max = tl.max(tl.max(tl.abs(q), axis=1), axis=0)
     q_max = tl.where(q_max > 0, q_max, 1.0)
-    q_t = tl.trans(q / q_max)  # (N, GQA_PAD)
     factor = q_max / N
-    J: tl.constexpr = N // P
-    q0_hi, q0_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 0)  # (J_PAD, GQA_PAD) each
-    q1_hi, q1_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 1 % P)  # components 1..3 unused for small P
-    q2_hi, q2_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 2 % P)
-    q3_hi, q3_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 3 % P)
+    KP: tl.constexpr = J_PAD * P  # channels of the dot (past N: padding codewords, zero query rows)
+    q_rot = _rotated_query(tl.trans(q / q_max), N, KP, GQA_PAD)  # (KP, GQA_PAD) float16, hi | lo
+    HALF: tl.constexpr = GQA_PAD // 2
+    offs_h = tl.arange(0, HALF)
+    out_heads = (head * GQA + offs_h).to(tl.int64)
 
     out_base = out_ptr + request.to(tl.int64) * out_stride_b
+    J: tl.constexpr = N // P
     W: tl.constexpr = J // K
     grid_words = tl.load(grid_ptr + tl.arange(0, NUM_POINTS))
     for block in range(tl.program_id(0), tl.cdiv(row_end, BLOCK_N), tl.num_programs(0)):
@@ -353,18 +357,10 @@ def higgs_score_kernel(
         rows64 = rows.to(tl.int64)
         idx = _load_index_rows(codes_base + rows64 * codes_stride + head * (W * U), mask, 1, J, J_PAD,
                                IDX_BITS, K, U, BLOCK_N)
-        words = _codewords(grid_words, idx, BLOCK_N, J_PAD)  # (BLOCK_N, J_PAD), rotated domain
-        keys = _component(words, 0, P)
-        scores = tl.dot(keys, q0_lo, tl.dot(keys, q0_hi))  # (BLOCK_N, GQA_PAD)
-        if P > 1:
-            keys = _component(words, 1, P)
-            scores = tl.dot(keys, q1_lo, tl.dot(keys, q1_hi, scores))
-        if P > 2:
-            keys = _component(words, 2, P)
-            scores = tl.dot(keys, q2_lo, tl.dot(keys, q2_hi, scores))
-            keys = _component(words, 3, P)
-            scores = tl.dot(keys, q3_lo, tl.dot(keys, q3_hi, scores))
+        keys = _codeword_channels(_codewords(grid_words, idx, BLOCK_N, J_PAD), BLOCK_N, J_PAD, P)  # (BLOCK_N, KP)
+        both = tl.dot(keys, q_rot)  # (BLOCK_N, GQA_PAD): products with hi, then with lo
+        scores = tl.sum(tl.reshape(both, (BLOCK_N, 2, HALF)), axis=1)  # (BLOCK_N, HALF)
         scale = tl.load(scales_base + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32) * factor
         scores = scores * scale[:, None]
-        out_ptrs = out_base + q_heads[None, :].to(tl.int64) * out_stride_h + rows64[:, None]
-        tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_g < GQA)[None, :])
+        out_ptrs = out_base + out_heads[None, :] * out_stride_h + rows64[:, None]
+        tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_h < GQA)[None, :])

@@ -86,7 +86,7 @@ def compile_all() -> list[dict]:
                 build(ht.higgs_score_kernel, "score",
                       dict(q_ptr="*bf16", codes_ptr="*u8", scales_ptr="*fp16", table_ptr="*i64",
                            grid_ptr=words, out_ptr="*fp32", q_stride_b="i32", q_stride_h="i32", **strides),
-                      dict(GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), NUM_POINTS=quantizer.num_points,
+                      dict(GQA_PAD=hk.score_columns(gqa), NUM_POINTS=quantizer.num_points,
                            J_PAD=hk.dot_codewords(group_size, p), **common),
                       config.num_warps, config.num_stages)
     from sglang_kv.kernels import rows as rk

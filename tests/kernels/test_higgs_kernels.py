@@ -340,6 +340,7 @@ SCORE_CASES = [  # (head_dim, Hq, Hkv, rows, p, bits)
     (64, 2, 1, 21, 2, 3),
     (32, 4, 2, 25, 4, 2),  # 8 codewords per head: padded to 16
     (16, 2, 1, 30, 4, 1),  # 4 codewords per head
+    (128, 16, 2, 27, 4, 2),  # GQA 8 (Qwen3-30B-A3B): 32 dot columns
 ]
 
 
