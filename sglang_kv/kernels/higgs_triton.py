@@ -7,7 +7,8 @@ The Walsh-Hadamard transform of a group of ``N`` values runs on tensor cores as 
 the exact +-1 matrix (built in registers) and float32 accumulation: directly (``[T, N] @ H_N``) for
 ``N <= 128``, otherwise as ``H_A (X) H_B`` (``N = A * B``, both >= 16) on the ``[A, B]`` view of each
 group. Float32 operands (quantize inputs, the Kronecker intermediate, rotated queries) are split into
-float16 ``hi + lo`` (two dots, about 2**-22 relative error); grid codewords are float16-exact, so a
+float16 ``hi + lo`` (about 2**-22 relative error: two dots, or for the queries, one dot with the halves
+side by side); grid codewords are float16-exact, so a
 dot over them needs one pass. The gather and score kernels hold the grid as one packed word per point
 and look codewords up with ``tl.gather`` (shared memory, :func:`_codewords`); the components are
 then laid out in channel order (:func:`_codeword_channels`) and enter one dot: against the Hadamard
@@ -47,15 +48,13 @@ def _padded_hadamard(M: tl.constexpr, K: tl.constexpr):
 
 
 @triton.jit
-def _dot_f16(x, h, SPLIT: tl.constexpr):
-    """``x @ h`` with float32 accumulation; ``h`` is float16-exact. ``SPLIT``: ``x`` is float32 and
-    is split into float16 hi + lo (two dots); otherwise ``x`` must be float16-exact."""
-    if SPLIT:
-        hi = x.to(tl.float16)
-        lo = (x - hi.to(tl.float32)).to(tl.float16)
-        return tl.dot(hi, h) + tl.dot(lo, h)
-    else:
-        return tl.dot(x.to(tl.float16), h)
+def _dot_split(x, h):
+    """``x @ h`` for float32 ``x`` and float16-exact ``h``, float32 accumulation: ``x`` split into
+    float16 hi + lo, two dots (one dot of both, ``[hi | lo] @ [h; h]``, compiled to more shared-memory
+    stores and registers for the gather on sm_90)."""
+    hi = x.to(tl.float16)
+    lo = (x - hi.to(tl.float32)).to(tl.float16)
+    return tl.dot(hi, h) + tl.dot(lo, h)
 
 
 @triton.jit
@@ -66,9 +65,9 @@ def _hadamard_rows(x, h_a, h_b, T: tl.constexpr, N: tl.constexpr, A: tl.constexp
     row ``x`` seen as ``X [A, B]`` becomes ``H_A X H_B``.
     """
     if A == 1:
-        return _dot_f16(x, h_b, True)
+        return _dot_split(x, h_b)
     else:
-        y = _dot_f16(tl.reshape(x, (T * A, B)), h_b, True)  # (T*A, B): mixed along b
+        y = _dot_split(tl.reshape(x, (T * A, B)), h_b)  # (T*A, B): mixed along b
         return _hadamard_finish(y, h_a, T, N, A, B)
 
 
@@ -80,7 +79,7 @@ def _hadamard_finish(y, h_a, T: tl.constexpr, N: tl.constexpr, A: tl.constexpr, 
     RMS on inputs with outlier channels (their energy gathers in few entries).
     """
     y = tl.reshape(tl.permute(tl.reshape(y, (T, A, B)), (0, 2, 1)), (T * B, A))
-    z = _dot_f16(y, h_a, True)  # (T*B, A): mixed along a
+    z = _dot_split(y, h_a)  # (T*B, A): mixed along a
     return tl.reshape(tl.permute(tl.reshape(z, (T, B, A)), (0, 2, 1)), (T, N))
 
 
