@@ -10,10 +10,11 @@ group. Float32 operands (quantize inputs, the Kronecker intermediate, rotated qu
 float16 ``hi + lo`` (about 2**-22 relative error: two dots, or for the queries, one dot with the halves
 side by side); grid codewords are float16-exact, so a
 dot over them needs one pass. The gather and score kernels hold the grid as one packed word per point
-and look codewords up with ``tl.gather`` (shared memory, :func:`_codewords`); the components are
-then laid out in channel order (:func:`_codeword_channels`) and enter one dot: against the Hadamard
-matrix (dequantize-gather) or the rotated query (score, whose float16 hi and lo halves share that
-one dot's columns: :func:`_rotated_query`).
+and look codewords up with ``tl.gather`` (shared memory, :func:`_codewords`). The gather then puts
+each codeword component in its own dot against the matching rows of the Hadamard matrix
+(:func:`_transform_codewords`); the score lays the components out in channel order
+(:func:`_codeword_channels`) for one dot with the rotated query, whose float16 hi and lo halves
+share that dot's columns (:func:`_rotated_query`).
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ def _hadamard_matrix(N: tl.constexpr):
 
 
 @triton.jit
-def _padded_hadamard(M: tl.constexpr, K: tl.constexpr):
-    """float16 ``[K, M]`` (``K >= M``): ``H_M`` in rows ``[0, M)``, zero rows after (they meet the
-    padding channels of :func:`_codeword_channels`)."""
-    i = tl.arange(0, K)
-    return tl.where((i < M)[:, None], _sign(i[:, None] & tl.arange(0, M)[None, :]), 0).to(tl.float16)
+def _hadamard_rows_of(M: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr, c: tl.constexpr):
+    """float16 ``[J_PAD, M]``: row ``j`` is row ``j * P + c`` of ``H_M`` for ``j < J``, zero after.
+
+    ``comp_c @ _hadamard_rows_of(.., c)`` summed over ``c`` is ``X @ H_M`` for rows ``X`` whose
+    value ``j * P + c`` is component ``c`` of codeword ``j`` (``comp_c [R, J_PAD]``).
+    """
+    j = tl.arange(0, J_PAD)
+    signs = _sign((j * P + c)[:, None] & tl.arange(0, M)[None, :])
+    return tl.where((j < J)[:, None], signs, 0).to(tl.float16)
 
 
 @triton.jit
@@ -132,10 +137,23 @@ def _component(words, c: tl.constexpr, P: tl.constexpr):
 
 
 @triton.jit
+def _transform_codewords(words, M: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr):
+    """``X @ H_M`` for the rows ``X [R, M]`` spelled by codewords ``words [R, J_PAD]`` (``M = J * P``
+    values, padding columns ignored) -> float32 ``[R, M]``: one tensor-core dot per component, so the
+    codewords never need interleaving into ``X``."""
+    acc = tl.dot(_component(words, 0, P), _hadamard_rows_of(M, J, J_PAD, P, 0))
+    for c in tl.static_range(1, P):
+        acc = tl.dot(_component(words, c, P), _hadamard_rows_of(M, J, J_PAD, P, c), acc)
+    return acc
+
+
+@triton.jit
 def _codeword_channels(words, R: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr):
     """Packed codewords ``words [R, J_PAD]`` as float16 values ``[R, J_PAD * P]`` in channel order:
     column ``j * P + c`` is component ``c`` of codeword ``j`` (columns of padding codewords hold
-    grid values; whatever they meet in a dot must be zero)."""
+    grid values; whatever they meet in a dot must be zero). The score's one dot takes them so; the
+    gather keeps one dot per component (:func:`_transform_codewords`), which compiled to fewer
+    instructions in its 2-warp configs."""
     if P == 1:
         return words
     elif P == 2:
@@ -240,7 +258,6 @@ def higgs_dequantize_gather_kernel(
     """
     group = tl.program_id(1)
     h_a = _hadamard_matrix(16 if A == 1 else A)  # unused when A == 1
-    h_b = _padded_hadamard(B, J_PAD * P)  # (J_PAD * P, B)
     W: tl.constexpr = N // P // K
     offs_n = tl.arange(0, N)
     grid_words = tl.load(grid_ptr + tl.arange(0, NUM_POINTS))
@@ -260,8 +277,7 @@ def higgs_dequantize_gather_kernel(
         # each row's group as A rows of B values (B / P codewords): x = H_A X H_B
         idx = _load_index_rows(codes_base + rows * codes_stride + group * (W * U), mask, A, B // P, J_PAD,
                                IDX_BITS, K, U, BLOCK_T)  # (T*A, J_PAD)
-        x_rows = _codeword_channels(_codewords(grid_words, idx, BLOCK_T * A, J_PAD), BLOCK_T * A, J_PAD, P)
-        y = tl.dot(x_rows, h_b)  # X H_B (float16-exact codewords: one pass)
+        y = _transform_codewords(_codewords(grid_words, idx, BLOCK_T * A, J_PAD), B, B // P, J_PAD, P)  # X H_B
         if A == 1:
             x = y
         else:
@@ -293,7 +309,7 @@ def _rotated_query(q_t, N: tl.constexpr, KP: tl.constexpr, GQA_PAD: tl.constexpr
     ``GQA_PAD / 2`` of them nonzero): float16 ``[KP, GQA_PAD]`` holding ``H_N q`` (rows past ``N``
     zero) split into hi in columns ``[0, GQA_PAD / 2)`` and lo above, so one dot of the codewords
     with it gives both products (summed afterwards: float32 queries at float16 operand cost)."""
-    h = _padded_hadamard(N, KP)  # (KP, N)
+    h = _hadamard_rows_of(N, N, KP, 1, 0)  # (KP, N): H_N, zero rows past N
     q_hi = q_t.to(tl.float16)
     r = tl.dot(h, (q_t - q_hi.to(tl.float32)).to(tl.float16), tl.dot(h, q_hi))  # (KP, GQA_PAD) float32
     r_hi = r.to(tl.float16)
