@@ -6,9 +6,9 @@ requests x 128K tokens (Llama-3.1-8B landmarks, 8 kv heads, GQA 4):
 - ``ABL``: 0 the full kernel (the codewords in channel order in one dot with the rotated query's hi |
   lo columns); 1 no codeword lookup (the packed index stands in for the codeword); 2 the lookup but
   no tensor-core dot (the components are summed); 3 neither (loads, scales, stores only); 4 the kernel
-  before commit "Score and gather: one dot ...": each codeword component in its own dots with the
-  matching rotated query channels, hi and lo apart (8 dots per block for 4-D grids; sm_90 compile:
-  896 instructions, 14 barriers, 157 registers per 128-row loop against 790, 8 and 128).
+  before commit 6ebf0ee: each codeword component in its own dots with the matching rotated query
+  channels, hi and lo apart (8 dots per block for 4-D grids; ``scripts/kernel_sass.py``: 897
+  instructions, 14 barriers, 157 registers per 128-row loop against 791, 8 and 128).
 - the store layout: ``row`` as the selectors keep it (``[rows, Hkv * 32 B]``: each head program
   reads 32 B of every 256 B row) or ``head`` (``[Hkv, rows, 32 B]``: each program reads contiguous
   bytes).
@@ -29,16 +29,8 @@ import triton.testing
 from kernel_sweep import landmark_batch  # scripts/gpu, beside this script
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels import higgs as hk
-from sglang_kv.kernels.higgs_triton import (_codeword_channels, _codewords, _component, _load_index_rows,
-                                            _request_rows, _rotated_query, _sign)
-
-
-@triton.jit
-def _hadamard_rows_of(M: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr, c: tl.constexpr):
-    """(ABL 4) float16 ``[J_PAD, M]``: row ``j`` is row ``j * P + c`` of ``H_M`` for ``j < J``, zero after."""
-    j = tl.arange(0, J_PAD)
-    signs = _sign((j * P + c)[:, None] & tl.arange(0, M)[None, :])
-    return tl.where((j < J)[:, None], signs, 0).to(tl.float16)
+from sglang_kv.kernels.higgs_triton import (_codeword_channels, _codewords, _component, _hadamard_rows_of,
+                                            _load_index_rows, _request_rows, _rotated_query)
 
 
 @triton.jit
