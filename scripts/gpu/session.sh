@@ -9,6 +9,7 @@
 #   cache64k  32 x 64K at 3.125%, whole-token and per-head groups: without the device cache, then with
 #             --cache 0.25 at several query drifts (hit rates); the stage profile with launch overhead
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather, fused vs staged vs DMA
+#   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
@@ -67,6 +68,10 @@ for stage in "$@"; do
         cp results/layer_llama31_8b_h200_32x64k_$group*.json "$OUT/" 2>/dev/null
       done
       run profile_token python3 scripts/gpu/profile_layer.py --payload-group token
+      ;;
+    ablation)
+      run score_ablation python3 scripts/gpu/score_ablation.py results/score_ablation_h200.json
+      cp results/score_ablation_h200.json "$OUT/" 2>/dev/null
       ;;
     gather)
       run gather_probe python3 scripts/gpu/gather_probe.py --out results/gather_probe_h200.json
