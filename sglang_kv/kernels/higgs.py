@@ -241,7 +241,7 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     """
     device = _check_gather_index(index, dtype)
     store = store_ref(quantizer, codes, scales, device)
-    num_channels = codes.shape[1] // quantizer.group_code_bytes * quantizer.group_size
+    num_channels = _channels(quantizer, codes.shape[1])
     return _launch_gather(quantizer, num_channels, codes, scales, [store], None, None, index, dtype, out, config,
                           codes.device.type)
 
@@ -302,6 +302,11 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
                           batched.codes_align)
 
 
+def _channels(quantizer: HiggsQuantizer, code_bytes: int) -> int:
+    """The channels of a store row of ``code_bytes`` code bytes."""
+    return code_bytes // quantizer.group_code_bytes * quantizer.group_size
+
+
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
     """What every store of one batched launch must share: code bytes per row, the row strides of
     codes and scales, the scale dtype."""
@@ -329,7 +334,7 @@ def _batched(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], device: torc
     if any(st.layout != layout for st in stores):
         raise ValueError("every store must have the same row strides, channels and scale dtype")
     code_bytes, codes_stride, scales_stride, scale_dtype = layout
-    return _Batched(code_bytes // quantizer.group_code_bytes * quantizer.group_size, codes_stride, scales_stride,
+    return _Batched(_channels(quantizer, code_bytes), codes_stride, scales_stride,
                     torch.empty(0, dtype=torch.uint8, device=device), torch.empty(0, dtype=scale_dtype, device=device),
                     "cpu" if any(st.on_host for st in stores) else device.type,
                     common_alignment(st.codes for st in stores))
