@@ -29,8 +29,8 @@ import triton.testing
 from kernel_sweep import landmark_batch  # scripts/gpu, beside this script
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels import higgs as hk
-from sglang_kv.kernels.higgs_triton import (_codeword_channels, _codewords, _component, _hadamard_rows_of,
-                                            _load_index_rows, _request_rows, _rotated_query)
+from sglang_kv.kernels.higgs_triton import (_codeword_channels, _codewords, _component, _group_queries,
+                                            _hadamard_rows_of, _load_index_rows, _request_rows, _rotated_query)
 
 
 @triton.jit
@@ -56,15 +56,9 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
     request = tl.program_id(2)
     codes_base, scales_base, row_end = _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request,
                                                       HAS_TABLE, CODES_ALIGN)
-    offs_n = tl.arange(0, N)
     offs_g = tl.arange(0, GQA_PAD)
     q_heads = head * GQA + offs_g
-    q = tl.load(q_ptr + request * q_stride_b + q_heads[:, None] * q_stride_h + offs_n[None, :],
-                mask=(offs_g < GQA)[:, None], other=0.0).to(tl.float32)
-    q_max = tl.max(tl.max(tl.abs(q), axis=1), axis=0)
-    q_max = tl.where(q_max > 0, q_max, 1.0)
-    q_t = tl.trans(q / q_max)
-    factor = q_max / N
+    q_t, factor = _group_queries(q_ptr, request, head, q_stride_b, q_stride_h, N, GQA, GQA_PAD)
     J: tl.constexpr = N // P
     KP: tl.constexpr = J_PAD * P
     q_rot = _rotated_query(q_t, N, KP, GQA_PAD)  # (KP, GQA_PAD): hi | lo

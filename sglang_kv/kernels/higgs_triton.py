@@ -304,6 +304,21 @@ def _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request, HAS_TABLE
 
 
 @triton.jit
+def _group_queries(q_ptr, request, head, q_stride_b, q_stride_h, N: tl.constexpr, GQA: tl.constexpr,
+                   GQA_PAD: tl.constexpr):
+    """The ``GQA`` query heads of kv head ``head`` of request ``request`` as float32 columns
+    ``q_t [N, GQA_PAD]`` (zero past ``GQA``) divided by ``max |q|``, so any magnitude fits float16, and
+    ``max |q| / N``: the factor that undoes that and the unnormalized transform."""
+    offs_n = tl.arange(0, N)
+    offs_g = tl.arange(0, GQA_PAD)
+    q = tl.load(q_ptr + request * q_stride_b + (head * GQA + offs_g)[:, None] * q_stride_h + offs_n[None, :],
+                mask=(offs_g < GQA)[:, None], other=0.0).to(tl.float32)
+    q_max = tl.max(tl.max(tl.abs(q), axis=1), axis=0)
+    q_max = tl.where(q_max > 0, q_max, 1.0)
+    return tl.trans(q / q_max), q_max / N
+
+
+@triton.jit
 def _rotated_query(q_t, N: tl.constexpr, KP: tl.constexpr, GQA_PAD: tl.constexpr):
     """The score's dot operand from the queries ``q_t [N, GQA_PAD]`` (float32 columns, at most
     ``GQA_PAD / 2`` of them nonzero): float16 ``[KP, GQA_PAD]`` holding ``H_N q`` (rows past ``N``
@@ -349,15 +364,9 @@ def higgs_score_kernel(
     codes_base, scales_base, row_end = _request_rows(codes_ptr, scales_ptr, table_ptr, num_rows, request,
                                                       HAS_TABLE, CODES_ALIGN)
 
-    offs_n = tl.arange(0, N)
-    offs_g = tl.arange(0, GQA_PAD)
-    q = tl.load(q_ptr + request * q_stride_b + (head * GQA + offs_g)[:, None] * q_stride_h + offs_n[None, :],
-                mask=(offs_g < GQA)[:, None], other=0.0).to(tl.float32)
-    q_max = tl.max(tl.max(tl.abs(q), axis=1), axis=0)
-    q_max = tl.where(q_max > 0, q_max, 1.0)
-    factor = q_max / N
+    q_t, factor = _group_queries(q_ptr, request, head, q_stride_b, q_stride_h, N, GQA, GQA_PAD)
     KP: tl.constexpr = J_PAD * P  # channels of the dot (past N: padding codewords, zero query rows)
-    q_rot = _rotated_query(tl.trans(q / q_max), N, KP, GQA_PAD)  # (KP, GQA_PAD) float16, hi | lo
+    q_rot = _rotated_query(q_t, N, KP, GQA_PAD)  # (KP, GQA_PAD) float16, hi | lo
     HALF: tl.constexpr = GQA_PAD // 2
     offs_h = tl.arange(0, HALF)
     out_heads = (head * GQA + offs_h).to(tl.int64)
