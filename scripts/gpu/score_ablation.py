@@ -3,17 +3,17 @@
 A copy of ``higgs_score_kernel`` (sglang_kv/kernels/higgs_triton.py) with two switches, timed at 32
 requests x 128K tokens (Llama-3.1-8B landmarks, 8 kv heads, GQA 4):
 
-- ``ABL``: 0 the full kernel (the codewords in channel order in one dot with the rotated query's hi |
-  lo columns); 1 no codeword lookup (the packed index stands in for the codeword); 2 the lookup but
-  no tensor-core dot (the components are summed); 3 neither (loads, scales, stores only); 4 the kernel
-  before commit 6ebf0ee: each codeword component in its own dots with the matching rotated query
-  channels, hi and lo apart (8 dots per block for 4-D grids; ``scripts/kernel_sass.py``: 897
-  instructions, 14 barriers, 157 registers per 128-row loop against 791, 8 and 128).
+- ``ABL``: 0 the full kernel (each codeword component in its own dots with the matching rotated
+  query channels, hi and lo apart); 1 no codeword lookup (the packed index stands in for the
+  codeword); 2 the lookup but no tensor-core dot (the components are summed); 3 neither (loads,
+  scales, stores only). A one-dot form (codewords in channel order, the query's hi | lo side by side
+  in the dot's columns) was timed here on 2026-12-01 as ABL 0 against this form: 2.28 vs 2.25 ms,
+  no gain (results/score_ablation_h200.json), and it was dropped.
 - the store layout: ``row`` as the selectors keep it (``[rows, Hkv * 32 B]``: each head program
   reads 32 B of every 256 B row) or ``head`` (``[Hkv, rows, 32 B]``: each program reads contiguous
   bytes).
 
-ABL 0 and 4 are checked against the real kernel (``diff``). Prints the fastest configs per variant:
+ABL 0 is checked against the real kernel (``diff``). Prints the fastest configs per variant:
 
     python scripts/gpu/score_ablation.py OUT.json
 """
@@ -29,20 +29,8 @@ import triton.testing
 from kernel_sweep import landmark_batch  # scripts/gpu, beside this script
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels import higgs as hk
-from sglang_kv.kernels.higgs_triton import (_codeword_channels, _codewords, _component, _group_queries,
-                                            _hadamard_rows_of, _load_index_rows, _request_rows, _rotated_query)
-
-
-@triton.jit
-def _rotated_query_component(q_t, N: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr,
-                             c: tl.constexpr):
-    """(ABL 4) rotated channels ``j * P + c`` of ``q_t [N, G]`` as float16 hi + lo ``[J_PAD, G]`` each."""
-    h = _hadamard_rows_of(N, J, J_PAD, P, c)
-    q_hi = q_t.to(tl.float16)
-    q_lo = (q_t - q_hi.to(tl.float32)).to(tl.float16)
-    r = tl.dot(h, q_lo, tl.dot(h, q_hi))
-    r_hi = r.to(tl.float16)
-    return r_hi, (r - r_hi.to(tl.float32)).to(tl.float16)
+from sglang_kv.kernels.higgs_triton import (_codewords, _component, _group_queries, _load_index_rows,
+                                            _request_rows, _rotated_query_component)
 
 
 @triton.jit
@@ -60,9 +48,7 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
     q_heads = head * GQA + offs_g
     q_t, factor = _group_queries(q_ptr, request, head, q_stride_b, q_stride_h, N, GQA, GQA_PAD)
     J: tl.constexpr = N // P
-    KP: tl.constexpr = J_PAD * P
-    q_rot = _rotated_query(q_t, N, KP, GQA_PAD)  # (KP, GQA_PAD): hi | lo
-    q0_hi, q0_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 0)  # ABL 4 only
+    q0_hi, q0_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 0)
     q1_hi, q1_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 1 % P)
     q2_hi, q2_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 2 % P)
     q3_hi, q3_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 3 % P)
@@ -79,7 +65,7 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
             words = idx.to(tl.int64) * 0x0001000100010001
         else:
             words = _codewords(grid_words, idx, BLOCK_N, J_PAD)
-        if ABL == 4:
+        if ABL <= 1:
             keys = _component(words, 0, P)
             scores = tl.dot(keys, q0_lo, tl.dot(keys, q0_hi))
             keys = _component(words, 1, P)
@@ -88,14 +74,10 @@ def k_ablate(q_ptr, codes_ptr, scales_ptr, table_ptr, grid_ptr, out_ptr,
             scores = tl.dot(keys, q2_lo, tl.dot(keys, q2_hi, scores))
             keys = _component(words, 3, P)
             scores = tl.dot(keys, q3_lo, tl.dot(keys, q3_hi, scores))
-        elif ABL >= 2:
+        else:
             acc = _component(words, 0, P).to(tl.float32) + _component(words, 1, P).to(tl.float32) \
                 + _component(words, 2, P).to(tl.float32) + _component(words, 3, P).to(tl.float32)
             scores = tl.zeros([BLOCK_N, GQA_PAD], tl.float32) + tl.sum(acc, axis=1)[:, None]
-        else:
-            both = tl.dot(_codeword_channels(words, BLOCK_N, J_PAD, P), q_rot)
-            half = tl.sum(tl.reshape(both, (BLOCK_N, 2, GQA_PAD // 2)), axis=1)  # hi + lo: (BLOCK_N, GQA_PAD / 2)
-            scores = tl.reshape(tl.permute(tl.join(half, half), (0, 2, 1)), (BLOCK_N, GQA_PAD))  # [half | half]
         scale = tl.load(scales_base + rows64 * scales_stride + head * scales_head_stride, mask=mask, other=0.0)
         scale = scale.to(tl.float32) * factor
         scores = scores * scale[:, None]
@@ -117,7 +99,7 @@ def main(tokens=131072, requests=32):
     hm_c = [hm_codes.clone() for _ in range(requests)]
     hm_s = [scales.t().contiguous() for _ in range(requests)]
     hm_table = device_ints([(c.data_ptr(), s.data_ptr(), tokens) for c, s in zip(hm_c, hm_s)], device)
-    configs = itertools.product(("row", "head"), (0, 1, 2, 3, 4), (64, 128), (2, 4), (4, 8), (3,))
+    configs = itertools.product(("row", "head"), (0, 1, 2, 3), (64, 128), (2, 4), (4, 8), (3,))
     for layout, abl, block, warps, pps, stages in configs:
         programs = max(1, min(triton.cdiv(tokens, block), triton.cdiv(pps * sms, 8 * requests)))
         if layout == "row":
@@ -133,10 +115,10 @@ def main(tokens=131072, requests=32):
             ms = triton.testing.do_bench(run, warmup=10, rep=40, return_mode="median")
         except Exception as e:
             print(layout, abl, block, warps, pps, stages, "ERR", str(e)[:200]); continue
-        diff = float((out - ref).abs().max()) if abl in (0, 4) else None
+        diff = float((out - ref).abs().max()) if abl == 0 else None
         res.append(dict(layout=layout, abl=abl, block=block, warps=warps, pps=pps, stages=stages, ms=ms,
                         gbps=nbytes / ms / 1e6, diff=diff))
-    for layout, abl in itertools.product(("row", "head"), (0, 1, 2, 3, 4)):
+    for layout, abl in itertools.product(("row", "head"), (0, 1, 2, 3)):
         best = sorted((r for r in res if r["abl"] == abl and r["layout"] == layout), key=lambda r: r["ms"])[:2]
         for r in best:
             print(r)

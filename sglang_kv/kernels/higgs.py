@@ -10,8 +10,7 @@
   tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``;
   :func:`score_batch`: ``B`` requests, each with its own store, in one launch -> ``[B, Hq, max rows]``
   (:func:`score_refs`: the same on stores checked once, :func:`store_ref`).
-  The looked-up codewords, in channel order, meet the rotated query (float16 hi and lo side by side)
-  in one tensor-core dot per block of rows.
+  The rotated query meets the looked-up codewords in tensor-core dots, one per codeword component.
 
 Batched launches find each request's store in a small int64 table of addresses (and row counts)
 copied to the device per call, so the stores need not be contiguous (pinned host blocks, per-request
@@ -82,9 +81,9 @@ def _min_block(group_size: int) -> int:
 
 
 def score_columns(gqa: int) -> int:
-    """``GQA_PAD`` of the score kernel: the query heads of a kv head padded to a power of two, twice
-    (float16 hi and lo side by side in one dot), at least the 16 a dot needs."""
-    return max(16, 2 << (gqa - 1).bit_length())
+    """``GQA_PAD`` of the score kernel: the query heads of a kv head padded to a power of two, at
+    least the 16 a dot needs."""
+    return max(16, 1 << (gqa - 1).bit_length())
 
 
 def dot_codewords(values: int, p: int) -> int:

@@ -7,14 +7,14 @@ The Walsh-Hadamard transform of a group of ``N`` values runs on tensor cores as 
 the exact +-1 matrix (built in registers) and float32 accumulation: directly (``[T, N] @ H_N``) for
 ``N <= 128``, otherwise as ``H_A (X) H_B`` (``N = A * B``, both >= 16) on the ``[A, B]`` view of each
 group. Float32 operands (quantize inputs, the Kronecker intermediate, rotated queries) are split into
-float16 ``hi + lo`` (about 2**-22 relative error: two dots, or for the queries, one dot with the halves
-side by side); grid codewords are float16-exact, so a
+float16 ``hi + lo`` (two dots, about 2**-22 relative error); grid codewords are float16-exact, so a
 dot over them needs one pass. The gather and score kernels hold the grid as one packed word per point
-and look codewords up with ``tl.gather`` (shared memory, :func:`_codewords`). The gather then puts
-each codeword component in its own dot against the matching rows of the Hadamard matrix
-(:func:`_transform_codewords`); the score lays the components out in channel order
-(:func:`_codeword_channels`) for one dot with the rotated query, whose float16 hi and lo halves
-share that dot's columns (:func:`_rotated_query`).
+and look codewords up with ``tl.gather`` (shared memory, :func:`_codewords`); each codeword
+component then enters its own dot against the matching rows of the Hadamard matrix
+(:func:`_transform_codewords`) or of the rotated query (:func:`_rotated_query_component`), so
+components are never interleaved. (A score with the components in channel order and the query's hi
+and lo side by side in one dot compiled to fewer instructions but ran no faster on the H200, 2.28 vs
+2.25 ms, and hit an illegal address at GQA 3; results/score_ablation_h200.json.)
 """
 
 from __future__ import annotations
@@ -145,22 +145,6 @@ def _transform_codewords(words, M: tl.constexpr, J: tl.constexpr, J_PAD: tl.cons
     for c in tl.static_range(1, P):
         acc = tl.dot(_component(words, c, P), _hadamard_rows_of(M, J, J_PAD, P, c), acc)
     return acc
-
-
-@triton.jit
-def _codeword_channels(words, R: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr):
-    """Packed codewords ``words [R, J_PAD]`` as float16 values ``[R, J_PAD * P]`` in channel order:
-    column ``j * P + c`` is component ``c`` of codeword ``j`` (columns of padding codewords hold
-    grid values; whatever they meet in a dot must be zero). The score's one dot takes them so; the
-    gather keeps one dot per component (:func:`_transform_codewords`), which compiled to fewer
-    instructions in its 2-warp configs."""
-    if P == 1:
-        return words
-    elif P == 2:
-        return tl.reshape(tl.join(_component(words, 0, P), _component(words, 1, P)), (R, J_PAD * P))
-    else:  # tl.join adds the minor dimension: join(join(a, b), join(c, d))[.., k, i] is (a, b)[k] if i == 0
-        return tl.reshape(tl.join(tl.join(_component(words, 0, P), _component(words, 2, P)),
-                                  tl.join(_component(words, 1, P), _component(words, 3, P))), (R, J_PAD * P))
 
 
 @triton.jit
@@ -319,20 +303,15 @@ def _group_queries(q_ptr, request, head, q_stride_b, q_stride_h, N: tl.constexpr
 
 
 @triton.jit
-def _rotated_query(q_t, N: tl.constexpr, KP: tl.constexpr, GQA_PAD: tl.constexpr):
-    """The score's dot operand from the queries ``q_t [N, GQA_PAD]`` (float32 columns, at most
-    ``GQA_PAD / 2`` of them nonzero): float16 ``[KP, GQA_PAD]`` holding ``H_N q`` (rows past ``N``
-    zero) split into hi in columns ``[0, GQA_PAD / 2)`` and lo above, so one dot of the codewords
-    with it gives both products (summed afterwards: float32 queries at float16 operand cost)."""
-    h = _hadamard_rows_of(N, N, KP, 1, 0)  # (KP, N): H_N, zero rows past N
+def _rotated_query_component(q_t, N: tl.constexpr, J: tl.constexpr, J_PAD: tl.constexpr, P: tl.constexpr,
+                             c: tl.constexpr):
+    """Rotated channels ``j * P + c`` (``j < J``, zero rows up to ``J_PAD``) of the queries
+    ``q_t [N, G]`` (float32 columns): ``(H_N q)[j * P + c]`` as float16 hi + lo ``[J_PAD, G]`` each."""
+    h = _hadamard_rows_of(N, J, J_PAD, P, c)  # (J_PAD, N)
     q_hi = q_t.to(tl.float16)
-    r = tl.dot(h, (q_t - q_hi.to(tl.float32)).to(tl.float16), tl.dot(h, q_hi))  # (KP, GQA_PAD) float32
+    r = tl.dot(h, (q_t - q_hi.to(tl.float32)).to(tl.float16), tl.dot(h, q_hi))
     r_hi = r.to(tl.float16)
-    r_lo = (r - r_hi.to(tl.float32)).to(tl.float16)
-    HALF: tl.constexpr = GQA_PAD // 2
-    hi, _ = tl.split(tl.permute(tl.reshape(r_hi, (KP, 2, HALF)), (0, 2, 1)))  # columns [0, HALF)
-    lo, _ = tl.split(tl.permute(tl.reshape(r_lo, (KP, 2, HALF)), (0, 2, 1)))
-    return tl.reshape(tl.permute(tl.join(hi, lo), (0, 2, 1)), (KP, GQA_PAD))
+    return r_hi, (r - r_hi.to(tl.float32)).to(tl.float16)
 
 
 @triton.jit
@@ -354,10 +333,11 @@ def higgs_score_kernel(
     ``out[b, h * GQA + i, r] = q[b, h * GQA + i] . dequantize(codes_b[r, h], scales_b[r, h])``.
 
     Each program rotates its queries once (``H_N q / N``, scaled by ``max |q|`` so any magnitude fits
-    float16; split into float16 hi + lo side by side, :func:`_rotated_query`; ``GQA_PAD >= 2 * GQA``
-    columns). It then loops over blocks of ``BLOCK_N`` rows: codeword lookup, the codewords in channel
-    order (float16-exact) in one tensor-core dot with the rotated queries, hi + lo, times the scale.
-    Per row and kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes ``4 * GQA`` bytes.
+    float16), kept per codeword component ``c`` (rotated channels ``j * P + c``, ``J_PAD`` rows, split
+    into float16 hi + lo). It then loops over blocks of ``BLOCK_N`` rows: codeword lookup, and per
+    component a tensor-core dot of the codewords' component (float16-exact) with the query's, times
+    the scale. Per row and kv head: reads ``N * bits / 8 + scale.itemsize`` bytes, writes
+    ``4 * GQA`` bytes.
     """
     head = tl.program_id(1)
     request = tl.program_id(2)
@@ -365,14 +345,15 @@ def higgs_score_kernel(
                                                       HAS_TABLE, CODES_ALIGN)
 
     q_t, factor = _group_queries(q_ptr, request, head, q_stride_b, q_stride_h, N, GQA, GQA_PAD)
-    KP: tl.constexpr = J_PAD * P  # channels of the dot (past N: padding codewords, zero query rows)
-    q_rot = _rotated_query(q_t, N, KP, GQA_PAD)  # (KP, GQA_PAD) float16, hi | lo
-    HALF: tl.constexpr = GQA_PAD // 2
-    offs_h = tl.arange(0, HALF)
-    out_heads = (head * GQA + offs_h).to(tl.int64)
+    J: tl.constexpr = N // P
+    q0_hi, q0_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 0)  # (J_PAD, GQA_PAD) each
+    q1_hi, q1_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 1 % P)  # components 1..3 unused for small P
+    q2_hi, q2_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 2 % P)
+    q3_hi, q3_lo = _rotated_query_component(q_t, N, J, J_PAD, P, 3 % P)
+    offs_g = tl.arange(0, GQA_PAD)
+    out_heads = (head * GQA + offs_g).to(tl.int64)
 
     out_base = out_ptr + request.to(tl.int64) * out_stride_b
-    J: tl.constexpr = N // P
     W: tl.constexpr = J // K
     grid_words = tl.load(grid_ptr + tl.arange(0, NUM_POINTS))
     for block in range(tl.program_id(0), tl.cdiv(row_end, BLOCK_N), tl.num_programs(0)):
@@ -381,10 +362,18 @@ def higgs_score_kernel(
         rows64 = rows.to(tl.int64)
         idx = _load_index_rows(codes_base + rows64 * codes_stride + head * (W * U), mask, 1, J, J_PAD,
                                IDX_BITS, K, U, BLOCK_N)
-        keys = _codeword_channels(_codewords(grid_words, idx, BLOCK_N, J_PAD), BLOCK_N, J_PAD, P)  # (BLOCK_N, KP)
-        both = tl.dot(keys, q_rot)  # (BLOCK_N, GQA_PAD): products with hi, then with lo
-        scores = tl.sum(tl.reshape(both, (BLOCK_N, 2, HALF)), axis=1)  # (BLOCK_N, HALF)
+        words = _codewords(grid_words, idx, BLOCK_N, J_PAD)  # (BLOCK_N, J_PAD), rotated domain
+        keys = _component(words, 0, P)
+        scores = tl.dot(keys, q0_lo, tl.dot(keys, q0_hi))  # (BLOCK_N, GQA_PAD)
+        if P > 1:
+            keys = _component(words, 1, P)
+            scores = tl.dot(keys, q1_lo, tl.dot(keys, q1_hi, scores))
+        if P > 2:
+            keys = _component(words, 2, P)
+            scores = tl.dot(keys, q2_lo, tl.dot(keys, q2_hi, scores))
+            keys = _component(words, 3, P)
+            scores = tl.dot(keys, q3_lo, tl.dot(keys, q3_hi, scores))
         scale = tl.load(scales_base + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32) * factor
         scores = scores * scale[:, None]
         out_ptrs = out_base + out_heads[None, :] * out_stride_h + rows64[:, None]
-        tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_h < GQA)[None, :])
+        tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_g < GQA)[None, :])
