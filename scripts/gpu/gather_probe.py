@@ -60,7 +60,7 @@ def main():
     shape = model_spec("llama-3.1-8b").shape
     config = OffloadConfig(method="yakv", payload_group="token", budget=args.budget)
     sel = make_selector("yakv", shape, config)
-    dev = torch.device("cuda" if CUDA else "cpu")
+    dev = torch.device("cuda", torch.cuda.current_device()) if CUDA else torch.device("cpu")
     arena = HostArena(40 << 30 if CUDA else 1 << 28, pin=CUDA)
     summaries, blocks = [], []
     for _ in range(batch):

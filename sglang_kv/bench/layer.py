@@ -19,23 +19,32 @@ step, ``q`` and the noise standard normal), after ``--warmup-steps`` untimed ste
 caches. Reported then: the hit rate of the timed steps, their mean host bytes, the floor on those
 bytes and the floor without the cache (``floor_uncached_ms``).
 
+With ``--chunks N ...`` each setting is also timed with the step split into ``N`` chunks of requests,
+chunk ``i`` on its own CUDA stream (a pipeline experiment: chunk ``i + 1``'s scores and top-k may run
+while chunk ``i``'s gather waits on PCIe). The serving backend does not split its step; on CPU the
+chunks run one after another.
+
 Reported: times, bytes, ratio to the floor and to full attention. GPU only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
+import itertools
 import shlex
 import sys
 import time
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
 from sglang_kv.bench.shapes import MODELS, model_spec
 from sglang_kv.config import PAYLOAD_GROUPS, OffloadConfig
 from sglang_kv.select import ModelShape, make_selector
+from sglang_kv.select.base import BatchKV
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.store.host import HostArena, HostBlock
 
@@ -67,8 +76,10 @@ def _median_ms(fn, iters: int) -> float:
 
 def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: Sequence[float], iters: int,
             arena: HostArena, payload_group: str = "auto", cache: float = 0.0, drifts: Sequence[float] = (0.0,),
-            warmup_steps: int = 8) -> list[dict]:
-    """Build ``batch`` requests once, then time one decode step per budget (and query drift)."""
+            warmup_steps: int = 8, chunks: Sequence[int] = (1,)) -> list[dict]:
+    """Build ``batch`` requests once, then time one decode step per budget, query drift and chunk count."""
+    if any(not 1 <= n <= batch for n in chunks):
+        raise ValueError(f"--chunks must lie in [1, batch={batch}], got {list(chunks)}")
     sel = make_selector(method, shape, OffloadConfig(method=method, payload_group=payload_group, cache=cache))
     dev = torch.device("cuda" if arena.pinned else "cpu")
     hkv, d, scale = shape.num_kv_heads, shape.head_dim, shape.head_dim ** -0.5
@@ -89,13 +100,15 @@ def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: S
     rows = []
     for b in budgets:
         k_budget = OffloadConfig(method=method, budget=b).budget_tokens(context)
-        for drift in drifts:
+        for drift, n_chunks in itertools.product(drifts, chunks):
+            step = functools.partial(_chunked_step, sel, summaries, locals_, k_budget=k_budget, scale=scale,
+                                     streams=_streams(n_chunks, dev))
             noise = torch.randn(warmup_steps + iters + 1, *q.shape, device=dev, dtype=torch.bfloat16)
             queries = iter(q + drift * noise)  # one per step: the untimed ones, _median_ms's warm-up, the timed ones
             for _ in range(warmup_steps if cache else 0):
-                _decode_step(sel, summaries, locals_, next(queries), k_budget, scale)
-            row = _time_offload(sel, summaries, locals_, queries, k_budget, scale, iters)
-            rows.append(row | {"budget": b, "cache": cache, "drift": drift})
+                step(next(queries))
+            row = _time_offload(step, sel.payload_row_bytes(), queries, iters)
+            rows.append(row | {"k": k_budget, "budget": b, "cache": cache, "drift": drift, "chunks": n_chunks})
     for block in blocks:
         block.release()
     hbm = batch * (summaries[0].device_bytes + 2 * hkv * LOCAL * d * 2)  # landmarks + local window
@@ -119,7 +132,7 @@ def _full_attention_ms(q: torch.Tensor, num_kv_heads: int, context: int, scale: 
         qf, full_k, full_v, enable_gqa=True, scale=scale), iters)
 
 
-def _decode_step(sel, summaries, locals_, q, k_budget: int, scale: float):
+def _decode_step(sel, summaries, locals_, q, k_budget: int, scale: float) -> BatchKV:
     """The serving decode step of one layer for every request (equal prompts: one attention call, as
     the backend groups them). Returns ``gather_batch``'s :class:`BatchKV`."""
     batch = q.shape[0]
@@ -132,20 +145,48 @@ def _decode_step(sel, summaries, locals_, q, k_budget: int, scale: float):
     return selected
 
 
-def _time_offload(sel, summaries, locals_, queries, k_budget: int, scale: float, iters: int) -> dict:
-    """Median step time over ``iters`` steps, each on the next of ``queries``; their mean host bytes and
-    cache hits (the first, untimed step of ``_median_ms`` is left out of the counts)."""
+def _streams(n: int, device: torch.device) -> list:
+    """One CUDA stream per chunk of requests; ``None`` (the current stream) for one chunk or on CPU."""
+    return [torch.cuda.Stream(device) if n > 1 and device.type == "cuda" else None for _ in range(n)]
+
+
+def _chunked_step(sel, summaries, locals_, q, k_budget: int, scale: float, streams: list) -> StepCounts:
+    """:func:`_decode_step` on ``len(streams)`` contiguous chunks of the requests, chunk ``i`` on
+    ``streams[i]``, which first waits for the work already queued on the current stream; the
+    current stream then waits for every chunk. Returns the bytes and cache counts of all chunks."""
+    main = torch.cuda.current_stream(q.device) if q.device.type == "cuda" else None
+    parts = []
+    for stream, index in zip(streams, torch.arange(q.shape[0]).chunk(len(streams))):
+        a, b = int(index[0]), int(index[-1]) + 1
+        if stream is not None:
+            stream.wait_stream(main)
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            kv = _decode_step(sel, summaries[a:b], tuple(x[a:b] for x in locals_), q[a:b], k_budget, scale)
+        parts.append(StepCounts(kv.load_bytes, kv.cache_lookups, kv.cache_hits))
+    for stream in streams:
+        if stream is not None:
+            main.wait_stream(stream)
+    return StepCounts(*(sum(column) for column in zip(*parts)))
+
+
+class StepCounts(NamedTuple):
+    """What one decode step moved: host bytes, device-cache lookups and hits (as :class:`BatchKV`)."""
+
+    load_bytes: int
+    cache_lookups: int
+    cache_hits: int
+
+
+def _time_offload(step, payload_row_bytes: int, queries, iters: int) -> dict:
+    """Median time of ``step(q)`` over ``iters`` steps, each on the next of ``queries``; their mean
+    host bytes and cache hits (the first, untimed step of ``_median_ms`` is left out of the counts)."""
     steps = []
-
-    def offload_step():
-        steps.append(_decode_step(sel, summaries, locals_, next(queries), k_budget, scale))
-
-    offload_ms = _median_ms(offload_step, iters)
+    offload_ms = _median_ms(lambda: steps.append(step(next(queries))), iters)
     timed = steps[1:]
     lookups, hits = sum(s.cache_lookups for s in timed), sum(s.cache_hits for s in timed)
     loaded = sum(s.load_bytes for s in timed) / len(timed)
-    uncached = lookups * sel.payload_row_bytes() / len(timed) if lookups else loaded
-    return {"k": k_budget, "offload_ms": offload_ms, "pcie_bytes": loaded, "pcie_bytes_uncached": uncached,
+    uncached = lookups * payload_row_bytes / len(timed) if lookups else loaded
+    return {"offload_ms": offload_ms, "pcie_bytes": loaded, "pcie_bytes_uncached": uncached,
             "cache_hit_rate": hits / lookups if lookups else None}
 
 
@@ -163,6 +204,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--drifts", type=float, nargs="+", default=[0.0],
                    help="per-step query noise (relative to the unit-variance query); decides the cache's hit rate")
     p.add_argument("--warmup-steps", type=int, default=8, help="untimed steps that fill the cache")
+    p.add_argument("--chunks", type=int, nargs="+", default=[1],
+                   help="also time the step split into N chunks of requests, each on its own CUDA stream")
     p.add_argument("--host-gib", type=float, default=40.0, help="pinned host store for the payloads")
     p.add_argument("--cpu", action="store_true", help="functional smoke run on CPU (times are not meaningful)")
     p.add_argument("--out", default=None)
@@ -181,9 +224,10 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
         for batch in args.batches:
             t0 = time.time()
             for row in measure(shape, args.method, batch, context, args.budgets, args.iters, arena, args.payload_group,
-                               args.cache, args.drifts, args.warmup_steps):
+                               args.cache, args.drifts, args.warmup_steps, args.chunks):
                 rows.append(row)
                 hit = "" if row["cache_hit_rate"] is None else f" drift {row['drift']} hits {row['cache_hit_rate']:.0%}"
+                hit += f" chunks {row['chunks']}" if row["chunks"] > 1 else ""
                 print(f"B={batch:3d} L={context:6d} budget={row['budget']:.4f}{hit}: offload {row['offload_ms']:8.2f} ms, "
                       f"floor {row['floor_ms']:6.3f} ms (x{row['offload_over_floor']:.1f}), full attention "
                       f"{row['full_ms']:6.3f} ms (x{row['offload_over_full']:.1f}) [{time.time() - t0:.0f} s]",
@@ -193,7 +237,7 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
     if args.out:
         write_result(args.out, {"model_shape": args.model_shape, "method": args.method, "local": LOCAL,
                                 "payload_group": args.payload_group, "cache": args.cache, "drifts": args.drifts,
-                                "warmup_steps": args.warmup_steps,
+                                "warmup_steps": args.warmup_steps, "chunks": args.chunks,
                                 "pcie_GB_s": PCIE_BYTES_PER_S / 1e9, "hbm_TB_s": HBM_BYTES_PER_S / 1e12},
                      {"rows": rows}, command=command or shlex.join(["python", "-m", "sglang_kv.bench.layer",
                                                                       *sys.argv[1:]]))

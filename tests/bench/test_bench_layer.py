@@ -41,3 +41,19 @@ def test_layer_bench_with_the_device_cache_on_cpu(tmp_path):
     assert 0 < drifting["cache_hit_rate"] < 1
     assert 0 < drifting["pcie_bytes"] < drifting["pcie_bytes_uncached"]
     assert drifting["floor_ms"] < drifting["floor_uncached_ms"]
+
+
+def test_layer_bench_chunked_step_counts_the_same_bytes(tmp_path):
+    """The step split into chunks of requests (``--chunks``) reads the same host bytes as the whole
+    step, and each row says how it was split; a chunk count past the batch is refused."""
+    out = tmp_path / "layer.json"
+    args = ["layer", "--cpu", "--batches", "3", "--contexts", "1024", "--budgets", "0.0625", "--iters", "1",
+            "--host-gib", "0.1", "--out", str(out), "--chunks"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["1", "2", "3"])
+    assert exit_info.value.code == 0
+    rows = json.loads(out.read_text())["figures"]["rows"]
+    assert [r["chunks"] for r in rows] == [1, 2, 3]
+    assert rows[0]["pcie_bytes"] > 0 and len({r["pcie_bytes"] for r in rows}) == 1
+    with pytest.raises(ValueError, match="--chunks"):
+        main(args + ["4"])
