@@ -3,9 +3,8 @@
 - :func:`quantize`: ``x [..., C]`` -> packed codes + scales (as :meth:`HiggsQuantizer.quantize`).
 - :func:`dequantize_gather`: rows ``index [..., k]`` of codes -> ``[..., k, C]`` bf16 / fp16 / fp32. Codes
   and scales may live in pinned host memory: the kernel reads the selected rows directly over PCIe
-  (zero-copy; sort each step's indices, reads in random order are several times slower), or, when
-  that times faster, :class:`StagedGather` first copies them to device buffers with the row-copy
-  kernel. :func:`dequantize_gather_batch` reads the stores of several requests in one launch.
+  (zero-copy; sort each step's indices, reads in random order are several times slower).
+  :func:`dequantize_gather_batch` reads the stores of several requests in one launch.
 - :func:`score`: per-head (landmark) scores without dequantizing: ``Hq`` query heads against ``rows``
   tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``;
   :func:`score_batch`: ``B`` requests, each with its own store, in one launch -> ``[B, Hq, max rows]``
@@ -44,18 +43,6 @@ class KernelConfig(NamedTuple):
     num_warps: int
     programs_per_sm: int = 8  # persistent kernels (gather, score): programs launched per SM
     num_stages: int = 3  # software-pipelining depth of the row loop (Triton's default)
-
-
-class StagedGather(NamedTuple):
-    """The dequantize-gather's other strategy for stores in pinned host memory (a ``config`` of
-    :func:`dequantize_gather` and :func:`dequantize_gather_refs`): copy the selected rows' codes and
-    scales into new device buffers with the row-copy kernel (:mod:`sglang_kv.kernels.rows`: nothing
-    but PCIe loads and stores in flight), then dequantize-gather them from GPU memory. Same bytes
-    over PCIe, same output bit for bit; costs ``C * bits / 8 + G * scale.itemsize`` bytes of device
-    scratch per output row and one HBM round trip of them. ``None``: the stage's config is picked."""
-
-    copy: KernelConfig | None = None
-    dequantize: KernelConfig | None = None
 
 
 def hadamard_factors(group_size: int) -> tuple[int, int]:
@@ -179,18 +166,17 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
 
 
 # --- dequantize-gather -----------------------------------------------------------------------------
-def dequantize_gather_configs(group_size: int, host_stores: bool = False) -> list[KernelConfig | StagedGather]:
+def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
     """Candidates: about 1K to 8K values per block, fewer / more programs in flight, 2 warps (the
     zero-copy reads of 1024-channel rows from pinned host memory ran 22% faster with 2 warps than
     with 4 on the H200: ``scripts/gpu/gather_sweep.py``, ``results/logs/gather_sweep_h200.log``) and
     no software pipelining (``num_stages=1``: 0.179 ms against 0.196 ms with 3 stages for 128K rows
     of device memory: ``scripts/gpu/kernel_sweep.py``, ``results/kernel_sweep_h200.json``).
 
-    ``host_stores`` (every store's codes in pinned host memory): :class:`StagedGather` too. In the
-    H200's 32 x 64K layer steps the row-copy kernel filling the device cache moved host rows at about
-    50 GB/s at the margin (``results/layer_llama31_8b_h200_32x64k_token_cache.json``: 132 MB more
-    fills cost 2.8 ms) while the fused zero-copy gather read them at 39 GB/s; which one wins is timed
-    per shape class like the block sizes."""
+    Copying the rows to device buffers with the row-copy kernel first, then dequantizing them there,
+    was a candidate for host stores and lost everywhere: 12.2 ms against 10.5 ms fused for the 470K
+    payload rows of a 32 x 64K step on the H200 (``scripts/gpu/gather_probe.py``,
+    ``results/gather_probe_h200.json``; a bulk DMA of the same bytes took 9.05 ms)."""
     configs = []
     for values, programs_per_sm, warps, stages in ((2048, 8, None, 1), (2048, 8, None, 3), (4096, 8, None, 3),
                                                    (8192, 4, None, 3), (4096, 16, None, 3), (2048, 4, None, 3),
@@ -199,7 +185,7 @@ def dequantize_gather_configs(group_size: int, host_stores: bool = False) -> lis
         config = KernelConfig(block, warps or (8 if block * group_size >= 8192 else 4), programs_per_sm, stages)
         if config not in configs:
             configs.append(config)
-    return configs + ([StagedGather()] if host_stores else [])
+    return configs
 
 
 def dequantize_gather_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
@@ -224,7 +210,7 @@ def dequantize_gather_batch_ref(quantizer: HiggsQuantizer, codes: Sequence[torch
 def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
                       index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
                       out: torch.Tensor | None = None,
-                      config: KernelConfig | StagedGather | None = None) -> torch.Tensor:
+                      config: KernelConfig | None = None) -> torch.Tensor:
     """Dequantize the rows ``index`` of a quantized store.
 
     codes: uint8 ``[rows, C * bits / 8]``; scales: ``[rows, C / group_size]`` (both with a contiguous
@@ -233,7 +219,7 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     device). Returns ``out [..., k, C]`` in ``dtype`` (bfloat16 / float16 / float32), equal to
     ``HiggsQuantizer.dequantize(codes[index], scales[index])`` to the output's rounding (float32
     output: within 1e-5 of the row RMS, the rounding of a float32 transform). ``config``: a
-    :class:`KernelConfig`, a :class:`StagedGather` (copy the rows to the device first) or None (timed).
+    :class:`KernelConfig` or None (timed).
 
     A per-head store ``[rows, Hkv, D * bits / 8]`` can be gathered per (token, head) by viewing it as
     ``[rows * Hkv, D * bits / 8]`` with indices ``token * Hkv + head``.
@@ -271,7 +257,7 @@ def store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tens
 def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
                             scales: Sequence[torch.Tensor], request: torch.Tensor, index: torch.Tensor, *,
                             dtype: torch.dtype = torch.bfloat16, out: torch.Tensor | None = None,
-                            config: KernelConfig | StagedGather | None = None) -> torch.Tensor:
+                            config: KernelConfig | None = None) -> torch.Tensor:
     """:func:`dequantize_gather` over the stores of several requests in one launch.
 
     codes[b], scales[b]: request ``b``'s store, as in :func:`dequantize_gather` (all with the same
@@ -288,7 +274,7 @@ def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Ten
 def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], request: torch.Tensor,
                            index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
                            out: torch.Tensor | None = None,
-                           config: KernelConfig | StagedGather | None = None) -> torch.Tensor:
+                           config: KernelConfig | None = None) -> torch.Tensor:
     """:func:`dequantize_gather_batch` on stores checked once by :func:`store_ref` (same layout for all)."""
     device = _check_gather_index(index, dtype)
     batched = _batched(quantizer, stores, device)
@@ -352,7 +338,7 @@ def _launch_gather(quantizer, num_channels, codes, scales, stores, table, reques
                    codes_device: str, codes_align: int = 1) -> torch.Tensor:
     """Dequantize-gather launch into ``out [*index.shape, C]``: one store (``codes``, ``scales``; ``table``
     None) or, with ``table``, the stores it lists (``codes`` / ``scales`` then only give the element
-    types); ``stores``: their refs (what :class:`StagedGather` copies from); ``codes_device``: "cpu"
+    types); ``stores``: their refs (their layout gives the row strides); ``codes_device``: "cpu"
     when any store's codes are in host memory (the tuning key); ``codes_align``: the alignment of
     every codes address in ``table``."""
     device = index.device
@@ -368,7 +354,6 @@ def _launch_gather(quantizer, num_channels, codes, scales, stores, table, reques
         return out
     out2d = out.view(num_out, num_channels)
     codes_stride, scales_stride = stores[0].layout[1:3]
-    host_stores = all(st.on_host for st in stores)
     from sglang_kv.kernels.higgs_triton import higgs_dequantize_gather_kernel
 
     n = quantizer.group_size
@@ -379,10 +364,7 @@ def _launch_gather(quantizer, num_channels, codes, scales, stores, table, reques
     sms = num_sms(device)
     has_table = table is not None
 
-    def run(cfg: KernelConfig | StagedGather) -> None:
-        if isinstance(cfg, StagedGather):
-            _gather_staged(quantizer, num_channels, stores, request, flat_index, dtype, out2d, cfg)
-            return
+    def run(cfg: KernelConfig) -> None:
         programs = min(cdiv(num_out, cfg.block), max(1, cfg.programs_per_sm * sms // num_groups))
         higgs_dequantize_gather_kernel[(programs, num_groups)](
             codes, scales, flat_index, table if has_table else flat_index, request if has_table else flat_index,
@@ -394,37 +376,12 @@ def _launch_gather(quantizer, num_channels, codes, scales, stores, table, reques
 
     if config is None:
         key = ("higgs_dequantize_gather", str(device), n, num_groups, quantizer.p, quantizer.bits,
-               quantizer.scale_dtype, dtype, codes_device, host_stores, has_table, codes_align,
+               quantizer.scale_dtype, dtype, codes_device, has_table, codes_align,
                size_bucket(num_out))
-        config = pick_config(key, dequantize_gather_configs(n, host_stores), run)
-    if not isinstance(config, StagedGather):
-        check_config(config, _min_block(n))
+        config = pick_config(key, dequantize_gather_configs(n), run)
+    check_config(config, _min_block(n))
     run(config)
     return out
-
-
-def _gather_staged(quantizer, num_channels, stores, request, index, dtype, out, config: StagedGather) -> None:
-    """:class:`StagedGather`: rows ``index [n]`` of stores ``request [n]`` (None: the only store) copied
-    into device buffers, then dequantized from there into ``out [n, C]``."""
-    from sglang_kv.kernels import rows  # lazy: rows imports this module
-
-    code_bytes, codes_stride, scales_stride, scale_dtype = stores[0].layout
-    device, n = index.device, index.numel()
-    if request is None:
-        request = torch.zeros(n, dtype=torch.int32, device=device)
-    staged_codes = torch.empty(n, code_bytes, dtype=torch.uint8, device=device)
-    staged_scales = torch.empty(n, num_channels // quantizer.group_size, dtype=scale_dtype, device=device)
-    position = torch.arange(n, dtype=torch.int32, device=device)
-    for staged, field, stride in ((staged_codes, "codes", codes_stride),
-                                  (staged_scales, "scales", scales_stride * staged_scales.element_size())):
-        row_bytes = staged.shape[1] * staged.element_size()
-        layout = (row_bytes, stride, row_bytes, "cpu" if stores[0].on_host else device.type)
-        rows.copy_rows_pairs([rows.CopyPair(getattr(st, field), staged.data_ptr(), layout) for st in stores],
-                             request, index, position, config=config.copy)
-    staged_store = StoreRef(staged_codes.data_ptr(), staged_scales.data_ptr(),
-                            _store_layout(staged_codes, staged_scales), False)
-    _launch_gather(quantizer, num_channels, staged_codes, staged_scales, [staged_store], None, None, position, dtype,
-                   out, config.dequantize, device.type)
 
 
 # --- score -----------------------------------------------------------------------------------------

@@ -284,37 +284,6 @@ def test_dequantize_gather_batch_separate_stores(group_size, channels):
         hk.dequantize_gather_batch(quantizer, [stores[0][0]], [], request, index)
 
 
-@pytest.mark.parametrize("offset", [0, 1])
-def test_dequantize_gather_staged_equals_fused(offset):
-    """StagedGather (rows copied to device buffers, then dequantized there) returns the fused
-    kernel's output bit for bit: one strided store, and several stores in one batched launch (codes
-    off a 16-byte boundary: the row copies fall back to narrower units)."""
-    quantizer = HiggsQuantizer(128, 2, 4)
-    fused = hk.KernelConfig(16, 4)
-    staged = hk.StagedGather(copy=hk.KernelConfig(8, 2, 1), dequantize=fused)
-    codes, scales = _store(quantizer, 23, 256, seed=50)
-    wide = torch.zeros(23, 200, dtype=torch.uint8, device=DEVICE)
-    wide[:, 30:158] = codes
-    index = torch.randint(0, 23, (3, 9), generator=torch.Generator().manual_seed(50)).to(DEVICE)  # repeats
-    got = hk.dequantize_gather(quantizer, wide[:, 30:158], scales, index, dtype=torch.float32, config=staged)
-    ref = hk.dequantize_gather(quantizer, codes, scales, index, dtype=torch.float32, config=fused)
-    torch.testing.assert_close(got, ref, rtol=0, atol=0)
-    stores = [_store(quantizer, n, 256, seed=51 + n) for n in (5, 17, 11)]
-    codes = [_misaligned(c, offset) if offset else c for c, _ in stores]
-    scales = [sc for _, sc in stores]
-    request = torch.tensor([2, 0, 1, 1, 2, 0], dtype=torch.int32, device=DEVICE)
-    index = torch.tensor([10, 4, 16, 0, 3, 4], device=DEVICE)
-    for dtype in (torch.float32, torch.bfloat16):
-        got = hk.dequantize_gather_batch(quantizer, codes, scales, request, index, dtype=dtype, config=staged)
-        ref = hk.dequantize_gather_batch(quantizer, codes, scales, request, index, dtype=dtype, config=fused)
-        torch.testing.assert_close(got, ref, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="config"):
-        hk.dequantize_gather_batch(quantizer, codes, scales, request, index,
-                                   config=hk.StagedGather(copy=hk.KernelConfig(3, 4)))
-    assert hk.StagedGather() in hk.dequantize_gather_configs(128, host_stores=True)
-    assert hk.StagedGather() not in hk.dequantize_gather_configs(128)
-
-
 def test_dequantize_gather_rejects_bad_input():
     quantizer = HiggsQuantizer(64, 4, 2)
     codes, scales = _store(quantizer, 8, 128, seed=3)
@@ -550,8 +519,3 @@ def test_gpu_dequantize_gather_batch_from_pinned_host():
         ref = hk.dequantize_gather_ref(quantizer, codes, scales, index[rows], torch.float32)
         row_rms = ref.square().mean(-1, keepdim=True).sqrt()
         assert ((got[rows] - ref).abs() <= 1e-5 * ref.abs() + F32_RMS * row_rms).all()
-    fused = hk.dequantize_gather_configs(1024)[0]
-    fused_got, staged_got = (hk.dequantize_gather_batch(quantizer, [c for c, _ in host], [sc for _, sc in host],
-                                                        request, index, dtype=torch.float32, config=config)
-                             for config in (fused, hk.StagedGather(dequantize=fused)))
-    torch.testing.assert_close(staged_got, fused_got, rtol=0, atol=0)  # same kernel on the same bytes
