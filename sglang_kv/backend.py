@@ -38,6 +38,7 @@ from sglang_kv.devices import device_ints
 from sglang_kv.select import ModelShape, RopeParams, Selector, make_selector
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.state import RequestState, RequestTable
+from sglang_kv.streams import chunk_streams, run_chunked
 from sglang_kv.store.device import TieredKVPool
 from sglang_kv.store.host import HostArena, HostBlock, HostStoreFull
 
@@ -92,6 +93,7 @@ class OffloadRuntime:
         self.owned_from: dict[str, int] = {}
         self.shape = model_shape(model_runner.model_config)
         self.selector = make_offload_selector(config, self.shape, model_runner.model_config.hf_config)
+        self.decode_streams = chunk_streams(config.decode_chunks, torch.device(model_runner.device))
         pin = str(model_runner.device).startswith("cuda")
         plan = current_plan()
         capacity = plan.host_store_bytes if plan else config.host_mem_bytes(psutil.virtual_memory().available)
@@ -359,9 +361,19 @@ class OffloadAttnBackend:
     # ---- attention --------------------------------------------------------------------------
     def _sparse_attention(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan]) -> torch.Tensor:
         """Attention of each row's decode query ``q [len(rows), Hq, D]`` over its [sink | selected |
-        local | generated] tokens -> ``[len(rows), Hq, Dv]``: one batched select and gather for all
-        rows (``select_batch`` / ``gather_batch``), then one attention call per group of rows with
-        the same windows and selection size (in a batch of equal prompts, one group)."""
+        local | generated] tokens -> ``[len(rows), Hq, Dv]``, in ``--kv-offload-decode-chunks``
+        chunks of rows (:mod:`sglang_kv.streams`; one chunk by default)."""
+        out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
+        run_chunked(len(rows), self.runtime.decode_streams,
+                    lambda part: self._sparse_attention_rows(layer, q[part], rows[part], out[part]))
+        return out
+
+    def _sparse_attention_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan],
+                               out: torch.Tensor) -> None:
+        """:meth:`_sparse_attention` of one chunk of rows into ``out [len(rows), Hq, Dv]``: one batched
+        select and gather for its rows (``select_batch`` / ``gather_batch``), then one attention call
+        per group of rows with the same windows and selection size (in a batch of equal prompts, one
+        group)."""
         runtime = self.runtime
         pool = runtime.token_to_kv_pool
         summaries = [row.state.summaries[layer.layer_id] for row in rows]
@@ -374,7 +386,6 @@ class OffloadAttnBackend:
         stats.loaded_bytes += selected.load_bytes
         stats.cache_lookups += selected.cache_lookups
         stats.cache_hits += selected.cache_hits
-        out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
         for (sink, cand_end, seq_len, n), members in _attention_groups(rows, selection.counts).items():
             positions = torch.cat([torch.arange(sink, device=q.device),
                                    torch.arange(cand_end, seq_len, device=q.device)])  # exact windows
@@ -387,7 +398,6 @@ class OffloadAttnBackend:
             k_all = torch.cat([k_exact[:, :, :sink], selected.k[index, :, :n], k_exact[:, :, sink:]], dim=2)
             v_all = torch.cat([v_exact[:, :, :sink], selected.v[index, :, :n], v_exact[:, :, sink:]], dim=2)
             out[index] = sparse_decode_attention(q[index], k_all, v_all, layer.scaling)
-        return out
 
     def _dense_attention(self, layer: "RadixAttention", q_row: torch.Tensor, req_row: int, seq_len: int):
         pool = self.runtime.token_to_kv_pool

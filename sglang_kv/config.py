@@ -68,6 +68,7 @@ class OffloadConfig:
     landmark_residual: int = 0  # yakv residual landmarks: mean of m tokens + residual (0 = off)
     payload_group: str = "auto"  # yakv 4-bit payload Hadamard group: auto | token | head
     cache: float = 0.0  # yakv device cache of selected payload rows: fraction of the prompt in [0, 1] (0 = off)
+    decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, one CUDA stream each
     shadowkv_rank: int = 160
     shadowkv_chunk: int = 8
     shadowkv_outliers: int = 48
@@ -94,6 +95,7 @@ class OffloadConfig:
             raise ConfigError(f"--kv-offload-exact: must be a fraction in (0, 1] or an integer token count, got {e!r}")
         for name in ("local", "sink", "min_prompt", "landmark_residual"):
             _require_int(name, getattr(self, name), minimum=0)
+        _require_int("decode_chunks", self.decode_chunks, minimum=1)
         if self.kv_bits not in _KV_BITS:
             raise ConfigError(f"--kv-offload-kv-bits: must be one of {_KV_BITS}, got {self.kv_bits!r}")
         if self.landmark_bits not in _LANDMARK_BITS:
@@ -207,6 +209,9 @@ _FLAG_HELP = {
                      "auto (token when num_kv_heads * head_dim is a power of two; default)",
     "cache": "yakv device cache of recently selected payload rows, per request and layer, as a fraction of the "
              "prompt in [0, 1] (0 = off, default): hits are read from GPU memory, only misses cross PCIe",
+    "decode_chunks": "split each layer's offloaded decode step into N chunks of requests, each on its own CUDA stream, "
+                     "so one chunk's selection overlaps another's PCIe gather (default 1; 2 measured 6-9%% faster "
+                     "with token payload groups and no cache at 32 x 64K, slower with the cache)",
     "shadowkv_rank": "ShadowKV rank of the key factors (default 160)",
     "shadowkv_chunk": "ShadowKV tokens per chunk landmark (default 8)",
     "shadowkv_outliers": "ShadowKV outlier chunks kept exact per head (default 48)",

@@ -20,9 +20,9 @@ caches. Reported then: the hit rate of the timed steps, their mean host bytes, t
 bytes and the floor without the cache (``floor_uncached_ms``).
 
 With ``--chunks N ...`` each setting is also timed with the step split into ``N`` chunks of requests,
-chunk ``i`` on its own CUDA stream (a pipeline experiment: chunk ``i + 1``'s scores and top-k may run
-while chunk ``i``'s gather waits on PCIe). The serving backend does not split its step; on CPU the
-chunks run one after another.
+chunk ``i`` on its own CUDA stream, as the server runs it with ``--kv-offload-decode-chunks N``
+(:mod:`sglang_kv.streams`: one chunk's scores and top-k may run while another's gather waits on
+PCIe); on CPU the chunks run one after another.
 
 Reported: times, bytes, ratio to the floor and to full attention. GPU only.
 """
@@ -30,7 +30,6 @@ Reported: times, bytes, ratio to the floor and to full attention. GPU only.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import functools
 import itertools
@@ -47,6 +46,7 @@ from sglang_kv.select import ModelShape, make_selector
 from sglang_kv.select.base import BatchKV
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.store.host import HostArena, HostBlock
+from sglang_kv.streams import chunk_streams, run_chunked
 
 PCIE_BYTES_PER_S = 55e9
 HBM_BYTES_PER_S = 4.0e12
@@ -102,7 +102,7 @@ def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: S
         k_budget = OffloadConfig(method=method, budget=b).budget_tokens(context)
         for drift, n_chunks in itertools.product(drifts, chunks):
             step = functools.partial(_chunked_step, sel, summaries, locals_, k_budget=k_budget, scale=scale,
-                                     streams=_streams(n_chunks, dev))
+                                     streams=chunk_streams(n_chunks, dev))
             noise = torch.randn(warmup_steps + iters + 1, *q.shape, device=dev, dtype=torch.bfloat16)
             queries = iter(q + drift * noise)  # one per step: the untimed ones, _median_ms's warm-up, the timed ones
             for _ in range(warmup_steps if cache else 0):
@@ -145,28 +145,15 @@ def _decode_step(sel, summaries, locals_, q, k_budget: int, scale: float) -> Bat
     return selected
 
 
-def _streams(n: int, device: torch.device) -> list:
-    """One CUDA stream per chunk of requests; ``None`` (the current stream) for one chunk or on CPU."""
-    return [torch.cuda.Stream(device) if n > 1 and device.type == "cuda" else None for _ in range(n)]
-
-
 def _chunked_step(sel, summaries, locals_, q, k_budget: int, scale: float, streams: list) -> StepCounts:
-    """:func:`_decode_step` on ``len(streams)`` contiguous chunks of the requests, chunk ``i`` on
-    ``streams[i]``, which first waits for the work already queued on the current stream; the
-    current stream then waits for every chunk. Returns the bytes and cache counts of all chunks."""
-    main = torch.cuda.current_stream(q.device) if q.device.type == "cuda" else None
-    parts = []
-    for stream, index in zip(streams, torch.arange(q.shape[0]).chunk(len(streams))):
-        a, b = int(index[0]), int(index[-1]) + 1
-        if stream is not None:
-            stream.wait_stream(main)
-        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-            kv = _decode_step(sel, summaries[a:b], tuple(x[a:b] for x in locals_), q[a:b], k_budget, scale)
-        parts.append(StepCounts(kv.load_bytes, kv.cache_lookups, kv.cache_hits))
-    for stream in streams:
-        if stream is not None:
-            main.wait_stream(stream)
-    return StepCounts(*(sum(column) for column in zip(*parts)))
+    """:func:`_decode_step` on ``len(streams)`` chunks of the requests (:func:`sglang_kv.streams.run_chunked`,
+    as the backend runs them with ``--kv-offload-decode-chunks``). Returns the bytes and cache
+    counts of all chunks."""
+    def chunk(part: slice) -> StepCounts:
+        kv = _decode_step(sel, summaries[part], tuple(x[part] for x in locals_), q[part], k_budget, scale)
+        return StepCounts(kv.load_bytes, kv.cache_lookups, kv.cache_hits)
+
+    return StepCounts(*(sum(column) for column in zip(*run_chunked(q.shape[0], streams, chunk))))
 
 
 class StepCounts(NamedTuple):

@@ -44,20 +44,25 @@ def test_full_budget_4bit_yakv_agreement_is_measured(tiny_model, server_log_dir,
     assert stats["loaded_bytes"] > 0  # the 4-bit payload was read from the host store
 
 
-def test_device_cache_changes_no_output(tiny_model, server_log_dir):
-    """--kv-offload-cache serves hits from copies of the same bytes: the greedy tokens are those of
-    the uncached server, and fewer payload bytes cross from the host."""
+def test_device_cache_and_decode_chunks_change_no_output(tiny_model, server_log_dir):
+    """--kv-offload-cache serves hits from copies of the same bytes, and --kv-offload-decode-chunks
+    only splits the decode batch: the greedy tokens are those of the plain server; the cache reads
+    fewer payload bytes from the host, the chunked server the same bytes."""
     args = ["--kv-offload", "yakv", "--kv-offload-budget", "0.1", "--kv-offload-min-prompt", "16"]
     with cpu_server(tiny_model, args, log_dir=server_log_dir) as server:
         plain, plain_stats = greedy_outputs(server.url), server.offload_stats()
     with cpu_server(tiny_model, [*args, "--kv-offload-cache", "0.5"], log_dir=server_log_dir) as server:
         cached, stats = greedy_outputs(server.url), server.offload_stats()
+    with cpu_server(tiny_model, [*args, "--kv-offload-decode-chunks", "3"], log_dir=server_log_dir) as server:
+        chunked, chunked_stats = greedy_outputs(server.url), server.offload_stats()
     assert cached == plain
     assert plain_stats["cache_lookups"] == 0
     assert 0 < stats["cache_hits"] < stats["cache_lookups"]
     assert stats["loaded_bytes"] < plain_stats["loaded_bytes"]
     print(f"device cache 0.5: {100 * stats['cache_hits'] / stats['cache_lookups']:.1f}% of row lookups hit; "
           f"{stats['loaded_bytes']} vs {plain_stats['loaded_bytes']} bytes from the host")
+    assert chunked == plain
+    assert chunked_stats["loaded_bytes"] == plain_stats["loaded_bytes"]
 
 
 @pytest.fixture(scope="module")
