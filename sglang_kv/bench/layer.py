@@ -192,7 +192,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="per-step query noise (relative to the unit-variance query); decides the cache's hit rate")
     p.add_argument("--warmup-steps", type=int, default=8, help="untimed steps that fill the cache")
     p.add_argument("--chunks", type=int, nargs="+", default=[1],
-                   help="also time the step split into N chunks of requests, each on its own CUDA stream")
+                   help="also time the step split into N chunks of requests, each on its own CUDA stream "
+                        "(as --kv-offload-decode-chunks N runs it)")
     p.add_argument("--host-gib", type=float, default=40.0, help="pinned host store for the payloads")
     p.add_argument("--cpu", action="store_true", help="functional smoke run on CPU (times are not meaningful)")
     p.add_argument("--out", default=None)
