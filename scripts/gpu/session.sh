@@ -8,7 +8,9 @@
 #   layer64k  the same at 64K only (batches 1, 8, 32), whole-token and per-head payload groups
 #   cache64k  32 x 64K at 3.125%, whole-token and per-head groups: without the device cache, then with
 #             --cache 0.25 at several query drifts (hit rates); the stage profile with launch overhead
-#   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather, fused vs staged vs DMA
+#   chunks64k 32 x 64K at 3.125%: the step unsplit and in 2 / 3 chunks of requests on their own streams
+#             (--chunks, as --kv-offload-decode-chunks runs it), token groups with and without the cache
+#   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
@@ -68,6 +70,15 @@ for stage in "$@"; do
         cp results/layer_llama31_8b_h200_32x64k_$group*.json "$OUT/" 2>/dev/null
       done
       run profile_token python3 scripts/gpu/profile_layer.py --payload-group token
+      ;;
+    chunks64k)
+      run layer_chunks python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
+        --iters 15 --host-gib 48 --payload-group token --chunks 1 2 3 1 2 \
+        --out results/layer_llama31_8b_h200_32x64k_token_chunks.json
+      run layer_chunks_cache python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
+        --iters 7 --host-gib 48 --payload-group token --cache 0.25 --drifts 0.2 0.5 --chunks 1 2 \
+        --out results/layer_llama31_8b_h200_32x64k_token_cache_chunks.json
+      cp results/layer_llama31_8b_h200_32x64k_token*_chunks.json "$OUT/" 2>/dev/null
       ;;
     ablation)
       run score_ablation python3 scripts/gpu/score_ablation.py results/score_ablation_h200.json
