@@ -5,7 +5,7 @@ A layer's offloaded decode step is select (scores, top-k) -> gather (host rows o
 attention, each stage waiting on the one before. Split into chunks on separate streams, one
 chunk's select and attention can run while another chunk's gather waits on PCIe. Measured at
 32 x 64K, 3.125%, Llama-3.1-8B shape on the H200 (``python -m sglang_kv.bench layer --chunks``):
-two chunks took 6-9% off the step with token payload groups and no device cache; more chunks, the
+two chunks took 6-10% off the step with token payload groups and no device cache; more chunks, the
 cached step and per-head groups were slower. The results do not depend on the split.
 """
 

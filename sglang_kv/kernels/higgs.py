@@ -209,8 +209,7 @@ def dequantize_gather_batch_ref(quantizer: HiggsQuantizer, codes: Sequence[torch
 
 def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
                       index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
-                      out: torch.Tensor | None = None,
-                      config: KernelConfig | None = None) -> torch.Tensor:
+                      out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
     """Dequantize the rows ``index`` of a quantized store.
 
     codes: uint8 ``[rows, C * bits / 8]``; scales: ``[rows, C / group_size]`` (both with a contiguous
@@ -218,17 +217,17 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     index: int32 / int64 ``[..., k]`` on the compute device, values in ``[0, rows)`` (not checked on the
     device). Returns ``out [..., k, C]`` in ``dtype`` (bfloat16 / float16 / float32), equal to
     ``HiggsQuantizer.dequantize(codes[index], scales[index])`` to the output's rounding (float32
-    output: within 1e-5 of the row RMS, the rounding of a float32 transform). ``config``: a
-    :class:`KernelConfig` or None (timed).
+    output: within 1e-5 of the row RMS, the rounding of a float32 transform).
 
     A per-head store ``[rows, Hkv, D * bits / 8]`` can be gathered per (token, head) by viewing it as
     ``[rows * Hkv, D * bits / 8]`` with indices ``token * Hkv + head``.
     """
+    num_channels = _check_codes_2d(quantizer, codes, scales)
     device = _check_gather_index(index, dtype)
-    store = store_ref(quantizer, codes, scales, device)
-    num_channels = _channels(quantizer, codes.shape[1])
-    return _launch_gather(quantizer, num_channels, codes, scales, [store], None, None, index, dtype, out, config,
-                          codes.device.type)
+    check_readable(codes, device, "codes")
+    check_readable(scales, device, "scales")
+    return _launch_gather(quantizer, num_channels, codes, scales, codes.stride(0), scales.stride(0), None, None,
+                          index, dtype, out, config, codes.device.type)
 
 
 class StoreRef(NamedTuple):
@@ -273,8 +272,7 @@ def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Ten
 
 def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], request: torch.Tensor,
                            index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
-                           out: torch.Tensor | None = None,
-                           config: KernelConfig | None = None) -> torch.Tensor:
+                           out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
     """:func:`dequantize_gather_batch` on stores checked once by :func:`store_ref` (same layout for all)."""
     device = _check_gather_index(index, dtype)
     batched = _batched(quantizer, stores, device)
@@ -282,14 +280,9 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
         raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
                          f"{request.dtype} {tuple(request.shape)} on {request.device}")
     table = device_ints([(st.codes, st.scales) for st in stores], device)  # (S, 2)
-    return _launch_gather(quantizer, batched.num_channels, batched.codes_type, batched.scales_type, stores, table,
-                          request.reshape(-1).contiguous(), index, dtype, out, config, batched.codes_device,
-                          batched.codes_align)
-
-
-def _channels(quantizer: HiggsQuantizer, code_bytes: int) -> int:
-    """The channels of a store row of ``code_bytes`` code bytes."""
-    return code_bytes // quantizer.group_code_bytes * quantizer.group_size
+    return _launch_gather(quantizer, batched.num_channels, batched.codes_type, batched.scales_type,
+                          batched.codes_stride, batched.scales_stride, table, request.reshape(-1).contiguous(), index,
+                          dtype, out, config, batched.codes_device, batched.codes_align)
 
 
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
@@ -319,7 +312,7 @@ def _batched(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], device: torc
     if any(st.layout != layout for st in stores):
         raise ValueError("every store must have the same row strides, channels and scale dtype")
     code_bytes, codes_stride, scales_stride, scale_dtype = layout
-    return _Batched(_channels(quantizer, code_bytes), codes_stride, scales_stride,
+    return _Batched(code_bytes // quantizer.group_code_bytes * quantizer.group_size, codes_stride, scales_stride,
                     torch.empty(0, dtype=torch.uint8, device=device), torch.empty(0, dtype=scale_dtype, device=device),
                     "cpu" if any(st.on_host for st in stores) else device.type,
                     common_alignment(st.codes for st in stores))
@@ -334,13 +327,13 @@ def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device
     return index.device
 
 
-def _launch_gather(quantizer, num_channels, codes, scales, stores, table, request, index, dtype, out, config,
-                   codes_device: str, codes_align: int = 1) -> torch.Tensor:
+def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_stride, table, request, index,
+                   dtype, out, config, codes_device: str, codes_align: int = 1) -> torch.Tensor:
     """Dequantize-gather launch into ``out [*index.shape, C]``: one store (``codes``, ``scales``; ``table``
     None) or, with ``table``, the stores it lists (``codes`` / ``scales`` then only give the element
-    types); ``stores``: their refs (their layout gives the row strides); ``codes_device``: "cpu"
-    when any store's codes are in host memory (the tuning key); ``codes_align``: the alignment of
-    every codes address in ``table``."""
+    types; every store has the row strides ``codes_stride``, ``scales_stride``); ``codes_device``:
+    "cpu" when any store's codes are in host memory (the tuning key); ``codes_align``: the alignment
+    of every codes address in ``table``."""
     device = index.device
     shape = (*index.shape, num_channels)
     if out is None:
@@ -353,7 +346,6 @@ def _launch_gather(quantizer, num_channels, codes, scales, stores, table, reques
     if num_out == 0:
         return out
     out2d = out.view(num_out, num_channels)
-    codes_stride, scales_stride = stores[0].layout[1:3]
     from sglang_kv.kernels.higgs_triton import higgs_dequantize_gather_kernel
 
     n = quantizer.group_size

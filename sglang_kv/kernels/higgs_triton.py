@@ -309,7 +309,8 @@ def _rotated_query_component(q_t, N: tl.constexpr, J: tl.constexpr, J_PAD: tl.co
     ``q_t [N, G]`` (float32 columns): ``(H_N q)[j * P + c]`` as float16 hi + lo ``[J_PAD, G]`` each."""
     h = _hadamard_rows_of(N, J, J_PAD, P, c)  # (J_PAD, N)
     q_hi = q_t.to(tl.float16)
-    r = tl.dot(h, (q_t - q_hi.to(tl.float32)).to(tl.float16), tl.dot(h, q_hi))
+    q_lo = (q_t - q_hi.to(tl.float32)).to(tl.float16)
+    r = tl.dot(h, q_lo, tl.dot(h, q_hi))
     r_hi = r.to(tl.float16)
     return r_hi, (r - r_hi.to(tl.float32)).to(tl.float16)
 
