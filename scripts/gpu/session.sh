@@ -15,7 +15,8 @@
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
-#             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each)
+#             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each);
+#             QWEN_OFFLOAD_ARGS adds --kv-offload-* flags (e.g. "--kv-offload-decode-chunks 2")
 # Every stage writes logs and result JSONs under $OUT (and results/ in the working copy).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -105,8 +106,8 @@ for stage in "$@"; do
     serveqwen)
       method=${QWEN_METHOD:-yakv}
       run serve_qwen_32x32k_$method python3 -m sglang_kv.bench serve --model qwen3-30b-a3b --methods $method \
-        --num-requests 32 --prompt-len 32768 --output-len 16 --vocab 151000 \
-        --offload-args "--kv-offload-host-mem 40" --log-dir "$OUT/logsqwen" \
+        --num-requests 32 --prompt-len 32768 --output-len 32 --vocab 151000 --server-args "--cuda-graph-max-bs 32" \
+        --offload-args "--kv-offload-host-mem 40 ${QWEN_OFFLOAD_ARGS:-}" --log-dir "$OUT/logsqwen_$method" \
         --out results/serve_qwen3_30b_a3b_32x32k_h200_$method.json
       cp results/serve_qwen3_30b_a3b_32x32k_h200_$method.json "$OUT/" 2>/dev/null
       ;;

@@ -7,8 +7,10 @@ streamed ``/generate`` requests of ``--prompt-len`` random token ids and ``--out
 tokens (``ignore_eos``). Recorded per method: completed and failed requests with their errors,
 TTFT and end-to-end latency percentiles, output throughput over the run and decode throughput
 (tokens after each request's first, over the span from the first first-token to the last finish),
-the most requests the scheduler ran at once (its log), the plugin's accounting and the capacity it
-logged. Everything lands in one result JSON (``--out``) with the command and machine.
+the steady decode rate (the median of SGLang's own ``gen throughput`` log lines, written every
+``--decode-log-interval`` decode steps, among the lines at the largest decode batch the server ran:
+the rate while that batch decodes, which the client-side figure mixes with prefill time), the most
+requests the scheduler ran at once (its log), the plugin's accounting and the capacity it logged. Everything lands in one result JSON (``--out``) with the command and machine.
 """
 
 from __future__ import annotations
@@ -101,15 +103,37 @@ def _max_running(log: str) -> int:
     return max((int(n) for n in re.findall(r"#running-req: (\d+)", log)), default=0)
 
 
+_DECODE_LINE = re.compile(r"Decode batch.*?#running-req: (\d+),.*?gen throughput \(token/s\): ([0-9.]+), "
+                          r"#queue-req: (\d+)")
+
+
+def steady_decode(log: str) -> dict | None:
+    """SGLang's decode log lines -> the median gen throughput at the largest decode batch.
+
+    Each ``Decode batch`` line reports the tokens generated since the previous line over the time
+    since then, so a line whose interval also held prefill chunks reads low; the median over the
+    lines at the largest batch is the rate while that batch decodes.
+    """
+    lines = [(int(n), float(rate), int(queue)) for n, rate, queue in _DECODE_LINE.findall(log)]
+    if not lines:
+        return None
+    batch = max(n for n, _, _ in lines)
+    rates = [rate for n, rate, _ in lines if n == batch]
+    return {"batch": batch, "tok_s": statistics.median(rates), "lines_at_batch": len(rates),
+            "lines": len(lines), "rates_at_batch": rates}
+
+
 def _logged(log: str, pattern: str) -> str | None:
     found = re.findall(pattern, log)
     return found[-1] if found else None
 
 
 def run_method(model_dir: Path, method: str, args: argparse.Namespace) -> dict:
-    device_args = [] if args.cpu else [*GPU_ARGS, *(["--disable-cuda-graph"] if args.no_cuda_graph else []),
-                                       "--mem-fraction-static", str(args.mem_fraction_static)]
-    server_args = [*device_args, *shlex.split(args.server_args)]
+    server_args = ["--decode-log-interval", str(args.decode_log_interval)]
+    if not args.cpu:
+        server_args += [*GPU_ARGS, *(["--disable-cuda-graph"] if args.no_cuda_graph else []),
+                        "--mem-fraction-static", str(args.mem_fraction_static)]
+    server_args += shlex.split(args.server_args)
     if method != "none":
         server_args += ["--kv-offload", method, *shlex.split(args.offload_args)]
     started = time.perf_counter()
@@ -132,6 +156,7 @@ def run_method(model_dir: Path, method: str, args: argparse.Namespace) -> dict:
         "warmup_s": warmup_s,
         "warmup_error": warmup["error"],
         **load,
+        "steady_decode": steady_decode(log),
         "max_running_requests": _max_running(log),
         "max_total_num_tokens": info.get("memory_usage", {}).get("token_capacity"),
         "kv_offload": info.get("kv_offload"),
@@ -151,6 +176,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--mem-fraction-static", type=float, default=0.85)
     p.add_argument("--server-args", default="", help="extra SGLang flags for every method")
     p.add_argument("--offload-args", default="", help="extra --kv-offload-* flags for offload methods")
+    p.add_argument("--decode-log-interval", type=int, default=4,
+                   help="SGLang's --decode-log-interval for every server: decode steps per gen-throughput log line")
     p.add_argument("--no-cuda-graph", action="store_true", help="also disable CUDA graphs for stock")
     p.add_argument("--cpu", action="store_true",
                    help="CPU smoke run (real weights of a small checkpoint given by --model, torch_native)")
@@ -182,7 +209,8 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
               flush=True)
     workload = {"model": args.model, "num_requests": args.num_requests, "prompt_len": args.prompt_len,
                 "output_len": args.output_len, "methods": args.methods, "offload_args": args.offload_args,
-                "server_args": args.server_args, "mem_fraction_static": args.mem_fraction_static}
+                "server_args": args.server_args, "mem_fraction_static": args.mem_fraction_static,
+                "decode_log_interval": args.decode_log_interval}
     figures = {"runs": runs}
     if args.out:
         write_result(args.out, workload, figures,

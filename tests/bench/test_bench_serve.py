@@ -23,7 +23,8 @@ def test_serve_bench_records_stock_and_offload_runs(tiny_model, tmp_path):
         assert run["completed"] == 3 and run["failed"] == 0
         assert run["output_throughput_tok_s"] > 0 and run["max_running_requests"] >= 1
         assert run["ttft_s"]["max"] <= run["e2e_s"]["max"]
+        assert run["steady_decode"]["batch"] >= 1 and run["steady_decode"]["tok_s"] > 0  # SGLang logged them
     assert runs["none"]["kv_offload"] is None
     assert runs["yakv"]["kv_offload"]["requests_offloaded"] == 3 + 1  # and the warm-up request
     assert "KV capacity" in runs["yakv"]["capacity_log"]
-    assert record["workload"]["prompt_len"] == 700 and "command" in record
+    assert record["workload"]["prompt_len"] == 700 and record["workload"]["decode_log_interval"] == 4 and "command" in record
