@@ -147,6 +147,23 @@ def abort_failed_requests(scheduler, batch, *args, **kwargs):
     return None
 
 
+def fused_kv_write(original, forward_batch, *args, **kwargs):
+    """AROUND ``models.utils.enable_fused_set_kv_buffer``: off under the tiered KV pool.
+
+    The fused RoPE + KV store some models use on CUDA (Qwen3-MoE, GPT-OSS, ...) writes K/V at the
+    batch's token slots directly, past ``TieredKVPool.set_kv_buffer``, which translates slots to
+    exact rows. Slots outnumber rows, so those writes land out of bounds (an illegal address in the
+    first Qwen3-30B-A3B server run). Turned off, the model hands K/V to the attention backend, which
+    stores them through the pool; the values are the same."""
+    from sglang.srt.model_executor import forward_context
+
+    from sglang_kv.store.device import TieredKVPool
+
+    if isinstance(forward_context.get_token_to_kv_pool(), TieredKVPool):
+        return False
+    return original(forward_batch, *args, **kwargs)
+
+
 def _offloads(kvc) -> bool:
     return process_config().enabled and not getattr(kvc, "is_draft_worker", False)
 
