@@ -38,6 +38,7 @@ def timed(fn, iters=7):
 
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument("--model-shape", default="llama-3.1-8b")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--context", type=int, default=65536)
     p.add_argument("--budget", type=float, default=0.03125)
@@ -45,30 +46,31 @@ def main():
     p.add_argument("--cprofile", action="store_true", help="print the host's 30 costliest functions over 5 steps")
     p.add_argument("--cache", type=float, default=0.0, help="yakv device cache (steps repeat the query: all hits)")
     args = p.parse_args()
-    shape = model_spec("llama-3.1-8b").shape
+    shape = model_spec(args.model_shape).shape
+    hq, hkv, d = shape.num_q_heads, shape.num_kv_heads, shape.head_dim
     config = OffloadConfig(method="yakv", payload_group=args.payload_group, budget=args.budget, cache=args.cache)
     sel = make_selector("yakv", shape, config)
     arena = HostArena(48 << 30, pin=True)
     summaries = []
     for _ in range(args.batch):
-        keys = torch.randn(args.context - LOCAL, 8, 128, device="cuda", dtype=torch.bfloat16)
+        keys = torch.randn(args.context - LOCAL, hkv, d, device="cuda", dtype=torch.bfloat16)
         s = sel.build(keys, torch.randn_like(keys))
         block = HostBlock(arena, s.payload)
         s.payload = block.tensors
         s._block = block
         summaries.append(s)
-    q = torch.randn(args.batch, 32, 128, device="cuda", dtype=torch.bfloat16)
+    q = torch.randn(args.batch, hq, d, device="cuda", dtype=torch.bfloat16)
     k = config.budget_tokens(args.context)
     ks = [k] * args.batch
-    scale = 128 ** -0.5
+    scale = d ** -0.5
     codes = [s.device["landmark_codes"] for s in summaries]
     scales = [s.device["landmark_scales"] for s in summaries]
-    logits = torch.empty(args.batch, 32, args.context - LOCAL, device="cuda")
+    logits = torch.empty(args.batch, hq, args.context - LOCAL, device="cuda")
     stages = {}
     stages["score_batch"] = timed(lambda: hk.score_batch(sel.landmark_q, q, codes, scales, out=logits))
     lengths = torch.full((args.batch,), logits.shape[-1], dtype=torch.int32, device="cuda")
-    stages["softmax_gqa_max"] = timed(lambda: sk.group_max_softmax_batch(logits, lengths, 8, scale))
-    scores = sk.group_max_softmax_batch(logits, lengths, 8, scale)
+    stages["softmax_gqa_max"] = timed(lambda: sk.group_max_softmax_batch(logits, lengths, hkv, scale))
+    scores = sk.group_max_softmax_batch(logits, lengths, hkv, scale)
     stages["topk"] = timed(lambda: torch.topk(scores, k, dim=-1, sorted=True))
     stages["topk_unsorted"] = timed(lambda: torch.topk(scores, k, dim=-1, sorted=False))
     top = torch.topk(scores, k, dim=-1).indices
@@ -77,7 +79,7 @@ def main():
     selection = sel.select_batch(q, summaries, ks, scale)
     stages["gather_batch"] = timed(lambda: sel.gather_batch(summaries, selection, torch.bfloat16))
     kv = sel.gather_batch(summaries, selection, torch.bfloat16)
-    loc = torch.randn(8, LOCAL, 128, device="cuda", dtype=torch.bfloat16)
+    loc = torch.randn(hkv, LOCAL, d, device="cuda", dtype=torch.bfloat16)
 
     n = selection.counts[0]
     loc_b = loc.expand(args.batch, -1, -1, -1)
