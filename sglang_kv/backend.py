@@ -300,7 +300,8 @@ class OffloadAttnBackend:
             q3, out3 = q.reshape(-1, hq, d), out.view(-1, hq, dv)
             live = [row for row in self._decode_rows if not row.state.failed]  # a failed one keeps stock output
             if live:
-                tokens = [starts[row.index] for row in live]  # a decode row extends exactly one token
+                # a decode row extends exactly one token
+                tokens = device_ints([starts[row.index] for row in live], q3.device)
                 out3[tokens] = self._sparse_attention(layer, q3[tokens], live)
         return out
 
@@ -319,8 +320,10 @@ class OffloadAttnBackend:
         # A failed request (being aborted) may still run this step: plain attention, output dropped.
         live = [row for row in self._decode_rows if not row.state.failed]
         sparse = {row.index for row in live}
-        if live:
-            index = [row.index for row in live]
+        if len(live) == q3.shape[0]:  # every row offloaded and live (rows in batch order): no indexing
+            out = self._sparse_attention(layer, q3, live)
+        elif live:
+            index = device_ints([row.index for row in live], q3.device)  # a list index would wait for the GPU
             out[index] = self._sparse_attention(layer, q3[index], live)
         if len(sparse) < q3.shape[0]:
             seq_lens = forward_batch.seq_lens_cpu.tolist()

@@ -79,6 +79,20 @@ def _copy_rows(kernels: bool, pairs, request, src_index, dst_index) -> None:
         rows.copy_rows_batch_ref([s for s, _ in pairs], [d for _, d in pairs], request, src_index, dst_index)
 
 
+def _distinct_rows(keys: torch.Tensor, distinct: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(keys, return_inverse=True)``: the sorted distinct ``keys`` and where each key
+    landed. ``distinct`` says every key is distinct already (per-head rows, no padding columns); then
+    a sort gives the same result without ``unique``'s wait for the GPU (its output size is data
+    dependent, so it synchronizes the stream once per layer)."""
+    if not distinct:
+        return torch.unique(keys, return_inverse=True)
+    flat = keys.reshape(-1)
+    ordered, order = torch.sort(flat)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(flat.numel(), device=flat.device)
+    return ordered, inverse.view(keys.shape)
+
+
 def _quantize(quantizer: HiggsQuantizer, x: torch.Tensor):
     """HIGGS codes of ``x`` (the Triton kernel on CUDA, the torch reference elsewhere)."""
     if use_kernels(x):
@@ -251,7 +265,8 @@ class YakvSelector(Selector):
         num_rows = max(s.num_tokens for s in summaries) * (1 if whole else hkv)
         rows_of = index if whole else index * hkv + heads  # payload row of each (head, column)
         requests = torch.arange(batch, device=device)[:, None, None]
-        keys, inverse = torch.unique(requests * num_rows + rows_of, return_inverse=True)  # sorted, distinct
+        keys, inverse = _distinct_rows(requests * num_rows + rows_of,
+                                       distinct=not whole and not self.cache and min(selection.counts) == index.shape[2])
         request, row = keys // num_rows, keys % num_rows
         stores = [self._stores(s, kernels, device) for s in summaries]
         # K's stores, then V's: [every request's cache | every request's host rows] with the cache, else

@@ -186,3 +186,14 @@ def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape, cache):
             torch.testing.assert_close(kv.k[b, :, :n], k_ref, rtol=2 ** -7, atol=1e-6)
             torch.testing.assert_close(kv.v[b, :, :n], v_ref, rtol=2 ** -7, atol=1e-6)
     assert (hits > 0) == bool(cache)
+
+
+def test_distinct_rows_without_unique_equals_unique():
+    """The gather's sync-free path for keys known distinct (per-head rows, no padding columns)."""
+    from sglang_kv.select.yakv import _distinct_rows
+
+    keys = torch.randperm(5000, generator=torch.Generator().manual_seed(11))[:240].view(2, 3, 40).to(DEVICE)
+    ordered, inverse = _distinct_rows(keys, distinct=True)
+    ref_ordered, ref_inverse = torch.unique(keys, return_inverse=True)
+    assert torch.equal(ordered, ref_ordered) and torch.equal(inverse, ref_inverse)
+    assert torch.equal(ordered[inverse], keys)
