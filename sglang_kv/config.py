@@ -41,7 +41,7 @@ _METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _KV_BITS = (4, 8, 16)
 _LANDMARK_BITS = (1, 2, 3, 4)
-PAYLOAD_GROUPS = ("auto", "token", "head")  # yakv payload Hadamard groups
+PAYLOAD_GROUPS = ("head", "token")  # yakv payload Hadamard groups (the first is the default)
 
 
 class ConfigError(ValueError):
@@ -66,7 +66,7 @@ class OffloadConfig:
     kv_bits: int = 4  # offloaded K/V: 4 = HIGGS EDEN2-256, 8 = fp8 e4m3, 16 = bf16
     landmark_bits: int = 2  # yakv per-token landmark bits per value (HIGGS, per-head groups)
     landmark_residual: int = 0  # yakv residual landmarks: mean of m tokens + residual (0 = off)
-    payload_group: str = "auto"  # yakv 4-bit payload Hadamard group: auto | token | head
+    payload_group: str = "head"  # yakv 4-bit payload Hadamard group: head | token
     cache: float = 0.0  # yakv device cache of selected payload rows: fraction of the prompt in [0, 1] (0 = off)
     decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, one CUDA stream each
     shadowkv_rank: int = 160
@@ -204,9 +204,9 @@ _FLAG_HELP = {
     "kv_bits": "offloaded K/V precision: 4 (HIGGS, default), 8 (fp8), 16 (bf16)",
     "landmark_bits": "yakv landmark bits per value: 1, 2 (default), 3, 4",
     "landmark_residual": "yakv residual landmarks over groups of m tokens (0 = off, default)",
-    "payload_group": "yakv 4-bit payload groups: token (one Hadamard group per token, the paper's; a selected "
-                     "(token, head) copies the whole token), head (per kv head: each head copies its own rows), "
-                     "auto (token when num_kv_heads * head_dim is a power of two; default)",
+    "payload_group": "yakv 4-bit payload groups: head (one Hadamard group per kv head: each head copies only "
+                     "its own rows; default), token (one group per token, the paper's; a selected (token, head) "
+                     "copies the whole token's row, and num_kv_heads * head_dim must be a power of two)",
     "cache": "yakv device cache of recently selected payload rows, per request and layer, as a fraction of the "
              "prompt in [0, 1] (0 = off, default): hits are read from GPU memory, only misses cross PCIe",
     "decode_chunks": "split each layer's offloaded decode step into N chunks of requests, each on its own CUDA stream, "

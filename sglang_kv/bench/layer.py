@@ -75,7 +75,7 @@ def _median_ms(fn, iters: int) -> float:
 
 
 def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: Sequence[float], iters: int,
-            arena: HostArena, payload_group: str = "auto", cache: float = 0.0, drifts: Sequence[float] = (0.0,),
+            arena: HostArena, payload_group: str = PAYLOAD_GROUPS[0], cache: float = 0.0, drifts: Sequence[float] = (0.0,),
             warmup_steps: int = 8, chunks: Sequence[int] = (1,)) -> list[dict]:
     """Build ``batch`` requests once, then time one decode step per budget, query drift and chunk count."""
     if any(not 1 <= n <= batch for n in chunks):
@@ -181,7 +181,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p = parser or argparse.ArgumentParser(prog="python -m sglang_kv.bench layer", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-shape", default="llama-3.1-8b", choices=list(MODELS))
     p.add_argument("--method", default="yakv")
-    p.add_argument("--payload-group", default="auto", choices=PAYLOAD_GROUPS,
+    p.add_argument("--payload-group", default=PAYLOAD_GROUPS[0], choices=PAYLOAD_GROUPS,
                    help="yakv payload groups (--kv-offload-payload-group)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--contexts", type=int, nargs="+", default=[32768, 65536, 131072])

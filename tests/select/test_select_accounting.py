@@ -21,12 +21,13 @@ def _sel(method, shape, **kw):
 def test_llama_3_1_8b_per_layer_bytes():
     # yakv: landmarks 8 heads x (128 values x 2 bits = 32 B + fp16 scale 2 B) = 272 B/token;
     # payload K and V at 4 bits in one 1024-channel group: 2 x (512 + 2) = 1028 B/token
-    yakv = _sel("yakv", LLAMA)
+    yakv = _sel("yakv", LLAMA, payload_group="token")
     assert yakv.footprint(L) == (L * 272, L * 1028)
     # PCIe at k = 1024: between 1024 and 8 x 1024 distinct token rows of 1028 B; the bound is 8 x 1024
     assert yakv.step_bytes(L, 1024) == (8 * 1024 * 1028, L * 272)
     # per-head payload groups: 2 x 8 x (64 + 2) = 1056 B/token, and each head copies only its rows
-    head = _sel("yakv", LLAMA, payload_group="head")
+    head = _sel("yakv", LLAMA)
+    assert head.payload_group == "head"  # the default
     assert head.footprint(L) == (L * 272, L * 1056)
     assert head.step_bytes(L, 1024).pcie_bytes == 8 * 1024 * 2 * (64 + 2)
     # residual landmarks, m = 4: per head a 2-bit mean every 4 tokens (34 B / 4) + a 1-bit residual
@@ -55,9 +56,12 @@ def test_llama_3_1_8b_per_layer_bytes():
 
 def test_qwen3_30b_a3b_per_layer_bytes():
     yakv = _sel("yakv", QWEN_MOE)
-    assert yakv.payload_group == "token"  # 512 channels: one Hadamard group per token
-    assert yakv.footprint(L) == (L * 4 * 34, L * 2 * (256 + 2))  # 136 and 516 B/token
-    assert yakv.step_bytes(L, 1024).pcie_bytes == 4 * 1024 * 516
+    assert yakv.payload_group == "head"  # the default: 4 groups of 128 channels per token
+    assert yakv.footprint(L) == (L * 4 * 34, L * 2 * 4 * (64 + 2))  # 136 and 528 B/token
+    assert yakv.step_bytes(L, 1024).pcie_bytes == 4 * 1024 * 2 * (64 + 2)
+    token = _sel("yakv", QWEN_MOE, payload_group="token")  # 512 channels: one Hadamard group per token
+    assert token.footprint(L) == (L * 4 * 34, L * 2 * (256 + 2))  # 136 and 516 B/token
+    assert token.step_bytes(L, 1024).pcie_bytes == 4 * 1024 * 516
     gpu = 4096 * 1024 + L * 320 + 160 * 1024 + 48 * 8 * 2048 + 4 * 48 * 4
     assert gpu == 15_631_104
     assert _sel("shadowkv", QWEN_MOE).footprint(L) == (gpu, L * 1024)
@@ -74,10 +78,10 @@ def test_small_contexts_clamp_rank_and_outliers():
 @pytest.mark.parametrize("shape", [ModelShape(8, 4, 32), ModelShape(9, 3, 64)])
 @pytest.mark.parametrize("variant", [("oracle", {}), ("quest", {}), ("shadowkv", {"shadowkv_outliers": 5}),
                                      ("yakv", {}), ("yakv", {"landmark_residual": 4}), ("yakv", {"kv_bits": 8}),
-                                     ("yakv", {"payload_group": "head"})])
+                                     ("yakv", {"payload_group": "token"})])
 def test_footprint_equals_the_bytes_a_bf16_summary_holds(shape, variant):
     method, kw = variant
-    if kw.get("payload_group") == "head" and shape.kv_width & (shape.kv_width - 1):
+    if kw.get("payload_group") == "token" and shape.kv_width & (shape.kv_width - 1):
         kw = {}
     sel = _sel(method, shape, **kw)
     num_tokens = 333  # not a multiple of chunk, page or residual group

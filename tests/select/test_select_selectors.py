@@ -17,13 +17,13 @@ ROPE = RopeParams(theta=10000.0)
 SHAPES = [ModelShape(4, 2, 32), ModelShape(9, 3, 64), ModelShape(8, 8, 16)]
 # every method, with the variants that change what build/select/gather do
 VARIANTS = [("oracle", {}), ("quest", {}), ("shadowkv", {}), ("yakv", {}), ("yakv", {"key_rope": "pre"}),
-            ("yakv", {"payload_group": "head"})]
+            ("yakv", {"payload_group": "token"})]
 BF16_TOL = dict(atol=2e-2, rtol=1.6e-2)
 
 
 def _config(**overrides):
     """A test double with only the fields selectors may read (the OffloadConfig defaults)."""
-    base = dict(budget=0.03125, local=64, sink=0, kv_bits=4, landmark_bits=2, landmark_residual=0, payload_group="auto", cache=0.0,
+    base = dict(budget=0.03125, local=64, sink=0, kv_bits=4, landmark_bits=2, landmark_residual=0, payload_group="head", cache=0.0,
                 shadowkv_rank=160, shadowkv_chunk=8, shadowkv_outliers=48, quest_page=16)
     return SimpleNamespace(**{**base, **overrides})
 
@@ -50,13 +50,21 @@ def _heads(n):
     return torch.arange(n)[:, None]
 
 
+def _make_or_refused(method, shape, options):
+    """The selector, or None where token payload groups are refused (a token width that is not a
+    power of two, e.g. 3 x 64 channels): that refusal is the only one expected."""
+    if options.get("payload_group") == "token" and shape.kv_width & (shape.kv_width - 1):
+        with pytest.raises(ValueError, match="payload_group='token'"):
+            make_selector(method, shape, _config(), ROPE, **options)
+        return None
+    return make_selector(method, shape, _config(), ROPE, **options)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("method,options", VARIANTS)
 def test_contract_sorted_distinct_and_sized(method, options, shape):
-    try:
-        sel = make_selector(method, shape, _config(), ROPE, **options)
-    except ValueError as e:  # per-head payload only where token groups are possible, checked below
-        assert options == {"payload_group": "token"}, e
+    sel = _make_or_refused(method, shape, options)
+    if sel is None:
         return
     q, k, v = _data(shape, 437)
     summary = sel.build(k, v)
@@ -78,7 +86,9 @@ def test_contract_sorted_distinct_and_sized(method, options, shape):
 def test_budget_at_least_context_selects_everything_and_is_exact(method, options, shape):
     q, k, v = _data(shape, 203, seed=3)
     scale = 1 / math.sqrt(shape.head_dim)
-    sel = make_selector(method, shape, _config(), ROPE, **options)
+    sel = _make_or_refused(method, shape, options)
+    if sel is None:
+        return
     summary = sel.build(k, v)
     idx = sel.select(q, summary, 203 + 50, scale)
     assert torch.equal(idx, torch.arange(203).expand(shape.num_kv_heads, -1))
@@ -300,8 +310,8 @@ def test_yakv_pre_rope_payload_is_rerotated():
     torch.testing.assert_close(pre.gather(b, idx)[0], post.gather(a, idx)[0], atol=1e-5, rtol=1e-5)
 
 
-def test_yakv_auto_payload_group_and_fp8():
-    assert make_selector("yakv", ModelShape(32, 8, 128), _config()).payload_group == "token"
+def test_yakv_default_payload_group_and_fp8():
+    assert make_selector("yakv", ModelShape(32, 8, 128), _config()).payload_group == "head"
     assert make_selector("yakv", ModelShape(9, 3, 64), _config()).payload_group == "head"  # 192 channels
     shape = ModelShape(4, 2, 32)
     q, k, v = _data(shape, 64, seed=13)
@@ -331,7 +341,8 @@ def test_yakv_payload_group_comes_from_the_config_and_the_option_overrides_it():
 
     shape = ModelShape(32, 8, 128)
     assert make_selector("yakv", shape, OffloadConfig(method="yakv", payload_group="head")).payload_group == "head"
-    assert make_selector("yakv", shape, OffloadConfig(method="yakv")).payload_group == "token"
+    assert make_selector("yakv", shape, OffloadConfig(method="yakv")).payload_group == "head"
+    assert make_selector("yakv", shape, OffloadConfig(method="yakv", payload_group="token")).payload_group == "token"
     assert make_selector("yakv", shape, OffloadConfig(method="yakv", payload_group="head"),
                          payload_group="token").payload_group == "token"
     with pytest.raises(ValueError, match="payload_group='token'"):

@@ -64,12 +64,12 @@ def test_from_flags_parses_every_flag():
         "--kv-offload", "shadowkv", "--kv-offload-budget=0.05", "--kv-offload-local", "16",
         "--kv-offload-sink", "4", "--kv-offload-min-prompt", "100", "--kv-offload-host-mem", "2GB",
         "--kv-offload-kv-bits", "16", "--kv-offload-landmark-bits", "3", "--kv-offload-landmark-residual", "4",
-        "--kv-offload-payload-group", "head", "--kv-offload-shadowkv-rank", "64", "--kv-offload-shadowkv-chunk", "4",
+        "--kv-offload-payload-group", "token", "--kv-offload-shadowkv-rank", "64", "--kv-offload-shadowkv-chunk", "4",
         "--kv-offload-shadowkv-outliers", "2", "--kv-offload-quest-page", "8", "--kv-offload-decode-chunks", "2",
     ])
     assert cfg == OffloadConfig(
         method="shadowkv", budget=0.05, local=16, sink=4, min_prompt=100, host_mem="2GB", kv_bits=16,
-        landmark_bits=3, landmark_residual=4, payload_group="head", shadowkv_rank=64, shadowkv_chunk=4, shadowkv_outliers=2,
+        landmark_bits=3, landmark_residual=4, payload_group="token", shadowkv_rank=64, shadowkv_chunk=4, shadowkv_outliers=2,
         quest_page=8, decode_chunks=2,
     )
     assert OffloadConfig.from_json(cfg.to_json()) == cfg
