@@ -10,7 +10,8 @@ TTFT and end-to-end latency percentiles, output throughput over the run and deco
 the steady decode rate (the median of SGLang's own ``gen throughput`` log lines, written every
 ``--decode-log-interval`` decode steps, among the lines at the largest decode batch the server ran:
 the rate while that batch decodes, which the client-side figure mixes with prefill time), the most
-requests the scheduler ran at once (its log), the plugin's accounting and the capacity it logged. Everything lands in one result JSON (``--out``) with the command and machine.
+requests the scheduler ran at once (its log), the plugin's accounting and the capacity it logged.
+Everything lands in one result JSON (``--out``) with the command and machine.
 """
 
 from __future__ import annotations
@@ -103,8 +104,7 @@ def _max_running(log: str) -> int:
     return max((int(n) for n in re.findall(r"#running-req: (\d+)", log)), default=0)
 
 
-_DECODE_LINE = re.compile(r"Decode batch.*?#running-req: (\d+),.*?gen throughput \(token/s\): ([0-9.]+), "
-                          r"#queue-req: (\d+)")
+_DECODE_LINE = re.compile(r"Decode batch.*?#running-req: (\d+),.*?gen throughput \(token/s\): ([0-9.]+)")
 
 
 def steady_decode(log: str) -> dict | None:
@@ -114,11 +114,11 @@ def steady_decode(log: str) -> dict | None:
     since then, so a line whose interval also held prefill chunks reads low; the median over the
     lines at the largest batch is the rate while that batch decodes.
     """
-    lines = [(int(n), float(rate), int(queue)) for n, rate, queue in _DECODE_LINE.findall(log)]
+    lines = [(int(n), float(rate)) for n, rate in _DECODE_LINE.findall(log)]
     if not lines:
         return None
-    batch = max(n for n, _, _ in lines)
-    rates = [rate for n, rate, _ in lines if n == batch]
+    batch = max(n for n, _ in lines)
+    rates = [rate for n, rate in lines if n == batch]
     return {"batch": batch, "tok_s": statistics.median(rates), "lines_at_batch": len(rates),
             "lines": len(lines), "rates_at_batch": rates}
 
