@@ -271,7 +271,7 @@ class YakvSelector(Selector):
         rows_of = index if whole else index * hkv + heads  # payload row of each (head, column)
         requests = torch.arange(batch, device=device)[:, None, None]
         keys, inverse = _distinct_rows(requests * num_rows + rows_of,
-                                       distinct=not whole and not self.cache and min(selection.counts) == index.shape[2])
+                                       distinct=not whole and min(selection.counts) == index.shape[2])
         request, row = keys // num_rows, keys % num_rows
         stores = [self._stores(s, kernels, device) for s in summaries]
         # K's stores, then V's: [every request's cache | every request's host rows] with the cache, else

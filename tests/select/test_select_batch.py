@@ -73,13 +73,14 @@ def test_yakv_batched_kernels_equal_the_loop(payload_group, lengths, ks):
 
 
 @pytest.mark.parametrize("kernels", [False, True], ids=["torch", "triton"])
-@pytest.mark.parametrize("payload_group,cache", [("token", 0.3), ("head", 0.3), ("token", 0.05)])
-def test_yakv_device_cache_reads_what_the_host_holds(payload_group, cache, kernels):
+@pytest.mark.parametrize("payload_group,cache,ks", [("token", 0.3, [16, 40, 24]), ("head", 0.3, [16, 40, 24]),
+                                                    ("head", 0.3, [16, 16, 16]), ("token", 0.05, [16, 40, 24])])
+def test_yakv_device_cache_reads_what_the_host_holds(payload_group, cache, ks, kernels):
     """Decode steps with drifting queries: the cached gather returns what ``gather`` does, copies only
     the rows the caches did not hold, and hits rows selected again (cache 0.05: fewer slots than
-    selected rows, so some rows bypass it)."""
+    selected rows, so some rows bypass it; equal per-head counts: the gather's sort path)."""
     sel = make_selector("yakv", SHAPE, OffloadConfig(method="yakv", payload_group=payload_group, cache=cache))
-    lengths, ks = [70, 33, 120], [16, 40, 24]
+    lengths = [70, 33, 120]
     q, summaries = _requests(sel, lengths, seed=5)
     rows_per_token = 1 if payload_group == "token" else SHAPE.num_kv_heads
     for s, n in zip(summaries, lengths):
