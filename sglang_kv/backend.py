@@ -41,6 +41,7 @@ from sglang_kv.state import RequestState, RequestTable
 from sglang_kv.streams import chunk_streams, run_chunked
 from sglang_kv.store.device import TieredKVPool
 from sglang_kv.store.host import HostArena, HostBlock, HostStoreFull
+from sglang_kv.timing import DecodeTimer
 
 if TYPE_CHECKING:
     from sglang.srt.layers.radix_attention import RadixAttention
@@ -94,6 +95,8 @@ class OffloadRuntime:
         self.shape = model_shape(model_runner.model_config)
         self.selector = make_offload_selector(config, self.shape, model_runner.model_config.hf_config)
         self.decode_streams = chunk_streams(config.decode_chunks, torch.device(model_runner.device))
+        # --kv-offload-decode-timing: device time of the offloaded decode attention per step (None = off)
+        self.decode_timer = DecodeTimer(model_runner.device, config.decode_timing) if config.decode_timing else None
         pin = str(model_runner.device).startswith("cuda")
         plan = current_plan()
         capacity = plan.host_store_bytes if plan else config.host_mem_bytes(psutil.virtual_memory().available)
@@ -266,6 +269,8 @@ class OffloadAttnBackend:
                     state = runtime.table.start(rid, req_row, done, sink=sink, cand_end=cand_end)
                     self._offload_rows.append(RowPlan(i, state, seq_len))
         runtime.table.stats.decode_steps += len(self._decode_rows)
+        if runtime.decode_timer is not None:
+            runtime.decode_timer.step(len(self._decode_rows))
         if runtime.metrics is not None:
             runtime.metrics.update(runtime.snapshot())  # the previous step's figures
         if self._physical is not None:
@@ -311,6 +316,8 @@ class OffloadAttnBackend:
             return self.inner.forward_decode(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
         from sglang.srt.mem_cache.memory_pool import KVWriteLoc
 
+        timer = self.runtime.decode_timer
+        start = timer.begin() if timer is not None else None
         pool = self.runtime.token_to_kv_pool
         if save_kv_cache and k is not None and v is not None:
             pool.set_kv_buffer(layer, KVWriteLoc(forward_batch.out_cache_loc, None), k, v)
@@ -331,6 +338,8 @@ class OffloadAttnBackend:
             for i in range(q3.shape[0]):
                 if i not in sparse:
                     out[i] = self._dense_attention(layer, q3[i], rows[i], seq_lens[i])
+        if timer is not None:
+            timer.end(start)
         return out.reshape(-1, hq * dv)
 
     # ---- offload ----------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class OffloadConfig:
     payload_group: str = "head"  # yakv 4-bit payload Hadamard group: head | token
     cache: float = 0.0  # yakv device cache of selected payload rows: fraction of the prompt in [0, 1] (0 = off)
     decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, one CUDA stream each
+    decode_timing: int = 0  # log the offloaded decode attention's device time every N decode steps (0 = off)
     shadowkv_rank: int = 160
     shadowkv_chunk: int = 8
     shadowkv_outliers: int = 48
@@ -96,6 +97,7 @@ class OffloadConfig:
         for name in ("local", "sink", "min_prompt", "landmark_residual"):
             _require_int(name, getattr(self, name), minimum=0)
         _require_int("decode_chunks", self.decode_chunks, minimum=1)
+        _require_int("decode_timing", self.decode_timing, minimum=0)
         if self.kv_bits not in _KV_BITS:
             raise ConfigError(f"--kv-offload-kv-bits: must be one of {_KV_BITS}, got {self.kv_bits!r}")
         if self.landmark_bits not in _LANDMARK_BITS:
@@ -212,6 +214,9 @@ _FLAG_HELP = {
     "decode_chunks": "split each layer's offloaded decode step into N chunks of requests, each on its own CUDA stream, "
                      "so one chunk's selection overlaps another's PCIe gather (default 1; 2 measured 6-10%% faster "
                      "with token payload groups and no cache at 32 x 64K, slower with the cache)",
+    "decode_timing": "every N decode steps, log the device time the offloaded decode attention took per step, "
+                     "summed over layers ('sglang-kv decode timing: ...'; CUDA events, read a step late so "
+                     "nothing waits; 0 = off, default)",
     "shadowkv_rank": "ShadowKV rank of the key factors (default 160)",
     "shadowkv_chunk": "ShadowKV tokens per chunk landmark (default 8)",
     "shadowkv_outliers": "ShadowKV outlier chunks kept exact per head (default 48)",

@@ -16,7 +16,9 @@
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
 #             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each);
-#             QWEN_OFFLOAD_ARGS adds --kv-offload-* flags (e.g. "--kv-offload-decode-chunks 2")
+#             QWEN_OFFLOAD_ARGS adds --kv-offload-* flags (e.g. "--kv-offload-decode-chunks 2"; offload
+#             servers always log --kv-offload-decode-timing 4), QWEN_BENCH_ARGS bench flags (e.g.
+#             "--no-cuda-graph"), QWEN_TAG names the result (default: the method)
 # Every stage writes logs and result JSONs under $OUT (and results/ in the working copy).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -105,11 +107,14 @@ for stage in "$@"; do
       ;;
     serveqwen)
       method=${QWEN_METHOD:-yakv}
-      run serve_qwen_32x32k_$method python3 -m sglang_kv.bench serve --model qwen3-30b-a3b --methods $method \
+      tag=${QWEN_TAG:-$method}
+      # shellcheck disable=SC2086  # QWEN_BENCH_ARGS: extra bench flags, word-split on purpose
+      run serve_qwen_32x32k_$tag python3 -m sglang_kv.bench serve --model qwen3-30b-a3b --methods $method \
         --num-requests 32 --prompt-len 32768 --output-len 32 --vocab 151000 --server-args "--cuda-graph-max-bs 32" \
-        --offload-args "--kv-offload-host-mem 40 ${QWEN_OFFLOAD_ARGS:-}" --log-dir "$OUT/logsqwen_$method" \
-        --out results/serve_qwen3_30b_a3b_32x32k_h200_$method.json
-      cp results/serve_qwen3_30b_a3b_32x32k_h200_$method.json "$OUT/" 2>/dev/null
+        --offload-args "--kv-offload-host-mem 40 --kv-offload-decode-timing 4 ${QWEN_OFFLOAD_ARGS:-}" \
+        --log-dir "$OUT/logsqwen_$tag" ${QWEN_BENCH_ARGS:-} \
+        --out results/serve_qwen3_30b_a3b_32x32k_h200_$tag.json
+      cp results/serve_qwen3_30b_a3b_32x32k_h200_$tag.json "$OUT/" 2>/dev/null
       ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac

@@ -9,8 +9,10 @@ TTFT and end-to-end latency percentiles, output throughput over the run and deco
 (tokens after each request's first, over the span from the first first-token to the last finish),
 the steady decode rate (the median of SGLang's own ``gen throughput`` log lines, written every
 ``--decode-log-interval`` decode steps, among the lines at the largest decode batch the server ran:
-the rate while that batch decodes, which the client-side figure mixes with prefill time), the most
-requests the scheduler ran at once (its log), the plugin's accounting and the capacity it logged.
+the rate while that batch decodes, which the client-side figure mixes with prefill time), with
+``--kv-offload-decode-timing N`` in ``--offload-args`` the offloaded attention's device time per
+step at the largest batch (:func:`sglang_kv.timing.parse_decode_timing`), the most requests the
+scheduler ran at once (its log), the plugin's accounting and the capacity it logged.
 Everything lands in one result JSON (``--out``) with the command and machine.
 """
 
@@ -32,6 +34,7 @@ import requests
 
 from sglang_kv.cpu.server import cpu_server
 from sglang_kv.results import write_result
+from sglang_kv.timing import parse_decode_timing
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 GPU_ARGS = ["--load-format", "dummy", "--skip-tokenizer-init", "--attention-backend", "triton",
@@ -157,6 +160,7 @@ def run_method(model_dir: Path, method: str, args: argparse.Namespace) -> dict:
         "warmup_error": warmup["error"],
         **load,
         "steady_decode": steady_decode(log),
+        "decode_timing": parse_decode_timing(log),
         "max_running_requests": _max_running(log),
         "max_total_num_tokens": info.get("memory_usage", {}).get("token_capacity"),
         "kv_offload": info.get("kv_offload"),
