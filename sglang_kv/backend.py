@@ -95,8 +95,10 @@ class OffloadRuntime:
         self.shape = model_shape(model_runner.model_config)
         self.selector = make_offload_selector(config, self.shape, model_runner.model_config.hf_config)
         self.decode_streams = chunk_streams(config.decode_chunks, torch.device(model_runner.device))
-        # --kv-offload-decode-timing: device time of the offloaded decode attention per step (None = off)
-        self.decode_timer = DecodeTimer(model_runner.device, config.decode_timing) if config.decode_timing else None
+        # --kv-offload-decode-timing: device time of the offloaded decode attention per step (None = off);
+        # per stage only on one stream
+        self.decode_timer = (DecodeTimer(model_runner.device, config.decode_timing, stages=config.decode_chunks == 1)
+                             if config.decode_timing else None)
         pin = str(model_runner.device).startswith("cuda")
         plan = current_plan()
         capacity = plan.host_store_bytes if plan else config.host_mem_bytes(psutil.virtual_memory().available)
@@ -319,10 +321,13 @@ class OffloadAttnBackend:
         from sglang.srt.mem_cache.memory_pool import KVWriteLoc
 
         timer = self.runtime.decode_timer
-        start = timer.begin() if timer is not None else None
+        if timer is not None:
+            timer.begin()
         pool = self.runtime.token_to_kv_pool
         if save_kv_cache and k is not None and v is not None:
             pool.set_kv_buffer(layer, KVWriteLoc(forward_batch.out_cache_loc, None), k, v)
+        if timer is not None:
+            timer.mark("kv_write")
         hq, d, dv = layer.tp_q_head_num, layer.qk_head_dim, layer.v_head_dim
         q3 = q.reshape(-1, hq, d)
         out = q3.new_empty((q3.shape[0], hq, dv))
@@ -341,7 +346,7 @@ class OffloadAttnBackend:
                 if i not in sparse:
                     out[i] = self._dense_attention(layer, q3[i], rows[i], seq_lens[i])
         if timer is not None:
-            timer.end(start)
+            timer.end()
         return out.reshape(-1, hq * dv)
 
     # ---- offload ----------------------------------------------------------------------------
@@ -393,8 +398,13 @@ class OffloadAttnBackend:
         summaries = [row.state.summaries[layer.layer_id] for row in rows]
         budgets = [self.config.budget_tokens(row.state.prompt_len) for row in rows]
         k_cache, v_cache = pool.get_key_buffer(layer.layer_id), pool.get_value_buffer(layer.layer_id)
+        timer = runtime.decode_timer
         selection = runtime.selector.select_batch(q, summaries, budgets, layer.scaling)
+        if timer is not None:
+            timer.mark("select")
         selected = runtime.selector.gather_batch(summaries, selection, dtype=k_cache.dtype)
+        if timer is not None:
+            timer.mark("gather")
         stats = runtime.table.stats
         stats.selected_tokens += sum(selection.counts) * selection.index.shape[1]
         stats.loaded_bytes += selected.load_bytes
@@ -407,6 +417,8 @@ class OffloadAttnBackend:
             k_all = torch.cat([k_exact[:, :, :sink], selected.k[index, :, :n], k_exact[:, :, sink:]], dim=2)
             v_all = torch.cat([v_exact[:, :, :sink], selected.v[index, :, :n], v_exact[:, :, sink:]], dim=2)
             out[index] = sparse_decode_attention(q[index], k_all, v_all, layer.scaling)
+        if timer is not None:
+            timer.mark("attend")
 
     def _window_rows(self, rows: list[RowPlan], members: list[int], sink: int, cand_end: int, seq_len: int,
                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor | slice]:

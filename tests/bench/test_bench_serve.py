@@ -29,6 +29,7 @@ def test_serve_bench_records_stock_and_offload_runs(tiny_model, tmp_path):
     timing = runs["yakv"]["decode_timing"]  # the offload backend logged its attention time
     assert timing["layers"] == json.loads((tiny_model / "config.json").read_text())["num_hidden_layers"]
     assert timing["batch"] >= 1 and timing["attention_ms_per_step"] > 0
+    assert list(timing["stages_ms_per_step"]) == ["kv_write", "select", "gather", "attend", "other"]
     assert runs["yakv"]["kv_offload"]["requests_offloaded"] == 3 + 1  # and the warm-up request
     assert "KV capacity" in runs["yakv"]["capacity_log"]
     assert record["workload"]["prompt_len"] == 700 and record["workload"]["decode_log_interval"] == 4 and "command" in record

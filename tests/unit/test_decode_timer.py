@@ -1,4 +1,5 @@
-"""DecodeTimer (--kv-offload-decode-timing): per-step sums of the layers' spans, the log line, its parser."""
+"""DecodeTimer (--kv-offload-decode-timing): per-step sums of the layers' spans and stages, the log
+line, its parser."""
 
 import logging
 import time
@@ -8,47 +9,73 @@ import pytest
 from sglang_kv.timing import LOG_PREFIX, DecodeTimer, parse_decode_timing
 
 
-def _run_step(timer: DecodeTimer, batch: int, layers: int, seconds: float) -> None:
+def _run_step(timer: DecodeTimer, batch: int, layers: int, select_s: float, gather_s: float) -> None:
     timer.step(batch)
     for _ in range(layers):
-        start = timer.begin()
-        time.sleep(seconds)
-        timer.end(start)
+        timer.begin()
+        time.sleep(select_s)
+        timer.mark("select")
+        time.sleep(gather_s)
+        timer.mark("gather")
+        timer.end()
 
 
-def test_steps_are_summed_over_layers_and_logged_every_interval(caplog):
+def _logged(caplog) -> list[dict]:
+    return [parse_decode_timing(r.getMessage()) for r in caplog.records]
+
+
+def test_steps_are_summed_over_layers_split_by_stage_and_logged_every_interval(caplog):
     timer = DecodeTimer("cpu", interval=3)
     with caplog.at_level(logging.INFO, logger="sglang_kv.timing"):
-        _run_step(timer, 4, layers=3, seconds=0.01)  # ~30 ms per step
-        _run_step(timer, 4, layers=3, seconds=0.01)
-        _run_step(timer, 2, layers=3, seconds=0.002)  # a smaller batch: not the logged one
+        _run_step(timer, 4, layers=3, select_s=0.002, gather_s=0.008)  # ~30 ms per step
+        _run_step(timer, 4, layers=3, select_s=0.002, gather_s=0.008)
+        _run_step(timer, 2, layers=3, select_s=0.001, gather_s=0.001)  # a smaller batch: not the logged one
         assert not caplog.records  # the third step is still open
         timer.step(0)  # a step without offloaded requests closes it
-    (record,) = caplog.records
-    parsed = parse_decode_timing(record.getMessage())
+    (parsed,) = _logged(caplog)
     assert parsed["batch"] == 4 and parsed["layers"] == 3 and parsed["lines"] == 1
-    assert 30 <= parsed["attention_ms_per_step"] < 60  # 3 sleeps of 10 ms each, and some slack
+    assert 30 <= parsed["attention_ms_per_step"] < 60  # 3 x (2 + 8) ms of sleep, and some slack
     assert parsed["attention_ms_per_layer"] == pytest.approx(parsed["attention_ms_per_step"] / 3)
+    stages = parsed["stages_ms_per_step"]
+    assert list(stages) == ["select", "gather", "other"]
+    assert sum(stages.values()) == pytest.approx(parsed["attention_ms_per_step"], abs=0.2)  # rounded to 0.1 each
+    assert 6 <= stages["select"] < 15 and 24 <= stages["gather"] < 45
 
 
-def test_steps_without_spans_record_nothing(caplog):
+def test_without_stages_only_the_total_is_kept(caplog):
+    timer = DecodeTimer("cpu", interval=1, stages=False)
+    with caplog.at_level(logging.INFO, logger="sglang_kv.timing"):
+        _run_step(timer, 8, layers=2, select_s=0.001, gather_s=0.004)
+        timer.step(8)
+    (parsed,) = _logged(caplog)
+    assert parsed["stages_ms_per_step"] is None and "stages" not in caplog.records[0].getMessage()
+    assert 10 <= parsed["attention_ms_per_step"] < 30
+
+
+def test_marks_outside_a_layer_and_steps_without_layers_record_nothing(caplog):
     timer = DecodeTimer("cpu", interval=1)
     with caplog.at_level(logging.INFO, logger="sglang_kv.timing"):
+        timer.mark("select")  # the sparse path called from a mixed extend batch: no layer open
+        timer.end()
         for _ in range(3):
             timer.step(0)  # prefill-only batches
     assert not caplog.records
 
 
-def test_parse_takes_the_median_at_the_largest_batch():
+def test_parse_takes_the_median_line_at_the_largest_batch():
     log = "\n".join([
         "[x] Decode batch, #running-req: 8, gen throughput (token/s): 10.0",
         f"[x] {LOG_PREFIX}: batch 8, offloaded attention 100.0 ms per step over 48 layers (median of 4 steps)",
-        f"[x] {LOG_PREFIX}: batch 32, offloaded attention 200.0 ms per step over 48 layers (median of 4 steps)",
-        f"[x] {LOG_PREFIX}: batch 32, offloaded attention 240.0 ms per step over 48 layers (median of 3 steps)",
+        f"[x] {LOG_PREFIX}: batch 32, offloaded attention 200.0 ms per step over 48 layers (median of 4 steps; "
+        "stages ms: kv_write 1.0, select 199.0)",
+        f"[x] {LOG_PREFIX}: batch 32, offloaded attention 240.0 ms per step over 48 layers (median of 3 steps; "
+        "stages ms: kv_write 2.0, select 60.5, gather 150.0, attend 20.0, other 7.5)",
         f"[x] {LOG_PREFIX}: batch 32, offloaded attention 300.0 ms per step over 48 layers (median of 4 steps)",
     ])
     got = parse_decode_timing(log)
     assert got == {"batch": 32, "attention_ms_per_step": 240.0, "attention_ms_per_layer": 5.0, "layers": 48,
+                   "stages_ms_per_step": {"kv_write": 2.0, "select": 60.5, "gather": 150.0, "attend": 20.0,
+                                          "other": 7.5},
                    "lines_at_batch": 3, "lines": 4}
     assert parse_decode_timing("[x] Decode batch, #running-req: 8, gen throughput (token/s): 10.0") is None
 
