@@ -240,7 +240,7 @@ class OffloadAttnBackend:
         self._decode_rows: list[RowPlan] = []  # offloaded requests decoding in this batch
         self._offload_rows: list[RowPlan] = []  # requests whose prompt completes in this batch
         self._physical = None  # row-indexed copy of req_to_token for an inner backend that needs it
-        self._windows: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # this step's, see _window_rows
+        self._windows: dict[tuple, tuple[torch.Tensor, torch.Tensor | slice]] = {}  # this step's, see _window_rows
         if self.runtime.tiered is not None:
             self._physical = _bind_inner_to_rows(inner, self.runtime)
 
