@@ -93,8 +93,8 @@ class DecodeTimer:
     def _log(self) -> None:
         batches = [b for b, _, _, _ in self._steps]
         batch = max(set(batches), key=batches.count)  # the batch most of these steps ran
-        at_batch = sorted((s for s in self._steps if s[0] == batch), key=lambda s: s[1])
-        _, ms, layers, stages = at_batch[(len(at_batch) - 1) // 2]  # the median step (lower one of two)
+        at_batch = [s for s in self._steps if s[0] == batch]
+        _, ms, layers, stages = _median_by_ms(at_batch)
         split = ("; stages ms: " + ", ".join(f"{name} {t:.1f}" for name, t in stages.items())) if self.stages else ""
         logger.info("%s: batch %d, offloaded attention %.1f ms per step over %d layers (median of %d steps%s)",
                     LOG_PREFIX, batch, ms, layers, len(at_batch), split)
@@ -108,10 +108,16 @@ def parse_decode_timing(log: str) -> dict | None:
     if not lines:
         return None
     batch = max(line[0] for line in lines)
-    at_batch = sorted((line for line in lines if line[0] == batch), key=lambda line: line[1])
-    _, ms, layers, stages = at_batch[(len(at_batch) - 1) // 2]  # the median line (lower one of two)
+    at_batch = [line for line in lines if line[0] == batch]
+    _, ms, layers, stages = _median_by_ms(at_batch)
     return {"batch": batch, "attention_ms_per_step": ms, "attention_ms_per_layer": ms / layers,
             "layers": layers, "stages_ms_per_step": stages, "lines_at_batch": len(at_batch), "lines": len(lines)}
+
+
+def _median_by_ms(records: list[tuple]) -> tuple:
+    """The record ``(batch, ms, layers, stages)`` with the median ``ms`` (the lower one of two), so
+    its stages add up to the time reported with them."""
+    return sorted(records, key=lambda r: r[1])[(len(records) - 1) // 2]
 
 
 def _stages(split: str) -> dict[str, float] | None:
