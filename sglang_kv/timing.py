@@ -1,18 +1,23 @@
-"""DecodeTimer: the device time of the offloaded decode attention, per step (``--kv-offload-decode-timing N``).
+"""DecodeTimer: the time of the offloaded decode attention, per step (``--kv-offload-decode-timing N``).
 
 A decode step runs the offload backend's ``forward_decode`` once per layer. The timer marks the
 start and end of each such call on the current stream (a CUDA event on the GPU, ``perf_counter`` on
 the CPU, whose ops run synchronously), and in between the end of each stage (:meth:`DecodeTimer.mark`:
-``kv_write``, ``select``, ``gather``, ``attend``; what follows the last mark is ``other``). It sums
-one step's spans and, every ``N`` steps, logs the median step and that step's stages:
+``kv_write``, ``select``, ``gather``, ``attend``; what follows the last mark is ``other``). Each mark
+also notes the host clock, so a step has two splits: the device's (the stream's timeline) and the
+host's (the Python time spent issuing the work). It sums one step's spans and, every ``N`` steps,
+logs the median step (by device time), that step's stages, and its wall time (from the start of its
+forward pass to the start of the next one):
 
-    sglang-kv decode timing: batch 32, offloaded attention 181.2 ms per step over 48 layers (median of 4 steps; stages ms: kv_write 2.1, select 50.3, gather 80.2, attend 40.4, other 8.2)
+    sglang-kv decode timing: batch 32, offloaded attention 181.2 ms per step over 48 layers (median of 4 steps; stages ms: kv_write 2.1, select 50.3, gather 80.2, attend 40.4, other 8.2; host ms: kv_write 1.0, select 30.1, gather 40.2, attend 20.3, other 0.4; step wall ms: 329.0)
 
 A span covers everything the layer's attention call put on the stream, GPU idle gaps included, so
-a stage's time is the stretch of the stream's timeline from the previous mark to its own. With
-``stages=False`` (the backend's choice when ``--kv-offload-decode-chunks`` puts stages on several
-streams, where stretches of one stream say nothing about them) only the total is kept. The timer
-never waits on the hot path: a step's events are read when the next step starts
+a stage's time is the stretch of the stream's timeline from the previous mark to its own. When the
+host split is about as long as the device split, the GPU waited for the host (launch-bound); when
+it is much shorter, the host ran ahead and the device time is the GPU's own. With ``stages=False``
+(the backend's choice when ``--kv-offload-decode-chunks`` puts stages on several streams, where
+stretches of one stream say nothing about them) only the totals are kept (``host ms: total ...``).
+The timer never waits on the hot path: a step's events are read when the next step starts
 (:meth:`DecodeTimer.step`), by which time the scheduler has already waited for that step's tokens.
 ``python -m sglang_kv.bench serve`` reads these lines (:func:`parse_decode_timing`).
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import NamedTuple
 
 import torch
 
@@ -29,7 +35,18 @@ logger = logging.getLogger(__name__)
 
 LOG_PREFIX = "sglang-kv decode timing"
 _LINE = re.compile(LOG_PREFIX + r": batch (\d+), offloaded attention ([0-9.]+) ms per step over (\d+) layers"
-                   r" \(median of \d+ steps(?:; stages ms: ([^)]*))?\)")
+                   r" \(median of \d+ steps((?:; [^;)]*)*)\)")
+
+
+class _Step(NamedTuple):
+    """One closed decode step: its batch, device ms, layers, device and host ms per stage, wall ms."""
+
+    batch: int
+    ms: float
+    layers: int
+    stages: dict[str, float]
+    host: dict[str, float]
+    wall_ms: float
 
 
 class DecodeTimer:
@@ -42,17 +59,19 @@ class DecodeTimer:
         self.interval = interval
         self.stages = stages
         self._cuda = torch.device(device).type == "cuda"
-        self._layer: list[tuple[str, object]] | None = None  # (stage, mark) of the open layer
-        self._spans: list[list[tuple[str, object]]] = []  # this step's closed layers
+        self._layer: list[tuple[str, object, float]] | None = None  # (stage, device mark, host clock) of the open layer
+        self._spans: list[list[tuple[str, object, float]]] = []  # this step's closed layers
         self._batch = 0
-        self._steps: list[tuple[int, float, int, dict[str, float]]] = []  # (batch, ms, layers, stages) since the last log line
+        self._started = 0.0  # host clock at the start of the open step
+        self._steps: list[_Step] = []  # since the last log line
 
-    def _mark(self):
+    def _mark(self, stage: str) -> tuple[str, object, float]:
         if self._cuda:
             event = torch.cuda.Event(enable_timing=True)
             event.record()
-            return event
-        return time.perf_counter()
+            return stage, event, time.perf_counter()
+        now = time.perf_counter()
+        return stage, now, now
 
     def _elapsed_ms(self, start, end) -> float:
         if self._cuda:
@@ -62,66 +81,89 @@ class DecodeTimer:
 
     def begin(self) -> None:
         """Mark the start of one layer's offloaded attention."""
-        self._layer = [("", self._mark())]
+        self._layer = [self._mark("")]
 
     def mark(self, stage: str) -> None:
         """The open layer's stage ``stage`` ends here (no-op without an open layer or with stages off)."""
         if self._layer is not None and self.stages:
-            self._layer.append((stage, self._mark()))
+            self._layer.append(self._mark(stage))
 
     def end(self) -> None:
         """The open layer's attention ends here (the stretch since the last mark is ``other``)."""
         if self._layer is not None:
-            self._layer.append(("other", self._mark()))
+            self._layer.append(self._mark("other" if self.stages else "total"))
             self._spans.append(self._layer)
             self._layer = None
 
     def step(self, batch: int) -> None:
         """A decode step of ``batch`` offloaded requests starts: close the previous step (logging
         every ``interval`` steps) and start counting this one."""
+        now = time.perf_counter()
         if self._spans:
             stages: dict[str, float] = {}
+            host: dict[str, float] = {}
             for layer in self._spans:
-                for (_, a), (stage, b) in zip(layer, layer[1:]):
+                for (_, a, host_a), (stage, b, host_b) in zip(layer, layer[1:]):
                     stages[stage] = stages.get(stage, 0.0) + self._elapsed_ms(a, b)
-            self._steps.append((self._batch, sum(stages.values()), len(self._spans), stages))
+                    host[stage] = host.get(stage, 0.0) + (host_b - host_a) * 1e3
+            self._steps.append(_Step(self._batch, sum(stages.values()), len(self._spans), stages, host,
+                                     (now - self._started) * 1e3))
             self._spans = []
             if len(self._steps) == self.interval:
                 self._log()
         self._batch = batch
+        self._started = now
 
     def _log(self) -> None:
-        batches = [b for b, _, _, _ in self._steps]
+        batches = [s.batch for s in self._steps]
         batch = max(set(batches), key=batches.count)  # the batch most of these steps ran
-        at_batch = [s for s in self._steps if s[0] == batch]
-        _, ms, layers, stages = _median_by_ms(at_batch)
-        split = ("; stages ms: " + ", ".join(f"{name} {t:.1f}" for name, t in stages.items())) if self.stages else ""
-        logger.info("%s: batch %d, offloaded attention %.1f ms per step over %d layers (median of %d steps%s)",
-                    LOG_PREFIX, batch, ms, layers, len(at_batch), split)
+        at_batch = [s for s in self._steps if s.batch == batch]
+        median = _median_by_ms(at_batch)
+        parts = [f"median of {len(at_batch)} steps"]
+        if self.stages:
+            parts.append("stages ms: " + _format(median.stages))
+        parts += ["host ms: " + _format(median.host), f"step wall ms: {median.wall_ms:.1f}"]
+        logger.info("%s: batch %d, offloaded attention %.1f ms per step over %d layers (%s)",
+                    LOG_PREFIX, batch, median.ms, median.layers, "; ".join(parts))
         self._steps = []
 
 
 def parse_decode_timing(log: str) -> dict | None:
     """A server log's decode timing lines -> the median offloaded-attention time per step at the
-    largest batch logged (None without such lines)."""
-    lines = [(int(b), float(ms), int(n), _stages(split)) for b, ms, n, split in _LINE.findall(log)]
+    largest batch logged, with its device and host splits (None without such lines)."""
+    lines = [_parse_line(*match) for match in _LINE.findall(log)]
     if not lines:
         return None
-    batch = max(line[0] for line in lines)
-    at_batch = [line for line in lines if line[0] == batch]
-    _, ms, layers, stages = _median_by_ms(at_batch)
-    return {"batch": batch, "attention_ms_per_step": ms, "attention_ms_per_layer": ms / layers,
-            "layers": layers, "stages_ms_per_step": stages, "lines_at_batch": len(at_batch), "lines": len(lines)}
+    batch = max(line.batch for line in lines)
+    at_batch = [line for line in lines if line.batch == batch]
+    median = _median_by_ms(at_batch)
+    return {"batch": batch, "attention_ms_per_step": median.ms, "attention_ms_per_layer": median.ms / median.layers,
+            "layers": median.layers, "stages_ms_per_step": median.stages or None,
+            "host_ms_per_step": round(sum(median.host.values()), 1) if median.host else None,
+            "host_stages_ms_per_step": median.host or None, "step_wall_ms": median.wall_ms,
+            "lines_at_batch": len(at_batch), "lines": len(lines)}
 
 
-def _median_by_ms(records: list[tuple]) -> tuple:
-    """The record ``(batch, ms, layers, stages)`` with the median ``ms`` (the lower one of two), so
-    its stages add up to the time reported with them."""
-    return sorted(records, key=lambda r: r[1])[(len(records) - 1) // 2]
+def _parse_line(batch: str, ms: str, layers: str, parts: str) -> _Step:
+    """One log line's fields; parts: ``"; median of 4 steps; stages ms: kv_write 2.1, ...; host ms: ..."``."""
+    fields = dict(part.split(": ", 1) for part in parts.split("; ") if ": " in part)
+    wall = fields.get("step wall ms")
+    return _Step(int(batch), float(ms), int(layers), _stages(fields.get("stages ms", "")),
+                 _stages(fields.get("host ms", "")), float(wall) if wall is not None else None)
 
 
-def _stages(split: str) -> dict[str, float] | None:
-    """``"kv_write 2.1, select 50.3"`` -> ``{"kv_write": 2.1, "select": 50.3}`` (None when empty)."""
+def _median_by_ms(records: list[_Step]) -> _Step:
+    """The step with the median device ``ms`` (the lower one of two), so its splits add up to the
+    time reported with them."""
+    return sorted(records, key=lambda r: r.ms)[(len(records) - 1) // 2]
+
+
+def _format(split: dict[str, float]) -> str:
+    return ", ".join(f"{name} {t:.1f}" for name, t in split.items())
+
+
+def _stages(split: str) -> dict[str, float]:
+    """``"kv_write 2.1, select 50.3"`` -> ``{"kv_write": 2.1, "select": 50.3}`` (empty when ``split`` is)."""
     if not split:
-        return None
+        return {}
     return {name: float(t) for name, t in (part.rsplit(" ", 1) for part in split.split(", "))}

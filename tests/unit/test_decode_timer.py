@@ -40,6 +40,11 @@ def test_steps_are_summed_over_layers_split_by_stage_and_logged_every_interval(c
     assert list(stages) == ["select", "gather", "other"]
     assert sum(stages.values()) == pytest.approx(parsed["attention_ms_per_step"], abs=0.2)  # rounded to 0.1 each
     assert 6 <= stages["select"] < 15 and 24 <= stages["gather"] < 45
+    # on the CPU the host clock is the device clock: the host split matches, and the step's wall
+    # time (one step start to the next) covers its layers
+    assert list(parsed["host_stages_ms_per_step"]) == ["select", "gather", "other"]
+    assert parsed["host_ms_per_step"] == pytest.approx(parsed["attention_ms_per_step"], abs=0.5)
+    assert parsed["step_wall_ms"] >= parsed["attention_ms_per_step"] - 0.1
 
 
 def test_without_stages_only_the_total_is_kept(caplog):
@@ -50,6 +55,8 @@ def test_without_stages_only_the_total_is_kept(caplog):
     (parsed,) = _logged(caplog)
     assert parsed["stages_ms_per_step"] is None and "stages" not in caplog.records[0].getMessage()
     assert 10 <= parsed["attention_ms_per_step"] < 30
+    assert list(parsed["host_stages_ms_per_step"]) == ["total"]  # the host's total is kept too
+    assert parsed["host_ms_per_step"] == pytest.approx(parsed["attention_ms_per_step"], abs=0.5)
 
 
 def test_marks_outside_a_layer_and_steps_without_layers_record_nothing(caplog):
@@ -69,14 +76,17 @@ def test_parse_takes_the_median_line_at_the_largest_batch():
         f"[x] {LOG_PREFIX}: batch 32, offloaded attention 200.0 ms per step over 48 layers (median of 4 steps; "
         "stages ms: kv_write 1.0, select 199.0)",
         f"[x] {LOG_PREFIX}: batch 32, offloaded attention 240.0 ms per step over 48 layers (median of 3 steps; "
-        "stages ms: kv_write 2.0, select 60.5, gather 150.0, attend 20.0, other 7.5)",
+        "stages ms: kv_write 2.0, select 60.5, gather 150.0, attend 20.0, other 7.5; "
+        "host ms: kv_write 1.0, select 30.0, gather 40.0, attend 9.0, other 0.5; step wall ms: 330.5)",
         f"[x] {LOG_PREFIX}: batch 32, offloaded attention 300.0 ms per step over 48 layers (median of 4 steps)",
     ])
     got = parse_decode_timing(log)
     assert got == {"batch": 32, "attention_ms_per_step": 240.0, "attention_ms_per_layer": 5.0, "layers": 48,
                    "stages_ms_per_step": {"kv_write": 2.0, "select": 60.5, "gather": 150.0, "attend": 20.0,
                                           "other": 7.5},
-                   "lines_at_batch": 3, "lines": 4}
+                   "host_ms_per_step": 80.5, "host_stages_ms_per_step": {"kv_write": 1.0, "select": 30.0,
+                                                                         "gather": 40.0, "attend": 9.0, "other": 0.5},
+                   "step_wall_ms": 330.5, "lines_at_batch": 3, "lines": 4}
     assert parse_decode_timing("[x] Decode batch, #running-req: 8, gen throughput (token/s): 10.0") is None
 
 
