@@ -241,6 +241,7 @@ class OffloadAttnBackend:
         self._offload_rows: list[RowPlan] = []  # requests whose prompt completes in this batch
         self._physical = None  # row-indexed copy of req_to_token for an inner backend that needs it
         self._windows: dict[tuple, tuple[torch.Tensor, torch.Tensor | slice]] = {}  # this step's, see _window_rows
+        self._write_loc = None  # this decode step's KVWriteLoc (slots, and exact rows under the tiered pool)
         if self.runtime.tiered is not None:
             self._physical = _bind_inner_to_rows(inner, self.runtime)
 
@@ -248,7 +249,7 @@ class OffloadAttnBackend:
     def init_forward_metadata(self, forward_batch: "ForwardBatch") -> None:
         fb, runtime, cfg = forward_batch, self.runtime, self.config
         self._decode_rows, self._offload_rows = [], []
-        self._windows = {}
+        self._windows, self._write_loc = {}, None
         if fb.forward_mode.is_idle():
             self.inner.init_forward_metadata(fb)
             return
@@ -325,7 +326,10 @@ class OffloadAttnBackend:
             timer.begin()
         pool = self.runtime.token_to_kv_pool
         if save_kv_cache and k is not None and v is not None:
-            pool.set_kv_buffer(layer, KVWriteLoc(forward_batch.out_cache_loc, None), k, v)
+            if self._write_loc is None:  # the step's new tokens' slots, and their rows: the same for every layer
+                loc = forward_batch.out_cache_loc
+                self._write_loc = KVWriteLoc(loc, None, None if self.runtime.tiered is None else self.runtime.rows(loc))
+            pool.set_kv_buffer(layer, self._write_loc, k, v)
         if timer is not None:
             timer.mark("kv_write")
         hq, d, dv = layer.tp_q_head_num, layer.qk_head_dim, layer.v_head_dim

@@ -4,19 +4,39 @@
 host stops queueing work until the GPU catches up. :func:`device_ints` stages the values in pinned
 memory and copies them asynchronously on the current stream instead (torch keeps the pinned block
 alive until the copy has run).
+
+A decode step asks for the same small tables at every step (each layer's kernel address tables,
+the requests' lengths) while its batch stays the same, and staging one costs the host about as much
+as a kernel launch. So on CUDA, :func:`device_ints` keeps what it copied in a bounded LRU keyed by
+the values, dtype, device and stream, and returns the same tensor for the same values: callers must
+treat the result as read-only. (A table is a pure function of its values, so a kept one is never
+stale; the stream is in the key so a tensor is only read on the stream its copy was queued on.)
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
 
+CACHE_ENTRIES = 4096  # tensors kept: about two per layer and batch composition, a few KB each
+_cache: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+
 
 def device_ints(values: Sequence, device: torch.device, dtype: torch.dtype = torch.int64) -> torch.Tensor:
     """``values`` (ints, or equal-length rows of ints) as a ``dtype`` tensor on ``device``, without
-    synchronizing a CUDA stream."""
-    host = torch.tensor(values, dtype=dtype)
+    synchronizing a CUDA stream. On CUDA the tensor may be shared with earlier and later calls with
+    the same values: never write to it."""
     if device.type != "cuda":
-        return host.to(device)
-    return host.pin_memory().to(device, non_blocking=True)
+        return torch.tensor(values, dtype=dtype).to(device)
+    key = (tuple(tuple(v) if isinstance(v, list) else v for v in values), dtype, device,
+           torch.cuda.current_stream(device).cuda_stream)
+    found = _cache.get(key)
+    if found is not None:
+        _cache.move_to_end(key)
+        return found
+    found = _cache[key] = torch.tensor(values, dtype=dtype).pin_memory().to(device, non_blocking=True)
+    if len(_cache) > CACHE_ENTRIES:
+        _cache.popitem(last=False)
+    return found

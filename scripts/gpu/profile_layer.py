@@ -1,7 +1,8 @@
 """Where one batched decode step of one layer spends its time (GPU host): the stages of
 ``bench layer``'s offload step timed apart (synchronized, median of 7), Llama-3.1-8B shape.
 
-Then the whole step under ``torch.profiler``: kernels and copies per step, the time the GPU is busy
+``step_host``: the host's time to queue one step (no sync inside). Then the whole step under
+``torch.profiler``: a table of the ops by host (self CPU) time, kernels and copies per step, the time the GPU is busy
 and the time it idles while the host launches work or waits on a sync (what CUDA graphs could at
 most save; the step's data-dependent sizes, e.g. ``torch.unique``, keep it from being captured).
 
@@ -93,6 +94,7 @@ def main():
         sparse_decode_attention(q, torch.cat([got.k[:, :, :n], loc_b], 2), torch.cat([got.v[:, :, :n], loc_b], 2), scale)
 
     stages["step"] = timed(step)
+    stages["step_host"] = host_ms(step)
     if args.cprofile:
         import cProfile
         import pstats
@@ -113,6 +115,19 @@ def main():
     print(json.dumps({"args": vars(args), "stages_ms": stages}, indent=1))
 
 
+def host_ms(fn, iters=7) -> float:
+    """Median host time to queue ``fn`` on an idle GPU (no sync inside the timed span): what the
+    step costs the CPU, against ``timed``'s end-to-end time."""
+    times = []
+    for _ in range(iters):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        times.append(1e3 * (time.perf_counter() - t0))
+    torch.cuda.synchronize()
+    return sorted(times)[len(times) // 2]
+
+
 def launch_overhead(step, steps: int = 5) -> dict:
     """Per step: GPU kernels and copies, the time the GPU is busy (union of their intervals) and the
     span from the first to the last, under torch.profiler."""
@@ -125,6 +140,8 @@ def launch_overhead(step, steps: int = 5) -> dict:
         for _ in range(steps):
             step()
         torch.cuda.synchronize()
+    # the host's cost per op kind (self CPU time, under the profiler's own overhead)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
     spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA)
     busy, end = 0.0, float("-inf")
     for start, stop in spans:  # union of intervals

@@ -265,12 +265,13 @@ class YakvSelector(Selector):
         hkv, d = self.shape.num_kv_heads, self.shape.head_dim
         index = selection.index  # (B, Hkv, n)
         batch, device = index.shape[0], index.device
-        heads = torch.arange(hkv, device=device)[:, None]
         whole = self.payload_group == "token"
         num_rows = max(s.num_tokens for s in summaries) * (1 if whole else hkv)
-        rows_of = index if whole else index * hkv + heads  # payload row of each (head, column)
-        requests = torch.arange(batch, device=device)[:, None, None]
-        keys, inverse = _distinct_rows(requests * num_rows + rows_of,
+        # key of each (request, head, column): request * num_rows + its payload row (the token, or
+        # token * Hkv + head), as base + alpha * index with base (B, Hkv or 1, 1) a kept device table
+        heads = (0,) if whole else range(hkv)
+        base = device_ints([tuple(b * num_rows + h for h in heads) for b in range(batch)], device)[:, :, None]
+        keys, inverse = _distinct_rows(torch.add(base, index, alpha=1 if whole else hkv),
                                        distinct=not whole and min(selection.counts) == index.shape[2])
         request, row = keys // num_rows, keys % num_rows
         stores = [self._stores(s, kernels, device) for s in summaries]
@@ -286,11 +287,12 @@ class YakvSelector(Selector):
         out_dtype = dtype if dtype in OUT_DTYPES else torch.float32  # the kernel rounds float32 as .to(dtype)
         out = _dequantize_gather_batch(kernels, self.payload_q, refs, torch.cat([source, source + num_kinds]).int(),
                                        rows.repeat(2), out_dtype)
-        k_rows, v_rows = out.view(2, keys.numel(), -1)
+        kv_rows = out.view(2, keys.numel(), -1)  # K's rows, then V's
         if whole:  # a token row serves every head
-            k, v = (x.view(-1, hkv, d)[inverse, heads] for x in (k_rows, v_rows))
+            heads = torch.arange(hkv, device=device)[:, None]
+            k, v = kv_rows.view(2, -1, hkv, d)[:, inverse, heads]
         else:
-            k, v = k_rows[inverse], v_rows[inverse]
+            k, v = kv_rows[:, inverse]  # one gather for both
         lookups = keys.numel() if self.cache else 0
         return BatchKV(k.to(dtype), v.to(dtype), (keys.numel() - hits) * self.payload_row_bytes(), lookups, hits)
 
