@@ -74,6 +74,8 @@ def main():
     scores = sk.group_max_softmax_batch(logits, lengths, hkv, scale)
     stages["topk"] = timed(lambda: torch.topk(scores, k, dim=-1, sorted=True))
     stages["topk_unsorted"] = timed(lambda: torch.topk(scores, k, dim=-1, sorted=False))
+    stages["topk_host"] = host_ms(lambda: torch.topk(scores, k, dim=-1, sorted=True))
+    stages["topk_unsorted_host"] = host_ms(lambda: torch.topk(scores, k, dim=-1, sorted=False))
     top = torch.topk(scores, k, dim=-1).indices
     stages["sort"] = timed(lambda: torch.sort(top, dim=-1))
     stages["select_batch"] = timed(lambda: sel.select_batch(q, summaries, ks, scale))

@@ -3,6 +3,7 @@ config choice."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Hashable, Sequence
@@ -81,6 +82,13 @@ def common_alignment(addresses, cap: int = 16) -> int:
 def size_bucket(num_rows: int) -> int:
     """The size class in tuning keys."""
     return num_rows.bit_length() // 2  # retune only when the size changes about 4x
+
+
+@functools.cache
+def element_type(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An empty ``dtype`` tensor on ``device``: a kernel argument that only gives pointer element
+    types (the addresses come from a table), made once per (dtype, device)."""
+    return torch.empty(0, dtype=dtype, device=device)
 
 
 def num_sms(device: torch.device) -> int:

@@ -28,8 +28,8 @@ import torch
 
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels._triton_utils import (
-    cdiv, check_config, check_kernel_device, check_out, check_readable, common_alignment, num_sms, pick_config,
-    size_bucket,
+    cdiv, check_config, check_kernel_device, check_out, check_readable, common_alignment, element_type, num_sms,
+    pick_config, size_bucket,
 )
 from sglang_kv.quant.higgs import HiggsCodes, HiggsQuantizer, packing_layout
 
@@ -313,7 +313,7 @@ def _batched(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], device: torc
         raise ValueError("every store must have the same row strides, channels and scale dtype")
     code_bytes, codes_stride, scales_stride, scale_dtype = layout
     return _Batched(code_bytes // quantizer.group_code_bytes * quantizer.group_size, codes_stride, scales_stride,
-                    torch.empty(0, dtype=torch.uint8, device=device), torch.empty(0, dtype=scale_dtype, device=device),
+                    element_type(torch.uint8, device), element_type(scale_dtype, device),
                     "cpu" if any(st.on_host for st in stores) else device.type,
                     common_alignment(st.codes for st in stores))
 

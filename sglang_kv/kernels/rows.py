@@ -21,7 +21,7 @@ import torch
 
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels._triton_utils import (
-    cdiv, check_config, check_kernel_device, check_readable, num_sms, pick_config, size_bucket,
+    cdiv, check_config, check_kernel_device, check_readable, element_type, num_sms, pick_config, size_bucket,
 )
 from sglang_kv.kernels.higgs import INDEX_DTYPES, KernelConfig
 
@@ -105,7 +105,7 @@ def copy_rows_pairs(pairs: Sequence[CopyPair], request: torch.Tensor, src_index:
     unit = next(u for u in _UNITS if all(v % u == 0 for v in (row_bytes, src_stride, dst_stride, *addresses)))
     row = row_bytes // unit
     table = device_ints([(p.src, p.dst) for p in pairs], device)  # (B, 2)
-    elem = torch.empty(0, dtype=_UNITS[unit], device=device)
+    elem = element_type(_UNITS[unit], device)
     from sglang_kv.kernels.rows_triton import copy_rows_kernel
 
     sms = num_sms(device)

@@ -233,9 +233,9 @@ class YakvSelector(Selector):
         scores = softmax_kernels.group_max_softmax_batch(logits, device_ints(lengths, q.device, torch.int32), hkv,
                                                          scale)  # (B, Hkv, max L), -1 past each length
         width = max(counts)
+        if min(counts) == width:  # the top-k set in index order (topk's own sort by score would be wasted)
+            return BatchSelection(topk_sorted(scores, width), counts)
         top = torch.topk(scores, width, dim=-1, sorted=True).indices  # (B, Hkv, width), best first
-        if min(counts) == width:
-            return BatchSelection(torch.sort(top, dim=-1).values, counts)
         # columns past a request's count: sorted to the end, then set to its first selected index
         valid = torch.arange(width, device=q.device) < device_ints(counts, q.device)[:, None, None]
         top = torch.sort(torch.where(valid, top, scores.shape[-1]), dim=-1).values
@@ -285,8 +285,9 @@ class YakvSelector(Selector):
             source, rows, hits = request, row, 0
         num_kinds = len(refs) // 2  # stores per K / V
         out_dtype = dtype if dtype in OUT_DTYPES else torch.float32  # the kernel rounds float32 as .to(dtype)
-        out = _dequantize_gather_batch(kernels, self.payload_q, refs, torch.cat([source, source + num_kinds]).int(),
-                                       rows.repeat(2), out_dtype)
+        kind_base = device_ints([(0,), (num_kinds,)], device, torch.int32)  # (2, 1): K's stores, then V's
+        out = _dequantize_gather_batch(kernels, self.payload_q, refs, torch.add(kind_base, source.int()),
+                                       rows.expand(2, -1), out_dtype)  # (2, N, C)
         kv_rows = out.view(2, keys.numel(), -1)  # K's rows, then V's
         if whole:  # a token row serves every head
             heads = torch.arange(hkv, device=device)[:, None]
