@@ -46,7 +46,7 @@ class _Step(NamedTuple):
     layers: int
     stages: dict[str, float]
     host: dict[str, float]
-    wall_ms: float
+    wall_ms: float | None  # None in log lines written before the wall time was logged
 
 
 class DecodeTimer:

@@ -269,8 +269,8 @@ class YakvSelector(Selector):
         num_rows = max(s.num_tokens for s in summaries) * (1 if whole else hkv)
         # key of each (request, head, column): request * num_rows + its payload row (the token, or
         # token * Hkv + head), as base + alpha * index with base (B, Hkv or 1, 1) a kept device table
-        heads = (0,) if whole else range(hkv)
-        base = device_ints([tuple(b * num_rows + h for h in heads) for b in range(batch)], device)[:, :, None]
+        head_offsets = (0,) if whole else range(hkv)
+        base = device_ints([tuple(b * num_rows + h for h in head_offsets) for b in range(batch)], device)[:, :, None]
         keys, inverse = _distinct_rows(torch.add(base, index, alpha=1 if whole else hkv),
                                        distinct=not whole and min(selection.counts) == index.shape[2])
         request, row = keys // num_rows, keys % num_rows
