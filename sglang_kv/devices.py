@@ -30,13 +30,13 @@ def device_ints(values: Sequence, device: torch.device, dtype: torch.dtype = tor
     the same values: never write to it."""
     if device.type != "cuda":
         return torch.tensor(values, dtype=dtype).to(device)
-    key = (tuple(tuple(v) if isinstance(v, list) else v for v in values), dtype, device,
-           torch.cuda.current_stream(device).cuda_stream)
+    rows = tuple(tuple(v) if isinstance(v, list) else v for v in values)
+    key = (rows, dtype, device, torch.cuda.current_stream(device).cuda_stream)
     found = _cache.get(key)
     if found is not None:
         _cache.move_to_end(key)
         return found
-    found = _cache[key] = torch.tensor(values, dtype=dtype).pin_memory().to(device, non_blocking=True)
+    found = _cache[key] = torch.tensor(rows, dtype=dtype).pin_memory().to(device, non_blocking=True)
     if len(_cache) > CACHE_ENTRIES:
         _cache.popitem(last=False)
     return found
