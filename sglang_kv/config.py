@@ -215,8 +215,9 @@ _FLAG_HELP = {
                      "so one chunk's selection overlaps another's PCIe gather (default 1; 2 measured 6-10%% faster "
                      "with token payload groups and no cache at 32 x 64K, slower with the cache)",
     "decode_timing": "every N decode steps, log the device time the offloaded decode attention took per step, "
-                     "summed over layers and split by stage ('sglang-kv decode timing: ...'; CUDA events, read a "
-                     "step late so nothing waits; total only with --kv-offload-decode-chunks > 1; 0 = off, default)",
+                     "summed over layers and split by stage, the host's time for the same stages and the step's "
+                     "wall time ('sglang-kv decode timing: ...'; CUDA events, read a step late so nothing waits; "
+                     "totals only with --kv-offload-decode-chunks > 1; 0 = off, default)",
     "shadowkv_rank": "ShadowKV rank of the key factors (default 160)",
     "shadowkv_chunk": "ShadowKV tokens per chunk landmark (default 8)",
     "shadowkv_outliers": "ShadowKV outlier chunks kept exact per head (default 48)",

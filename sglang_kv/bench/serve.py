@@ -11,8 +11,9 @@ the steady decode rate (the median of SGLang's own ``gen throughput`` log lines,
 ``--decode-log-interval`` decode steps, among the lines at the largest decode batch the server ran:
 the rate while that batch decodes, which the client-side figure mixes with prefill time), with
 ``--kv-offload-decode-timing N`` in ``--offload-args`` the offloaded attention's device time per
-step at the largest batch and its stages (:func:`sglang_kv.timing.parse_decode_timing`), the most requests the
-scheduler ran at once (its log), the plugin's accounting and the capacity it logged.
+step at the largest batch, its stages, their host time and the step's wall time
+(:func:`sglang_kv.timing.parse_decode_timing`), the most requests the scheduler ran at once (its
+log), the plugin's accounting and the capacity it logged.
 Everything lands in one result JSON (``--out``) with the command and machine.
 """
 
