@@ -3,21 +3,33 @@ at the shapes #3's bandwidth target names: landmark scores of 32 requests x 128K
 8 kv heads, GQA 4) and the 4-bit store's dequantize-gather of 128K sorted rows to bf16.
 
 Each config is timed with ``triton.testing.do_bench`` (median, L2 flushed); the score runs on stores
-checked once (``score_refs``), so the time is the kernel's and not the per-call input checks. Prints the fastest configs and writes every timing:
+checked once (``score_refs``), so the time is the kernel's and not the per-call input checks. Each
+gather config's output is checked against the torch reference (``error_over_tolerance`` <= 1 passes,
+the quant bench's bound). Prints the fastest configs and writes every timing:
 
     python scripts/gpu/kernel_sweep.py --out /tmp/out/kernel_sweep.json
+
+``--baseline PKG`` sweeps the gather of an older copy of ``sglang_kv/kernels`` too, in the same run
+(the copy importable as ``PKG``, its imports renamed), e.g. for commit REV:
+
+    git archive REV sglang_kv/kernels | tar -x -C /tmp/base && mv /tmp/base/sglang_kv/kernels /tmp/base/basek \
+      && sed -i 's/sglang_kv\.kernels/basek/g' /tmp/base/basek/*.py
+    PYTHONPATH=/tmp/base python scripts/gpu/kernel_sweep.py --only gather --baseline basek
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 
 import torch
 import triton.testing
 
 from sglang_kv.kernels import higgs as hk
-from sglang_kv.quant.bench import CHANNELS, HBM_CEILING_GBPS, LANDMARK, NUM_Q_HEADS, STORE, synthetic_keys
+from sglang_kv.quant.bench import (
+    BF16_REL, CHANNELS, F32_RMS, HBM_CEILING_GBPS, LANDMARK, NUM_Q_HEADS, STORE, synthetic_keys,
+)
 from sglang_kv.quant.higgs import HiggsQuantizer
 
 
@@ -63,22 +75,26 @@ def sweep_score(tokens: int, requests: int) -> list[dict]:
     return results
 
 
-def sweep_gather(tokens: int) -> list[dict]:
+def sweep_gather(tokens: int, kernels=hk) -> list[dict]:
+    """Every gather config of ``kernels`` (a copy of :mod:`sglang_kv.kernels.higgs`) on 128K sorted rows."""
     device = torch.device("cuda")
     store = HiggsQuantizer(**STORE)
     codes, scales = store.quantize(synthetic_keys(tokens, "channel_outliers", device).to(torch.bfloat16))
-    index = torch.randperm(tokens, device=device).sort().values
+    index = torch.randperm(tokens, generator=torch.Generator().manual_seed(tokens)).to(device).sort().values
     out = torch.empty(tokens, CHANNELS, dtype=torch.bfloat16, device=device)
-    ref = hk.dequantize_gather(store, codes, scales, index, config=hk.dequantize_gather_configs(1024)[0])
+    ref = hk.dequantize_gather_ref(store, codes, scales, index, torch.float32)
+    bound = BF16_REL * ref.abs() + F32_RMS * ref.square().mean(-1, keepdim=True).sqrt()
     num_bytes = tokens * (store.bytes_per_vector(CHANNELS) + index.element_size() + 2 * CHANNELS)
     results = []
-    candidates = [hk.KernelConfig(b, w, p, s) for b, w, s, p in
-                  itertools.product((1, 2, 4, 8, 16), (2, 4, 8), (1, 2, 3), (4, 8, 16)) if b * 1024 <= w * 4096]
+    candidates = [kernels.KernelConfig(b, w, p, s) for b, w, s, p in
+                  itertools.product((1, 2, 4, 8), (2, 4, 8), (1, 3), (4, 8, 16)) if b * 1024 <= w * 4096]
     for cfg in candidates:
-        ms = _time(lambda: hk.dequantize_gather(store, codes, scales, index, out=out, config=cfg))
+        out.fill_(float("nan"))
+        ms = _time(lambda: kernels.dequantize_gather(store, codes, scales, index, out=out, config=cfg))
         record = {"config": cfg._asdict()}
         if isinstance(ms, float):
-            record.update(ms=ms, gbps=num_bytes / ms / 1e6, max_abs_diff=float((out.float() - ref.float()).abs().max()))
+            record.update(ms=ms, gbps=num_bytes / ms / 1e6,
+                          error_over_tolerance=float(((out.float() - ref).abs() / bound).nan_to_num(float("inf")).max()))
         else:
             record["error"] = ms
         results.append(record)
@@ -89,28 +105,39 @@ def _top(name: str, results: list[dict], n: int = 8) -> None:
     timed = sorted((r for r in results if "ms" in r), key=lambda r: r["ms"])
     print(f"{name}: {len(timed)} of {len(results)} configs ran; fastest:")
     for r in timed[:n]:
+        check = (f"diff {r['max_abs_diff']:.2e}" if "max_abs_diff" in r
+                 else f"error/tolerance {r['error_over_tolerance']:.2f}")
         print(f"  {r['config']} {r['ms']:.4f} ms {r['gbps']:.0f} GB/s ({r['gbps'] / HBM_CEILING_GBPS:.2f} of 4 TB/s)"
-              f" diff {r['max_abs_diff']:.2e}")
+              f" {check}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=131072)
     parser.add_argument("--requests", type=int, default=32)
+    parser.add_argument("--only", choices=("score", "gather"), default=None)
+    parser.add_argument("--baseline", default=None, help="import name of an older copy of sglang_kv.kernels")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    score = sweep_score(args.tokens, args.requests)
-    _top(f"score {args.requests} x {args.tokens}", score)
-    gather = sweep_gather(args.tokens)
-    _top(f"dequantize_gather {args.tokens} sorted rows", gather)
+    figures = {}
+    if args.only in (None, "score"):
+        figures["score"] = sweep_score(args.tokens, args.requests)
+        _top(f"score {args.requests} x {args.tokens}", figures["score"])
+    if args.only in (None, "gather"):
+        figures["gather"] = sweep_gather(args.tokens)
+        _top(f"dequantize_gather {args.tokens} sorted rows", figures["gather"])
+    if args.baseline:
+        figures["gather_baseline"] = sweep_gather(args.tokens, importlib.import_module(f"{args.baseline}.higgs"))
+        _top(f"baseline {args.baseline}: dequantize_gather {args.tokens} sorted rows", figures["gather_baseline"])
     if args.out:
         from sglang_kv.results import write_result
 
         workload = {"score": f"Llama-3.1-8B landmarks ({LANDMARK}), {args.requests} requests x {args.tokens} "
                              "tokens, 32 query heads, device memory",
                     "dequantize_gather": f"4-bit store ({STORE}), {args.tokens} sorted rows to bf16, device memory",
-                    "timing": "triton.testing.do_bench median, L2 flushed"}
-        write_result(args.out, workload, {"score": score, "gather": gather})
+                    "timing": "triton.testing.do_bench median, L2 flushed",
+                    "gather_baseline": args.baseline}
+        write_result(args.out, workload, figures)
 
 
 if __name__ == "__main__":
