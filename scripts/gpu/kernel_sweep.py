@@ -1,4 +1,4 @@
-"""Launch-config sweep of the HIGGS score and dequantize-gather kernels on device memory (GPU host),
+r"""Launch-config sweep of the HIGGS score and dequantize-gather kernels on device memory (GPU host),
 at the shapes #3's bandwidth target names: landmark scores of 32 requests x 128K tokens (Llama-3.1-8B,
 8 kv heads, GQA 4) and the 4-bit store's dequantize-gather of 128K sorted rows to bf16.
 
@@ -9,7 +9,7 @@ the quant bench's bound). Prints the fastest configs and writes every timing:
 
     python scripts/gpu/kernel_sweep.py --out /tmp/out/kernel_sweep.json
 
-``--baseline PKG`` sweeps the gather of an older copy of ``sglang_kv/kernels`` too, in the same run
+``--baseline PKG ...`` sweeps the gather of older copies of ``sglang_kv/kernels`` too, in the same run
 (the copy importable as ``PKG``, its imports renamed), e.g. for commit REV:
 
     git archive REV sglang_kv/kernels | tar -x -C /tmp/base && mv /tmp/base/sglang_kv/kernels /tmp/base/basek \
@@ -75,19 +75,32 @@ def sweep_score(tokens: int, requests: int) -> list[dict]:
     return results
 
 
-def sweep_gather(tokens: int, kernels=hk) -> list[dict]:
-    """Every gather config of ``kernels`` (a copy of :mod:`sglang_kv.kernels.higgs`) on 128K sorted rows."""
-    device = torch.device("cuda")
-    store = HiggsQuantizer(**STORE)
+def gather_case(tokens: int, group_size: int, device: torch.device):
+    """The store of ``tokens`` Llama-3.1-8B keys (4-bit EDEN2-256) as the gather reads it, all its rows
+    in sorted order: ``(quantizer, codes, scales, index, out, bytes)``. ``group_size`` 1024: one
+    514-byte row per token (the paper's token groups); 128: one 66-byte row per (token, kv head),
+    row ``token * 8 + head`` (the server's default head groups). Bytes: codes, scales, the index and
+    the bf16 output."""
+    store = HiggsQuantizer(**{**STORE, "group_size": group_size})
     codes, scales = store.quantize(synthetic_keys(tokens, "channel_outliers", device).to(torch.bfloat16))
-    index = torch.randperm(tokens, generator=torch.Generator().manual_seed(tokens)).to(device).sort().values
-    out = torch.empty(tokens, CHANNELS, dtype=torch.bfloat16, device=device)
+    rows = tokens * CHANNELS // group_size
+    codes, scales = codes.view(rows, -1), scales.view(rows, -1)
+    index = torch.randperm(rows, generator=torch.Generator().manual_seed(tokens)).to(device).sort().values
+    out = torch.empty(rows, group_size, dtype=torch.bfloat16, device=device)
+    num_bytes = rows * (store.bytes_per_vector(group_size) + index.element_size() + 2 * group_size)
+    return store, codes, scales, index, out, num_bytes
+
+
+def sweep_gather(tokens: int, kernels=hk, group_size: int = STORE["group_size"]) -> list[dict]:
+    """Every gather config of ``kernels`` (a copy of :mod:`sglang_kv.kernels.higgs`) on all rows of the
+    store of ``tokens`` tokens (:func:`gather_case`), sorted."""
+    store, codes, scales, index, out, num_bytes = gather_case(tokens, group_size, torch.device("cuda"))
     ref = hk.dequantize_gather_ref(store, codes, scales, index, torch.float32)
     bound = BF16_REL * ref.abs() + F32_RMS * ref.square().mean(-1, keepdim=True).sqrt()
-    num_bytes = tokens * (store.bytes_per_vector(CHANNELS) + index.element_size() + 2 * CHANNELS)
     results = []
-    candidates = [kernels.KernelConfig(b, w, p, s) for b, w, s, p in
-                  itertools.product((1, 2, 4, 8), (2, 4, 8), (1, 3), (4, 8, 16)) if b * 1024 <= w * 4096]
+    candidates = [kernels.KernelConfig(v // group_size, w, p, s) for v, w, s, p in
+                  itertools.product((1024, 2048, 4096, 8192, 16384), (2, 4, 8), (1, 3), (4, 8, 16))
+                  if v // group_size >= (1 if group_size > 128 else 16) and v <= w * 4096]
     for cfg in candidates:
         out.fill_(float("nan"))
         ms = _time(lambda: kernels.dequantize_gather(store, codes, scales, index, out=out, config=cfg))
@@ -116,25 +129,28 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=131072)
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--only", choices=("score", "gather"), default=None)
-    parser.add_argument("--baseline", default=None, help="import name of an older copy of sglang_kv.kernels")
+    parser.add_argument("--baseline", nargs="*", default=[], help="import names of older copies of sglang_kv.kernels")
+    parser.add_argument("--group-sizes", type=int, nargs="+", default=[STORE["group_size"]],
+                        help="gather: the store's Hadamard group (1024 token rows, 128 per-head rows)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     figures = {}
     if args.only in (None, "score"):
         figures["score"] = sweep_score(args.tokens, args.requests)
         _top(f"score {args.requests} x {args.tokens}", figures["score"])
-    if args.only in (None, "gather"):
-        figures["gather"] = sweep_gather(args.tokens)
-        _top(f"dequantize_gather {args.tokens} sorted rows", figures["gather"])
-    if args.baseline:
-        figures["gather_baseline"] = sweep_gather(args.tokens, importlib.import_module(f"{args.baseline}.higgs"))
-        _top(f"baseline {args.baseline}: dequantize_gather {args.tokens} sorted rows", figures["gather_baseline"])
+    for group_size in args.group_sizes if args.only in (None, "gather") else ():
+        for name in ["sglang_kv.kernels", *args.baseline]:
+            label = f"gather_g{group_size}" + ("" if name == "sglang_kv.kernels" else f"_{name}")
+            figures[label] = sweep_gather(args.tokens, importlib.import_module(f"{name}.higgs"), group_size)
+            _top(f"{name}: dequantize_gather of all rows of {args.tokens} tokens, group {group_size}, sorted",
+                 figures[label])
     if args.out:
         from sglang_kv.results import write_result
 
         workload = {"score": f"Llama-3.1-8B landmarks ({LANDMARK}), {args.requests} requests x {args.tokens} "
                              "tokens, 32 query heads, device memory",
-                    "dequantize_gather": f"4-bit store ({STORE}), {args.tokens} sorted rows to bf16, device memory",
+                    "dequantize_gather": f"4-bit store ({STORE}, group sizes {args.group_sizes}), all rows of "
+                                         f"{args.tokens} tokens, sorted, to bf16, device memory",
                     "timing": "triton.testing.do_bench median, L2 flushed",
                     "gather_baseline": args.baseline}
         write_result(args.out, workload, figures)

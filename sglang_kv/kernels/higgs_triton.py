@@ -148,25 +148,6 @@ def _transform_codewords(words, M: tl.constexpr, J: tl.constexpr, J_PAD: tl.cons
 
 
 @triton.jit
-def _transform_codewords_t(words, h_a, T: tl.constexpr, A: tl.constexpr, B: tl.constexpr, J_PAD: tl.constexpr,
-                           P: tl.constexpr):
-    """``(H_A X H_B)^T`` per token, float32 ``[T, B, A]``, for the tokens' groups ``X [A, B]`` spelled
-    by codewords ``words [T * A, J_PAD]`` (row ``t * A + a``: row ``a`` of token ``t``'s ``X``).
-
-    Two batched dots, neither of which needs its operand transposed after the other:
-    ``Y^T = sum_c H_B[rows c] @ X_c^T`` (the codewords' component ``c`` as the right operand), then
-    ``Y^T @ H_A`` with ``Y^T``, the first dot's result, as the left operand (float16 hi + lo).
-    """
-    J: tl.constexpr = B // P
-    xt = tl.permute(tl.reshape(words, (T, A, J_PAD)), (0, 2, 1))  # (T, J_PAD, A)
-    acc = tl.zeros([T, B, A], dtype=tl.float32)
-    for c in tl.static_range(P):
-        h_c = tl.broadcast_to(tl.trans(_hadamard_rows_of(B, J, J_PAD, P, c))[None, :, :], (T, B, J_PAD))
-        acc = tl.dot(h_c, _component(xt, c, P), acc)  # (T, B, A): Y^T = (X H_B)^T
-    return _dot_split(acc, tl.broadcast_to(h_a[None, :, :], (T, A, A)))  # (T, B, A): Y^T H_A
-
-
-@triton.jit
 def _store_indices(row_ptrs, mask, idx, W: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr,
                    U: tl.constexpr, T: tl.constexpr):
     """Pack ``idx [T, W * K]`` (int32) into ``W`` words of ``U`` bytes per row (inverse of _load_index_rows)."""
@@ -263,8 +244,6 @@ def higgs_dequantize_gather_kernel(
     h_a = _hadamard_matrix(16 if A == 1 else A)  # unused when A == 1
     W: tl.constexpr = N // P // K
     offs_n = tl.arange(0, N)
-    offs_a = tl.arange(0, A)
-    offs_b = tl.arange(0, B)
     grid_words = tl.load(grid_ptr + tl.arange(0, NUM_POINTS))
     for block in range(tl.program_id(0), tl.cdiv(num_out, BLOCK_T), tl.num_programs(0)):
         offs = block * BLOCK_T + tl.arange(0, BLOCK_T)
@@ -282,16 +261,15 @@ def higgs_dequantize_gather_kernel(
         # each row's group as A rows of B values (B / P codewords): x = H_A X H_B
         idx = _load_index_rows(codes_base + rows * codes_stride + group * (W * U), mask, A, B // P, J_PAD,
                                IDX_BITS, K, U, BLOCK_T)  # (T*A, J_PAD)
-        words = _codewords(grid_words, idx, BLOCK_T * A, J_PAD)  # (T*A, J_PAD)
-        scale = tl.load(scales_base + rows * scales_stride + group, mask=mask, other=0.0).to(tl.float32)
-        out_rows = out_ptr + offs.to(tl.int64) * out_stride + group * N  # (T,)
+        y = _transform_codewords(_codewords(grid_words, idx, BLOCK_T * A, J_PAD), B, B // P, J_PAD, P)  # X H_B
         if A == 1:
-            x = _transform_codewords(words, B, B // P, J_PAD, P) * (scale / N)[:, None]  # X H_B
-            tl.store(out_rows[:, None] + offs_n[None, :], x.to(out_ptr.dtype.element_ty), mask=mask[:, None])
+            x = y
         else:
-            xt = _transform_codewords_t(words, h_a, BLOCK_T, A, B, J_PAD, P) * (scale / N)[:, None, None]
-            out_ptrs = out_rows[:, None, None] + offs_a[None, None, :] * B + offs_b[None, :, None]  # (T, B, A)
-            tl.store(out_ptrs, xt.to(out_ptr.dtype.element_ty), mask=mask[:, None, None])
+            x = _hadamard_finish(y, h_a, BLOCK_T, N, A, B)
+        scale = tl.load(scales_base + rows * scales_stride + group, mask=mask, other=0.0).to(tl.float32)
+        x = x * (scale / N)[:, None]
+        out_ptrs = out_ptr + offs.to(tl.int64)[:, None] * out_stride + group * N + offs_n[None, :]
+        tl.store(out_ptrs, x.to(out_ptr.dtype.element_ty), mask=mask[:, None])
 
 
 @triton.jit
