@@ -176,11 +176,17 @@ def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
     Copying the rows to device buffers with the row-copy kernel first, then dequantizing them there,
     was a candidate for host stores and lost everywhere: 12.2 ms against 10.5 ms fused for the 470K
     payload rows of a 32 x 64K step on the H200 (``scripts/gpu/gather_probe.py``,
-    ``results/gather_probe_h200.json``; a bulk DMA of the same bytes took 9.05 ms)."""
+    ``results/gather_probe_h200.json``; a bulk DMA of the same bytes took 9.05 ms).
+
+    8192 values in 4 warps: the fastest for the per-head rows of 128-channel groups (64 rows of 66
+    bytes), 0.137 ms against 0.200 ms for the best of the others over all rows of 128K Llama-3.1-8B
+    tokens (``scripts/gpu/kernel_sweep.py --only gather --group-sizes 128``,
+    ``results/gather_sweep_h200_g128.json``)."""
     configs = []
     for values, programs_per_sm, warps, stages in ((2048, 8, None, 1), (2048, 8, None, 3), (4096, 8, None, 3),
-                                                   (8192, 4, None, 3), (4096, 16, None, 3), (2048, 4, None, 3),
-                                                   (1024, 8, 2, 3), (1024, 8, 2, 1), (4096, 2, 2, 3)):
+                                                   (8192, 4, None, 3), (8192, 4, 4, 3), (4096, 16, None, 3),
+                                                   (2048, 4, None, 3), (1024, 8, 2, 3), (1024, 8, 2, 1),
+                                                   (4096, 2, 2, 3)):
         block = max(_min_block(group_size), values // group_size)
         config = KernelConfig(block, warps or (8 if block * group_size >= 8192 else 4), programs_per_sm, stages)
         if config not in configs:

@@ -10,7 +10,10 @@ per-channel scales and a few 10x outlier channels, like real pre-RoPE keys), nex
 Kernels (CUDA only, automatic when a GPU is visible): median time of each Triton kernel
 (``triton.testing.do_bench``, L2 flushed between runs) at 32K / 64K / 128K tokens, bytes moved,
 achieved GB/s and its ratio to a device-to-device copy measured in the same run and to the 4 TB/s HBM
-figure; the 4-bit store is also gathered from pinned host memory (ratio to 55 GB/s PCIe). Every
+figure. The 4-bit store's dequantize-gather reads all rows, in random and sorted order, with token
+groups (one 514-byte row per token, the paper's) and with head groups (one 66-byte row per token
+and kv head, the server's default); the token-group store is also gathered from pinned host memory
+(ratio to 55 GB/s PCIe). Every
 kernel output is checked against the torch path at full size; a failing step is recorded (``error``)
 and the run goes on.
 """
@@ -36,6 +39,7 @@ BF16_BYTES_PER_TOKEN = 2 * CHANNELS
 HBM_CEILING_GBPS = 4000.0  # measured device-to-device copy on the H200 host: 4.05 TB/s
 PCIE_CEILING_GBPS = 55.0  # measured pinned H2D on the same host
 STORE = dict(group_size=1024, p=2, bits=4)  # YAKV offloaded K/V: EDEN2-256, one group per token
+STORE_HEAD = dict(STORE, group_size=HEAD_DIM)  # the same, one group per kv head (the server's default)
 LANDMARK = dict(group_size=128, p=4, bits=2)  # YAKV landmarks: EDEN4-256, one group per head
 DATA_SEED = 1234
 BF16_REL = 2 ** -8  # bfloat16 output: half an ulp of rounding
@@ -131,6 +135,7 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
     log(f"\nDevice-to-device copy: {copy_gbps:.0f} GB/s (reference ceiling {HBM_CEILING_GBPS:.0f} GB/s)")
     log(f"{'kernel':<34} {'tokens':>7} {'ms':>8} {'MB':>8} {'GB/s':>7} {'/copy':>6} {'/ceil':>6} ok")
     store, landmark = HiggsQuantizer(**STORE), HiggsQuantizer(**LANDMARK)
+    store_head = HiggsQuantizer(**STORE_HEAD)
 
     def run(name: str, tokens: int, step: Callable[[], dict]) -> None:
         try:
@@ -158,21 +163,28 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
                                _check_quantize(quantizer, keys, got))
             run(f"quantize_{label}", tokens, step_quantize)
 
-        codes, scales = store.quantize(keys)
         gen = torch.Generator(device=device).manual_seed(tokens)
-        for order in ("random", "sorted"):
-            def step_gather(order=order):
-                index = torch.randperm(tokens, device=device, generator=gen)
-                if order == "sorted":
-                    index = index.sort().values
-                out = hk.dequantize_gather(store, codes, scales, index)
-                ms = _do_bench(lambda: hk.dequantize_gather(store, codes, scales, index, out=out))
-                ref = hk.dequantize_gather_ref(store, codes, scales, index, torch.float32)
-                bound = BF16_REL * ref.abs() + F32_RMS * ref.square().mean(-1, keepdim=True).sqrt()
-                num_bytes = tokens * (store.bytes_per_vector(CHANNELS) + index.element_size() + 2 * CHANNELS)
-                return _record(f"dequantize_gather_store_all_{order}", tokens, ms, num_bytes, copy_gbps,
-                               HBM_CEILING_GBPS, _check_close(out, ref, bound), {"out_dtype": "bfloat16"})
-            run(f"dequantize_gather_all_{order}", tokens, step_gather)
+        for label, quantizer in (("store", store), ("store_head", store_head)):
+            # token groups: one row per token; head groups: one row per (token, kv head), token * Hkv + head
+            codes, scales = quantizer.quantize(keys)
+            rows = tokens * CHANNELS // quantizer.group_size
+            codes, scales = codes.view(rows, -1), scales.view(rows, -1)
+            for order in ("random", "sorted"):
+                def step_gather(order=order, quantizer=quantizer, codes=codes, scales=scales, rows=rows):
+                    index = torch.randperm(rows, device=device, generator=gen)
+                    if order == "sorted":
+                        index = index.sort().values
+                    out = hk.dequantize_gather(quantizer, codes, scales, index)
+                    ms = _do_bench(lambda: hk.dequantize_gather(quantizer, codes, scales, index, out=out))
+                    ref = hk.dequantize_gather_ref(quantizer, codes, scales, index, torch.float32)
+                    bound = BF16_REL * ref.abs() + F32_RMS * ref.square().mean(-1, keepdim=True).sqrt()
+                    num_bytes = rows * (quantizer.bytes_per_vector(quantizer.group_size) + index.element_size()
+                                        + 2 * quantizer.group_size)
+                    return _record(f"dequantize_gather_{label}_all_{order}", tokens, ms, num_bytes, copy_gbps,
+                                   HBM_CEILING_GBPS, _check_close(out, ref, bound),
+                                   {"out_dtype": "bfloat16", "rows": rows, "group_size": quantizer.group_size})
+                run(f"dequantize_gather_{label}_all_{order}", tokens, step_gather)
+        codes, scales = store.quantize(keys)
 
         def step_gather_pinned():
             codes_host, scales_host = codes.cpu().pin_memory(), scales.cpu().pin_memory()
@@ -253,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         workload = {"model_shape": "Llama-3.1-8B keys: 8 kv heads x 128, 32 query heads",
                     "device": str(device), "accuracy_tokens": accuracy_tokens,
                     "kernel_tokens": tokens_list if "kernels" in figures else [],
-                    "store": STORE, "landmark": LANDMARK,
+                    "store": STORE, "store_head": STORE_HEAD, "landmark": LANDMARK,
                     "data": "synthetic keys (seed %d): gaussian, channel_outliers" % DATA_SEED}
         command = shlex.join(["python", "-m", "sglang_kv.quant.bench", *(sys.argv[1:] if argv is None else argv)])
         write_result(args.out, workload, figures, command=command)

@@ -55,10 +55,14 @@ def test_kernel_section_runs_every_step(monkeypatch):
     kernels = {r["kernel"] for r in results["records"]}
     assert kernels == {"quantize_store_p2b4_g1024", "quantize_landmark_p4b2_g128",
                        "dequantize_gather_store_all_random", "dequantize_gather_store_all_sorted",
+                       "dequantize_gather_store_head_all_random", "dequantize_gather_store_head_all_sorted",
                        "score_landmark_batch1", "score_landmark_batch8", "score_landmark_batch32"}
     assert all(r["matches_reference"] for r in results["records"]), results["records"]
     for r in results["records"]:
         assert r["bytes"] > 0 and r["gbps"] == pytest.approx(r["bytes"] / 1e6)  # 1 ms per run
+    head_rows = [r for r in results["records"] if r["kernel"].startswith("dequantize_gather_store_head")]
+    assert all(r["rows"] == 48 * 8 and r["group_size"] == 128 for r in head_rows)  # a row per (token, kv head)
+    assert all(r["bytes"] == 48 * 8 * (64 + 2 + 8 + 256) for r in head_rows)  # codes, scale, index, bf16 out
     # pinned host memory needs CUDA: that step is recorded as an error and the run goes on
     assert [e["kernel"] for e in results["errors"]] == ["dequantize_gather_pinned"]
     assert results["tuning"] == []  # the interpreter takes the first config, nothing is timed
