@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention
+
+# On CUDA, every SDPA backend but cuDNN's: cuDNN builds a graph for each new key length, and a
+# decode step's key length grows by one token every step. In a yakv server (Qwen3-30B-A3B shape,
+# 32 x 16K, H200, 2026-12-02) py-spy found 25% of the scheduler's samples inside this call, about
+# 55 ms per step, against 0.2 ms per call when the length repeats (bench layer). Flash attention
+# takes GQA (``enable_gqa``) and needs no plan; math is the fallback for any shape.
+CUDA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 def sparse_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
@@ -15,19 +23,22 @@ def sparse_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s
     three (``q [B, Hq, D]``, ``k [B, Hkv, n, D]``) attends ``B`` queries in one call -> ``[B, Hq, Dv]``.
 
     Uses the same SDPA call and layout as SGLang's torch_native decode, so attending over every
-    token in position order reproduces the stock output bit for bit (batched too: SDPA computes
-    each batch entry as its own call would).
+    token in position order reproduces the stock output bit for bit on CPU (batched too: SDPA
+    computes each batch entry as its own call would). On CUDA, cuDNN's backend is left out
+    (:data:`CUDA_BACKENDS`).
     """
     if k.dtype != q.dtype:
         k, v = k.to(q.dtype), v.to(q.dtype)
     batched = q.dim() == 3
-    out = scaled_dot_product_attention(
-        q.unsqueeze(-2) if batched else q.unsqueeze(1).unsqueeze(0),  # (B, Hq, 1, D)
-        k if batched else k.unsqueeze(0),  # (B, Hkv, n, D)
-        v if batched else v.unsqueeze(0),
-        enable_gqa=q.shape[-2] != k.shape[-3],
-        scale=scale,
-    )
+    args = (q.unsqueeze(-2) if batched else q.unsqueeze(1).unsqueeze(0),  # (B, Hq, 1, D)
+            k if batched else k.unsqueeze(0),  # (B, Hkv, n, D)
+            v if batched else v.unsqueeze(0))
+    gqa = q.shape[-2] != k.shape[-3]
+    if q.is_cuda:
+        with sdpa_kernel(CUDA_BACKENDS):
+            out = scaled_dot_product_attention(*args, enable_gqa=gqa, scale=scale)
+    else:
+        out = scaled_dot_product_attention(*args, enable_gqa=gqa, scale=scale)
     return out[..., 0, :] if batched else out[0, :, 0, :]
 
 
