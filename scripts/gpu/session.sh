@@ -12,6 +12,8 @@
 #             (--chunks, as --kv-offload-decode-chunks runs it), token groups with and without the cache
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
+#   sdpa      scripts/gpu/sdpa_growing.py: the decode attention call at a growing key length, without
+#             cuDNN (the package's choice) and with cuDNN first (a graph build per length)
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
@@ -86,6 +88,10 @@ for stage in "$@"; do
     ablation)
       run score_ablation python3 scripts/gpu/score_ablation.py results/score_ablation_h200.json
       cp results/score_ablation_h200.json "$OUT/" 2>/dev/null
+      ;;
+    sdpa)
+      run sdpa_growing python3 scripts/gpu/sdpa_growing.py --out results/sdpa_growing_h200.json
+      cp results/sdpa_growing_h200.json "$OUT/" 2>/dev/null
       ;;
     gather)
       run gather_probe python3 scripts/gpu/gather_probe.py --out results/gather_probe_h200.json
