@@ -28,7 +28,7 @@ import triton.testing
 
 from sglang_kv.kernels import higgs as hk
 from sglang_kv.quant.bench import (
-    BF16_REL, CHANNELS, F32_RMS, HBM_CEILING_GBPS, LANDMARK, NUM_Q_HEADS, STORE, synthetic_keys,
+    BF16_REL, CHANNELS, F32_RMS, HBM_CEILING_GBPS, LANDMARK, NUM_Q_HEADS, STORE, store_rows, synthetic_keys,
 )
 from sglang_kv.quant.higgs import HiggsQuantizer
 
@@ -82,9 +82,8 @@ def gather_case(tokens: int, group_size: int, device: torch.device):
     row ``token * 8 + head`` (the server's default head groups). Bytes: codes, scales, the index and
     the bf16 output."""
     store = HiggsQuantizer(**{**STORE, "group_size": group_size})
-    codes, scales = store.quantize(synthetic_keys(tokens, "channel_outliers", device).to(torch.bfloat16))
-    rows = tokens * CHANNELS // group_size
-    codes, scales = codes.view(rows, -1), scales.view(rows, -1)
+    codes, scales = store_rows(store, synthetic_keys(tokens, "channel_outliers", device).to(torch.bfloat16))
+    rows = codes.shape[0]
     index = torch.randperm(rows, generator=torch.Generator().manual_seed(tokens)).to(device).sort().values
     out = torch.empty(rows, group_size, dtype=torch.bfloat16, device=device)
     num_bytes = rows * (store.bytes_per_vector(group_size) + index.element_size() + 2 * group_size)

@@ -57,6 +57,15 @@ def synthetic_keys(num_tokens: int, kind: str, device: torch.device) -> torch.Te
     return keys.to(device)
 
 
+def store_rows(quantizer: HiggsQuantizer, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``keys [tokens, 1024]`` quantized, as the gather reads them: ``(codes, scales)``, one row per
+    group. Token groups (1024): one row per token; head groups (128): one row per (token, kv head),
+    row ``token * Hkv + head``."""
+    codes, scales = quantizer.quantize(keys)
+    rows = keys.shape[0] * CHANNELS // quantizer.group_size
+    return codes.view(rows, -1), scales.view(rows, -1)
+
+
 def accuracy(num_tokens: int, device: torch.device, log: Callable[[str], None]) -> list[dict]:
     rows = []
     log(f"\nReconstruction on {num_tokens} synthetic tokens x 1024 channels ({device})")
@@ -164,11 +173,10 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
             run(f"quantize_{label}", tokens, step_quantize)
 
         gen = torch.Generator(device=device).manual_seed(tokens)
+        quantized = {}
         for label, quantizer in (("store", store), ("store_head", store_head)):
-            # token groups: one row per token; head groups: one row per (token, kv head), token * Hkv + head
-            codes, scales = quantizer.quantize(keys)
-            rows = tokens * CHANNELS // quantizer.group_size
-            codes, scales = codes.view(rows, -1), scales.view(rows, -1)
+            codes, scales = quantized[label] = store_rows(quantizer, keys)
+            rows = codes.shape[0]
             for order in ("random", "sorted"):
                 def step_gather(order=order, quantizer=quantizer, codes=codes, scales=scales, rows=rows):
                     index = torch.randperm(rows, device=device, generator=gen)
@@ -184,7 +192,7 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
                                    HBM_CEILING_GBPS, _check_close(out, ref, bound),
                                    {"out_dtype": "bfloat16", "rows": rows, "group_size": quantizer.group_size})
                 run(f"dequantize_gather_{label}_all_{order}", tokens, step_gather)
-        codes, scales = store.quantize(keys)
+        codes, scales = quantized["store"]
 
         def step_gather_pinned():
             codes_host, scales_host = codes.cpu().pin_memory(), scales.cpu().pin_memory()

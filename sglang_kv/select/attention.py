@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention
@@ -33,12 +35,8 @@ def sparse_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s
     args = (q.unsqueeze(-2) if batched else q.unsqueeze(1).unsqueeze(0),  # (B, Hq, 1, D)
             k if batched else k.unsqueeze(0),  # (B, Hkv, n, D)
             v if batched else v.unsqueeze(0))
-    gqa = q.shape[-2] != k.shape[-3]
-    if q.is_cuda:
-        with sdpa_kernel(CUDA_BACKENDS):
-            out = scaled_dot_product_attention(*args, enable_gqa=gqa, scale=scale)
-    else:
-        out = scaled_dot_product_attention(*args, enable_gqa=gqa, scale=scale)
+    with sdpa_kernel(CUDA_BACKENDS) if q.is_cuda else contextlib.nullcontext():
+        out = scaled_dot_product_attention(*args, enable_gqa=q.shape[-2] != k.shape[-3], scale=scale)
     return out[..., 0, :] if batched else out[0, :, 0, :]
 
 
