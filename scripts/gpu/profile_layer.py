@@ -1,7 +1,8 @@
 """Where one batched decode step of one layer spends its time (GPU host): the stages of
 ``bench layer``'s offload step timed apart (synchronized, median of 7), Llama-3.1-8B shape.
 
-``step_host``: the host's time to queue one step (no sync inside). Then the whole step under
+``step_host``: the host's time to queue one step (no sync inside). ``topk*``: torch's top-k and sort
+against the package's one-launch top-k (``kernels.topk``), device and host time. Then the whole step under
 ``torch.profiler``: a table of the ops by host (self CPU) time, kernels and copies per step, the time the GPU is busy
 and the time it idles while the host launches work or waits on a sync (what CUDA graphs could at
 most save; the step's data-dependent sizes, e.g. ``torch.unique``, keep it from being captured).
@@ -20,6 +21,7 @@ from sglang_kv.bench.shapes import model_spec
 from sglang_kv.config import OffloadConfig
 from sglang_kv.kernels import higgs as hk
 from sglang_kv.kernels import softmax as sk
+from sglang_kv.kernels import topk as tpk
 from sglang_kv.select import make_selector
 from sglang_kv.select.attention import sparse_decode_attention
 from sglang_kv.store.host import HostArena, HostBlock
@@ -78,6 +80,15 @@ def main():
     stages["topk_unsorted_host"] = host_ms(lambda: torch.topk(scores, k, dim=-1, sorted=False))
     top = torch.topk(scores, k, dim=-1).indices
     stages["sort"] = timed(lambda: torch.sort(top, dim=-1))
+    stages["topk_then_sort_host"] = host_ms(lambda: torch.sort(torch.topk(scores, k, dim=-1, sorted=False).indices, -1))
+    # the package's top-k (one launch: the same index-ordered set), against its torch reference
+    flat = scores.view(-1, scores.shape[-1])
+    counts = torch.full((flat.shape[0],), k, dtype=torch.int32, device="cuda")
+    stages["topk_kernel"] = timed(lambda: tpk.topk_sorted_batch(flat, counts, k))
+    stages["topk_kernel_host"] = host_ms(lambda: tpk.topk_sorted_batch(flat, counts, k))
+    stages["topk_kernel_read_gbps"] = flat.numel() * 4 / stages["topk_kernel"] / 1e6  # one read of the scores
+    stages["topk_kernel_equals_reference"] = torch.equal(tpk.topk_sorted_batch(flat, counts, k),
+                                                         tpk.topk_sorted_batch_ref(flat, counts, k))
     stages["select_batch"] = timed(lambda: sel.select_batch(q, summaries, ks, scale))
     selection = sel.select_batch(q, summaries, ks, scale)
     stages["gather_batch"] = timed(lambda: sel.gather_batch(summaries, selection, torch.bfloat16))

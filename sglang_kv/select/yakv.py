@@ -217,11 +217,13 @@ class YakvSelector(Selector):
         return self._select_batch_kernels(q, summaries, ks, scale)
 
     def _select_batch_kernels(self, q, summaries, ks, scale) -> BatchSelection:
-        """One score launch over every request's landmarks, then one launch of softmax and GQA max
-        over the padded ``[B, Hkv, max L]`` scores (padding at -1), and top-k; equal to ``select`` per
-        request (up to ties)."""
+        """One score launch over every request's landmarks, one launch of softmax and GQA max over
+        the padded ``[B, Hkv, max L]`` scores (padding at -1), and one of top-k in index order
+        (:func:`~sglang_kv.kernels.topk.topk_sorted_batch`); equal to ``select`` per request (up to
+        ties)."""
         from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
         from sglang_kv.kernels import softmax as softmax_kernels
+        from sglang_kv.kernels import topk as topk_kernels
 
         hkv = self.shape.num_kv_heads
         lengths = [s.num_tokens for s in summaries]
@@ -233,13 +235,9 @@ class YakvSelector(Selector):
         scores = softmax_kernels.group_max_softmax_batch(logits, device_ints(lengths, q.device, torch.int32), hkv,
                                                          scale)  # (B, Hkv, max L), -1 past each length
         width = max(counts)
-        if min(counts) == width:  # the top-k set in index order (topk's own sort by score would be wasted)
-            return BatchSelection(topk_sorted(scores, width), counts)
-        top = torch.topk(scores, width, dim=-1, sorted=True).indices  # (B, Hkv, width), best first
-        # columns past a request's count: sorted to the end, then set to its first selected index
-        valid = torch.arange(width, device=q.device) < device_ints(counts, q.device)[:, None, None]
-        top = torch.sort(torch.where(valid, top, scores.shape[-1]), dim=-1).values
-        return BatchSelection(torch.where(valid, top, top[..., :1]), counts)
+        row_counts = device_ints([c for c in counts for _ in range(hkv)], q.device, torch.int32)  # (B * Hkv)
+        index = topk_kernels.topk_sorted_batch(scores.view(-1, scores.shape[-1]), row_counts, width)
+        return BatchSelection(index.view(len(summaries), hkv, width), counts)
 
     def _landmark_ref(self, summary: LayerSummary, device: torch.device):
         """The request's landmark store checked once for the score kernel (it is fixed for the

@@ -1,0 +1,85 @@
+"""Triton jit kernel of the selection's top-k (host wrapper, shapes and torch reference:
+:mod:`sglang_kv.kernels.topk`)."""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _ordered_key(x):
+    """float32 -> uint32 whose unsigned order is the float order (negatives: all bits flipped;
+    others: the sign bit set)."""
+    bits = x.to(tl.uint32, bitcast=True)
+    flip = tl.where((bits >> 31) != 0, 0xFFFFFFFF, 0x80000000).to(tl.uint32)
+    return bits ^ flip
+
+
+@triton.jit
+def topk_sorted_kernel(
+    scores_ptr, counts_ptr, out_ptr,
+    num_cols, width, scores_stride, out_stride,
+    BLOCK: tl.constexpr,
+):
+    """Row ``program_id(0)``: the columns of its ``count`` largest scores in ascending column order
+    (ties at the threshold: the lowest columns), then columns ``[count, width)`` set to the first of
+    them.
+
+    scores: float32 ``[R, >= num_cols]`` (last dimension contiguous), counts: int32 ``[R]`` (each in
+    ``[1, num_cols]``), out: int64 ``[R, width]``. A radix select of the ``count``-th largest key, four
+    bits per pass over the row (eight passes: a count per digit among the keys that match the bits
+    chosen so far), then one pass that writes every column above it and the first ones equal to it
+    in order (a running prefix sum). Per row: reads ``9 * num_cols * 4`` bytes (from L2 after the
+    first pass), writes ``width * 8``.
+    """
+    row = tl.program_id(0)
+    count = tl.load(counts_ptr + row)
+    row_ptr = scores_ptr + row.to(tl.int64) * scores_stride
+    offs = tl.arange(0, BLOCK)
+    digits = tl.arange(0, 16)
+
+    prefix = tl.zeros([1], tl.uint32)  # the high bits of the count-th largest key found so far
+    remaining = tl.full([1], 0, tl.int32) + count  # how many keys with this prefix are still to take
+    for p in tl.static_range(8):
+        shift: tl.constexpr = 28 - 4 * p
+        per_digit = tl.zeros([16], tl.int32)
+        for start in range(0, num_cols, BLOCK):
+            cols = start + offs
+            valid = cols < num_cols
+            key = _ordered_key(tl.load(row_ptr + cols, mask=valid, other=0.0))
+            if p > 0:
+                valid = valid & ((key >> (shift + 4)) == (prefix >> (shift + 4)))
+            digit = ((key >> shift) & 15).to(tl.int32)
+            hit = (digit[:, None] == digits[None, :]) & valid[:, None]
+            per_digit += tl.sum(hit.to(tl.int32), axis=0)
+        # keys with a digit >= d, per d (non-increasing in d); the chosen digit is the largest d whose
+        # count still reaches `remaining`
+        at_least = tl.sum(tl.where(digits[None, :] >= digits[:, None], per_digit[None, :], 0), axis=1)
+        chosen = tl.sum((at_least[None, :] >= remaining[:, None]).to(tl.int32), axis=1) - 1  # [1]
+        above = tl.sum(tl.where(digits[None, :] > chosen[:, None], per_digit[None, :], 0), axis=1)
+        remaining -= above
+        prefix = prefix | (chosen.to(tl.uint32) << shift)
+
+    # the keys above the threshold, and the first `remaining` keys equal to it, in column order
+    threshold = prefix
+    out_row = out_ptr + row.to(tl.int64) * out_stride
+    written = tl.zeros([1], tl.int32)
+    equal_seen = tl.zeros([1], tl.int32)
+    first = tl.full([1], 0, tl.int32) + num_cols
+    for start in range(0, num_cols, BLOCK):
+        cols = start + offs
+        valid = cols < num_cols
+        key = _ordered_key(tl.load(row_ptr + cols, mask=valid, other=0.0))
+        equal = valid & (key == threshold)
+        equal_rank = equal_seen + tl.cumsum(equal.to(tl.int32), axis=0) - 1
+        take = (valid & (key > threshold)) | (equal & (equal_rank < remaining))
+        position = written + tl.cumsum(take.to(tl.int32), axis=0) - 1
+        tl.store(out_row + position, cols.to(tl.int64), mask=take)
+        written += tl.sum(take.to(tl.int32), axis=0)
+        equal_seen += tl.sum(equal.to(tl.int32), axis=0)
+        first = tl.minimum(first, tl.min(tl.where(take, cols, num_cols), axis=0))
+    for start in range(0, width, BLOCK):  # padding columns past this row's count
+        cols = start + offs
+        pad = (cols >= count) & (cols < width)
+        tl.store(out_row + cols, (tl.zeros([BLOCK], tl.int32) + first).to(tl.int64), mask=pad)

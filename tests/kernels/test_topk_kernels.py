@@ -1,0 +1,91 @@
+"""The selection's top-k (``kernels.topk.topk_sorted_batch``) equals its torch reference on fresh random
+scores: per-row counts, padded rows, ties at the threshold, negative scores and the -1 padding of the
+batched softmax, blocks shorter than a row. Without CUDA the kernel runs in the Triton interpreter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sglang_kv.kernels import topk
+from sglang_kv.kernels.higgs import KernelConfig
+from sglang_kv.select.base import topk_sorted
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _counts(values):
+    return torch.tensor(values, dtype=torch.int32, device=DEVICE)
+
+
+@pytest.mark.parametrize("config", [KernelConfig(16, 4), KernelConfig(64, 2)], ids=str)
+def test_topk_sorted_batch_equals_reference(config):
+    gen = torch.Generator().manual_seed(config.block)
+    scores = torch.randn(6, 150, generator=gen)
+    scores[1:3] = scores[1:3].abs()  # probabilities are non-negative
+    scores[2, 100:] = -1.0  # a shorter request's padding
+    scores = scores.to(DEVICE)
+    counts = _counts([7, 150, 100, 1, 33, 16])  # row 2: all of its 100 valid columns
+    got = topk.topk_sorted_batch(scores, counts, 150, config=config)
+    want = topk.topk_sorted_batch_ref(scores, counts, 150)
+    assert got.dtype == torch.int64 and got.shape == (6, 150)
+    assert torch.equal(got, want)
+    for r, k in enumerate(counts.tolist()):  # the per-row torch path the kernel replaces (no ties here)
+        assert torch.equal(got[r, :k], topk_sorted(scores[r:r + 1, :100 if r == 2 else None], k)[0])
+        assert (got[r, k:] == got[r, 0]).all()
+
+
+def test_topk_sorted_batch_ties_take_the_lowest_columns():
+    scores = torch.tensor([[0.5, 0.2, 0.5, 0.5, 0.1, 0.5, 0.9, 0.0],
+                           [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                           [-2.0, -1.0, -1.0, -3.0, -0.5, -1.0, -4.0, -1.0]], device=DEVICE)
+    counts = _counts([3, 5, 3])
+    got = topk.topk_sorted_batch(scores, counts, 5, config=KernelConfig(16, 1))
+    assert got.tolist() == [[0, 2, 6, 0, 0], [0, 1, 2, 3, 4], [1, 2, 4, 1, 1]]
+    assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 5))
+
+
+def test_topk_sorted_batch_quantized_scores_many_ties():
+    """Scores on a coarse grid: every threshold has many equal keys; the count is met exactly."""
+    gen = torch.Generator().manual_seed(11)
+    scores = (torch.rand(5, 300, generator=gen) * 8).floor().to(DEVICE) / 8
+    counts = _counts([1, 37, 150, 299, 300])
+    got = topk.topk_sorted_batch(scores, counts, 300, config=KernelConfig(32, 2))
+    assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 300))
+
+
+def test_topk_sorted_batch_into_out_and_rejects_bad_input():
+    scores = torch.rand(3, 40, device=DEVICE)
+    counts = _counts([4, 4, 2])
+    out = torch.empty(3, 4, dtype=torch.int64, device=DEVICE)
+    got = topk.topk_sorted_batch(scores, counts, 4, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 4))
+    with pytest.raises(ValueError, match="float32"):
+        topk.topk_sorted_batch(scores.half(), counts, 4)
+    with pytest.raises(ValueError, match="float32"):
+        topk.topk_sorted_batch(scores[None], counts, 4)
+    with pytest.raises(ValueError, match="width must be in"):
+        topk.topk_sorted_batch(scores, counts, 41)
+    with pytest.raises(ValueError, match="counts must be int32"):
+        topk.topk_sorted_batch(scores, counts.long(), 4)
+    with pytest.raises(ValueError, match="out: expected shape"):
+        topk.topk_sorted_batch(scores, counts, 4, out=torch.empty(3, 5, dtype=torch.int64, device=DEVICE))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_topk_sorted_batch_full_size():
+    """32 requests x 8 kv heads of 64K and 40K scores (softmax-like, -1 past a request's length),
+    budgets of 3.125%, tuned config."""
+    gen = torch.Generator().manual_seed(5)
+    lengths = [65536 if b % 2 else 40000 for b in range(32)]
+    scores = torch.softmax(4 * torch.randn(32 * 8, 65536, generator=gen), dim=-1)
+    counts = []
+    for r in range(32 * 8):
+        n = lengths[r // 8]
+        scores[r, n:] = -1.0
+        counts.append(n // 32)
+    scores, counts = scores.to(DEVICE), _counts(counts)
+    got = topk.topk_sorted_batch(scores, counts, 2048)
+    assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 2048))
