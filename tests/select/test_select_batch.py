@@ -189,11 +189,18 @@ def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape, cache):
     assert (hits > 0) == bool(cache)
 
 
-def test_distinct_rows_without_unique_equals_unique():
-    """The gather's sync-free path for keys known distinct (per-head rows, no padding columns)."""
+@pytest.mark.parametrize("batch,heads,n", [(2, 3, 40), (1, 8, 1), (4, 2, 77)])
+def test_distinct_rows_without_unique_equals_unique(batch, heads, n):
+    """The gather's sync-free path for keys known distinct (per-head rows, no padding columns): keys
+    as the gather builds them, request * rows + token * heads + head, tokens ascending per head."""
     from sglang_kv.select.yakv import _distinct_rows
 
-    keys = torch.randperm(5000, generator=torch.Generator().manual_seed(11))[:240].view(2, 3, 40).to(DEVICE)
+    gen = torch.Generator().manual_seed(batch * 100 + n)
+    num_tokens = 3 * n + 5
+    tokens = torch.stack([torch.stack([torch.randperm(num_tokens, generator=gen)[:n].sort().values
+                                       for _ in range(heads)]) for _ in range(batch)])  # (B, H, n)
+    base = torch.arange(batch)[:, None, None] * num_tokens * heads + torch.arange(heads)[None, :, None]
+    keys = (base + tokens * heads).to(DEVICE)
     ordered, inverse = _distinct_rows(keys, distinct=True)
     ref_ordered, ref_inverse = torch.unique(keys, return_inverse=True)
     assert torch.equal(ordered, ref_ordered) and torch.equal(inverse, ref_inverse)
