@@ -2,7 +2,8 @@
 ``bench layer``'s offload step timed apart (synchronized, median of 7), Llama-3.1-8B shape.
 
 ``step_host``: the host's time to queue one step (no sync inside). ``topk*``: torch's top-k and sort
-against the package's one-launch top-k (``kernels.topk``), device and host time. Then the whole step under
+against the package's one-launch top-k (``kernels.topk``), device and host time; with head groups,
+the gather's order of its distinct keys by binary search (the package's) against a sort. Then the whole step under
 ``torch.profiler``: a table of the ops by host (self CPU) time, kernels and copies per step, the time the GPU is busy
 and the time it idles while the host launches work or waits on a sync (what CUDA graphs could at
 most save; the step's data-dependent sizes, e.g. ``torch.unique``, keep it from being captured).
@@ -24,6 +25,7 @@ from sglang_kv.kernels import softmax as sk
 from sglang_kv.kernels import topk as tpk
 from sglang_kv.select import make_selector
 from sglang_kv.select.attention import sparse_decode_attention
+from sglang_kv.select.yakv import _distinct_rows
 from sglang_kv.store.host import HostArena, HostBlock
 
 
@@ -92,6 +94,21 @@ def main():
     stages["select_batch"] = timed(lambda: sel.select_batch(q, summaries, ks, scale))
     selection = sel.select_batch(q, summaries, ks, scale)
     stages["gather_batch"] = timed(lambda: sel.gather_batch(summaries, selection, torch.bfloat16))
+    if args.payload_group == "head":  # the gather's order of its distinct per-head keys: search vs a sort
+        num_rows = logits.shape[-1] * hkv
+        base = torch.arange(args.batch, device="cuda")[:, None, None] * num_rows + torch.arange(hkv, device="cuda")[:, None]
+        keys = base + selection.index * hkv
+
+        def sort_order():
+            ordered, order = torch.sort(keys.reshape(-1))
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(order.numel(), device="cuda")
+            return ordered, inverse
+
+        for name, fn in (("distinct_rows_search", lambda: _distinct_rows(keys, True)), ("distinct_rows_sort", sort_order)):
+            stages[name] = timed(fn)
+            stages[name + "_host"] = host_ms(fn)
+        stages["distinct_rows_equal"] = torch.equal(_distinct_rows(keys, True)[0], sort_order()[0])
     kv = sel.gather_batch(summaries, selection, torch.bfloat16)
     loc = torch.randn(hkv, LOCAL, d, device="cuda", dtype=torch.bfloat16)
 

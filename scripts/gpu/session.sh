@@ -10,7 +10,7 @@
 #             --cache 0.25 at several query drifts (hit rates); the stage profile with launch overhead
 #   chunks64k 32 x 64K at 3.125%: the step unsplit and in 2 / 3 chunks of requests on their own streams
 #             (--chunks, as --kv-offload-decode-chunks runs it), token groups with and without the cache
-#   topk      GPU tests of the top-k kernel and the selectors; scripts/gpu/profile_layer.py at the
+#   topk      GPU tests of the top-k kernel and the batched selection; scripts/gpu/profile_layer.py at the
 #             Qwen3-30B-A3B shape, 32 x 16K and 32 x 32K, head groups (torch top-k + sort vs the kernel)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
@@ -97,7 +97,7 @@ for stage in "$@"; do
       ;;
     topk)
       run gpu_tests_topk python3 -m pytest -q -ra -p no:cacheprovider tests/kernels/test_topk_kernels.py \
-        tests/kernels/test_softmax_kernels.py tests/select
+        tests/select/test_select_batch.py tests/select/test_select_gpu.py
       for ctx in 16384 32768; do
         run profile_qwen_32x${ctx}_head python3 scripts/gpu/profile_layer.py --model-shape qwen3-30b-a3b \
           --batch 32 --context $ctx --payload-group head
