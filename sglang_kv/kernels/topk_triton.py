@@ -42,7 +42,7 @@ def topk_sorted_kernel(
     prefix = tl.zeros([1], tl.uint32)  # the high bits of the count-th largest key found so far
     remaining = tl.full([1], 0, tl.int32) + count  # how many keys with this prefix are still to take
     for p in tl.static_range(8):
-        shift: tl.constexpr = 28 - 4 * p
+        shift = 28 - 4 * p
         per_digit = tl.zeros([16], tl.int32)
         for start in range(0, num_cols, BLOCK):
             cols = start + offs
