@@ -1,4 +1,5 @@
-"""Every HIGGS kernel config (and the device cache's row copy, the selection's softmax) the wrappers may pick compiles for the H200 (sm_90) without a GPU.
+"""Every HIGGS kernel config (and the device cache's row copy, the selection's softmax and top-k) the wrappers may
+pick compiles for the H200 (sm_90) without a GPU.
 
 The interpreter tests check what the kernels compute; this one runs Triton's real compiler (TTIR ->
 TTGIR -> PTX -> cubin with the bundled ptxas) for ``GPUTarget("cuda", 90, 32)`` on the model shapes
@@ -103,6 +104,16 @@ def compile_all() -> list[dict]:
                        scale="fp32"),
                   dict(GQA=gqa, GQA_PAD=1 << (gqa - 1).bit_length(), BLOCK=config.block), config.num_warps)
 
+    # the selection's top-k in index order
+    from sglang_kv.kernels import topk as tk
+    from sglang_kv.kernels import topk_triton as tt
+
+    for config in tk.TOPK_CONFIGS:
+        build(tt.topk_sorted_kernel, "topk_sorted",
+              dict(scores_ptr="*fp32", counts_ptr="*i32", out_ptr="*i64", num_cols="i32", width="i32",
+                   scores_stride="i32", out_stride="i32"),
+              dict(BLOCK=config.block), config.num_warps)
+
     # device-cache fills: Llama-3.1-8B token rows (512 code bytes as int64) and fp16 scales; per-head rows
     for elem, row in (("*i64", 64), ("*i16", 1), ("*i64", 8), ("*u8", 3)):
         for config in rk.COPY_CONFIGS:
@@ -141,7 +152,8 @@ def test_kernels_compile_for_sm90():
     assert not failed, json.dumps(failed[:3], indent=1)
     spilled = [r for r in records if r["spills"]]
     assert not spilled, json.dumps(spilled[:3], indent=1)
-    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "copy_rows", "group_max_softmax"}
+    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "copy_rows", "group_max_softmax",
+                                                 "topk_sorted"}
 
 
 if __name__ == "__main__":
