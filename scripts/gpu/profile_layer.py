@@ -25,7 +25,8 @@ from sglang_kv.kernels import softmax as sk
 from sglang_kv.kernels import topk as tpk
 from sglang_kv.select import make_selector
 from sglang_kv.select.attention import sparse_decode_attention
-from sglang_kv.select.yakv import _distinct_rows
+from sglang_kv.select.base import topk_sorted
+from sglang_kv.select.yakv import _distinct_rows, _row_keys
 from sglang_kv.store.host import HostArena, HostBlock
 
 
@@ -82,7 +83,7 @@ def main():
     stages["topk_unsorted_host"] = host_ms(lambda: torch.topk(scores, k, dim=-1, sorted=False))
     top = torch.topk(scores, k, dim=-1).indices
     stages["sort"] = timed(lambda: torch.sort(top, dim=-1))
-    stages["topk_then_sort_host"] = host_ms(lambda: torch.sort(torch.topk(scores, k, dim=-1, sorted=False).indices, -1))
+    stages["topk_then_sort_host"] = host_ms(lambda: topk_sorted(scores, k))  # the torch path: topk, then sort
     # the package's top-k (one launch: the same index-ordered set), against its torch reference
     flat = scores.view(-1, scores.shape[-1])
     counts = torch.full((flat.shape[0],), k, dtype=torch.int32, device="cuda")
@@ -95,9 +96,7 @@ def main():
     selection = sel.select_batch(q, summaries, ks, scale)
     stages["gather_batch"] = timed(lambda: sel.gather_batch(summaries, selection, torch.bfloat16))
     if args.payload_group == "head":  # the gather's order of its distinct per-head keys: search vs a sort
-        num_rows = logits.shape[-1] * hkv
-        base = torch.arange(args.batch, device="cuda")[:, None, None] * num_rows + torch.arange(hkv, device="cuda")[:, None]
-        keys = base + selection.index * hkv
+        keys = _row_keys(selection.index, logits.shape[-1] * hkv, hkv)
 
         def sort_order():
             ordered, order = torch.sort(keys.reshape(-1))

@@ -84,6 +84,16 @@ def _copy_rows(kernels: bool, pairs, request, src_index, dst_index) -> None:
         rows.copy_rows_batch_ref([s for s, _ in pairs], [d for _, d in pairs], request, src_index, dst_index)
 
 
+def _row_keys(index: torch.Tensor, num_rows: int, rows_per_token: int) -> torch.Tensor:
+    """The gather's key of each (request, head, column) of ``index [B, Hkv, n]``: request * num_rows +
+    its payload row (the token with whole-token rows, ``rows_per_token == 1``; else token * Hkv +
+    head), as base + rows_per_token * index with base ``(B, Hkv or 1, 1)`` a kept device table."""
+    batch, hkv = index.shape[:2]
+    head_offsets = range(hkv) if rows_per_token > 1 else (0,)
+    base = device_ints([tuple(b * num_rows + h for h in head_offsets) for b in range(batch)], index.device)
+    return torch.add(base[:, :, None], index, alpha=rows_per_token)
+
+
 def _distinct_rows(keys: torch.Tensor, distinct: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.unique(keys, return_inverse=True)`` of the gather's keys ``[B, H, n]``: the sorted
     distinct keys and where each key landed. ``distinct`` says every key is distinct already, each
@@ -266,14 +276,11 @@ class YakvSelector(Selector):
         the others are first copied into it (:mod:`sglang_kv.select.row_cache`)."""
         hkv, d = self.shape.num_kv_heads, self.shape.head_dim
         index = selection.index  # (B, Hkv, n)
-        batch, device = index.shape[0], index.device
+        device = index.device
         whole = self.payload_group == "token"
-        num_rows = max(s.num_tokens for s in summaries) * (1 if whole else hkv)
-        # key of each (request, head, column): request * num_rows + its payload row (the token, or
-        # token * Hkv + head), as base + alpha * index with base (B, Hkv or 1, 1) a kept device table
-        head_offsets = (0,) if whole else range(hkv)
-        base = device_ints([tuple(b * num_rows + h for h in head_offsets) for b in range(batch)], device)[:, :, None]
-        keys, inverse = _distinct_rows(torch.add(base, index, alpha=1 if whole else hkv),
+        rows_per_token = 1 if whole else hkv
+        num_rows = max(s.num_tokens for s in summaries) * rows_per_token
+        keys, inverse = _distinct_rows(_row_keys(index, num_rows, rows_per_token),
                                        distinct=not whole and min(selection.counts) == index.shape[2])
         request, row = keys // num_rows, keys % num_rows
         stores = [self._stores(s, kernels, device) for s in summaries]
