@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import psutil
 import torch
 
+from sglang_kv import graphs
 from sglang_kv.capacity import current_plan
 from sglang_kv.config import ConfigError, OffloadConfig
 from sglang_kv.devices import device_ints
@@ -230,6 +231,15 @@ class RowPlan:
     seq_len: int  # tokens including the ones of this step
 
 
+@dataclass(frozen=True)
+class _BatchRows:
+    """The live rows of the current batch (a CUDA graph's batch may be padded past them)."""
+
+    count: int
+    req_rows: list[int]  # [count] rows in SGLang's req_to_token table
+    seq_lens: list[int]  # [count] tokens including the ones of this step
+
+
 class OffloadAttnBackend:
     """Wraps a stock SGLang attention backend; see the module docstring."""
 
@@ -242,19 +252,52 @@ class OffloadAttnBackend:
         self._physical = None  # row-indexed copy of req_to_token for an inner backend that needs it
         self._windows: dict[tuple, tuple[torch.Tensor, torch.Tensor | slice]] = {}  # this step's, see _window_rows
         self._write_loc = None  # this decode step's KVWriteLoc (slots, and exact rows under the tiered pool)
+        self._batch = _BatchRows(0, [], [])  # this step's live rows
         if self.runtime.tiered is not None:
             self._physical = _bind_inner_to_rows(inner, self.runtime)
 
     # ---- per-step planning ------------------------------------------------------------------
     def init_forward_metadata(self, forward_batch: "ForwardBatch") -> None:
-        fb, runtime, cfg = forward_batch, self.runtime, self.config
+        """Eager steps: plan the batch, then the stock backend's metadata."""
+        if self._plan(forward_batch):
+            self.inner.init_forward_metadata(forward_batch)
+
+    def init_forward_metadata_out_graph(self, forward_batch, in_capture: bool = False) -> None:
+        """Steps in breakable CUDA graphs (``--kv-offload-decode-graph 1``), before capture and before
+        each replay. At replay ``forward_batch`` is SGLang's view of the padded graph batch, which
+        ``hooks.replay_batch_rids`` gives the live batch's rids; the batch captured holds no
+        request, so nothing is offloaded in it."""
+        if in_capture:
+            self._reset_plan(rows=forward_batch.batch_size)
+        else:
+            rids = getattr(forward_batch, "rids", None)
+            if rids is None:
+                raise RuntimeError("kv-offload: the CUDA graph replay batch has no rids (hook "
+                                   "replay_batch_rids not applied?)")
+            self._plan(forward_batch)
+        self.inner.init_forward_metadata_out_graph(forward_batch, in_capture=in_capture)
+
+    def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int) -> None:
+        if not self.config.decode_graph:
+            raise RuntimeError("kv-offload: CUDA graphs need --kv-offload-decode-graph 1")
+        self.inner.init_cuda_graph_state(max_bs, max_num_tokens)
+
+    def _reset_plan(self, rows: int) -> None:
         self._decode_rows, self._offload_rows = [], []
         self._windows, self._write_loc = {}, None
+        self._batch = _BatchRows(rows, [], [])
+
+    def _plan(self, fb) -> bool:
+        """Which rows of the batch decode offloaded, and which complete their prompt in this extend
+        pass (starting their offload state). False for an idle batch (nothing to plan)."""
+        runtime, cfg = self.runtime, self.config
+        self._reset_plan(rows=len(fb.rids) if fb.rids is not None else 0)
         if fb.forward_mode.is_idle():
             self.inner.init_forward_metadata(fb)
-            return
+            return False
         seq_lens = (fb.seq_lens_cpu if fb.seq_lens_cpu is not None else fb.seq_lens.cpu()).tolist()
         req_rows = fb.req_pool_indices.tolist()
+        self._batch = _BatchRows(len(fb.rids), req_rows[:len(fb.rids)], seq_lens[:len(fb.rids)])
         extend = fb.forward_mode.is_extend()
         prefix_lens = fb.extend_prefix_lens_cpu if extend else None
         for i, (rid, req_row, seq_len) in enumerate(zip(fb.rids, req_rows, seq_lens)):
@@ -280,7 +323,7 @@ class OffloadAttnBackend:
             runtime.metrics.update(runtime.snapshot())  # the previous step's figures
         if self._physical is not None:
             self._sync_physical(req_rows, seq_lens, extend)
-        self.inner.init_forward_metadata(fb)
+        return True
 
     def _sync_physical(self, req_rows: list[int], seq_lens: list[int], extend: bool) -> None:
         """Refresh the row-indexed request table the inner backend reads (positions it may touch)."""
@@ -294,6 +337,11 @@ class OffloadAttnBackend:
     # ---- forward ----------------------------------------------------------------------------
     def forward(self, q, k, v, layer, forward_batch, save_kv_cache=True, **kwargs):
         if forward_batch.forward_mode.is_decode():
+            if self.config.decode_graph and graphs.in_breakable_graph():
+                # A graph break: captured segments end and restart around this call, which
+                # replays eagerly (its output copied to the address the next segment reads).
+                return graphs.forward_decode_between_segments(self, q, k, v, layer, forward_batch, save_kv_cache,
+                                                              **kwargs)
             return self.forward_decode(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
         if forward_batch.forward_mode.is_idle():
             return self.inner.forward(q, k, v, layer, forward_batch, save_kv_cache=save_kv_cache, **kwargs)
@@ -338,17 +386,17 @@ class OffloadAttnBackend:
         # A failed request (being aborted) may still run this step: plain attention, output dropped.
         live = [row for row in self._decode_rows if not row.state.failed]
         sparse = {row.index for row in live}
+        batch = self._batch
         if len(live) == q3.shape[0]:  # every row offloaded and live (rows in batch order): no indexing
             out = self._sparse_attention(layer, q3, live)
         elif live:
             index = device_ints([row.index for row in live], q3.device)  # a list index would wait for the GPU
             out[index] = self._sparse_attention(layer, q3[index], live)
-        if len(sparse) < q3.shape[0]:
-            seq_lens = forward_batch.seq_lens_cpu.tolist()
-            rows = forward_batch.req_pool_indices.tolist()
-            for i in range(q3.shape[0]):
-                if i not in sparse:
-                    out[i] = self._dense_attention(layer, q3[i], rows[i], seq_lens[i])
+        for i in range(batch.count):
+            if i not in sparse:
+                out[i] = self._dense_attention(layer, q3[i], batch.req_rows[i], batch.seq_lens[i])
+        if batch.count < q3.shape[0]:
+            out[batch.count:] = 0  # a CUDA graph's padding rows: no request, output unused
         if timer is not None:
             timer.end()
         return out.reshape(-1, hq * dv)
@@ -458,10 +506,6 @@ class OffloadAttnBackend:
 
     def get_cuda_graph_seq_len_fill_value(self):
         return self.inner.get_cuda_graph_seq_len_fill_value()
-
-    def init_cuda_graph_state(self, *args, **kwargs):
-        raise RuntimeError("kv-offload: CUDA graphs are not supported by the offload backend; "
-                           "the plugin disables them")
 
     def __getattr__(self, name):
         # Only reached for names not defined here: attributes SGLang or a model reads from the

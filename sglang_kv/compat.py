@@ -40,35 +40,55 @@ def check_server_args(config: OffloadConfig, server_args) -> None:
         value = getattr(server_args, field, None)
         if value is not None and incompatible(value):
             raise ConfigError(f"--kv-offload {config.method} cannot be combined with {flag} ({why})")
+    check_graph_args(config, server_args)
 
 
 _GRAPH_FLAGS = ("--cuda-graph-backend-decode", "--cuda-graph-backend-prefill")
 
 
-def disable_cuda_graphs(config: OffloadConfig, argv: list[str]) -> list[str]:
-    """SGLang argv with CUDA graphs switched off (the offload decode step is data-dependent Python
-    per request and cannot be captured). ServerArgs is read-only once parsed, so this edits argv."""
+def decode_graph_backend(config: OffloadConfig) -> str:
+    """SGLang's decode CUDA-graph backend under ``config``: ``breakable`` with
+    ``--kv-offload-decode-graph 1`` (graph segments between layers, the offloaded attention eager
+    between them), ``disabled`` otherwise. Prefill graphs are always disabled: the prefill's
+    offload of each finished layer is host work per request."""
+    return "breakable" if config.decode_graph else "disabled"
+
+
+def cuda_graph_argv(config: OffloadConfig, argv: list[str]) -> list[str]:
+    """SGLang argv with the CUDA graphs the offload backend can serve (:func:`decode_graph_backend`);
+    the user's own graph flags are refused, since they would be overridden. ServerArgs is read-only
+    once parsed, so this edits argv."""
     for i, arg in enumerate(argv):
         name, _, value = arg.partition("=")
         if name == "--cuda-graph-config":
             raise ConfigError(f"--kv-offload {config.method} cannot be combined with --cuda-graph-config "
-                              "(CUDA graphs are not supported by the offload backend)")
+                              "(the plugin sets the CUDA graph backends; see --kv-offload-decode-graph)")
         if name in _GRAPH_FLAGS:
             value = value or (argv[i + 1] if i + 1 < len(argv) else "")
             if value != "disabled":
                 raise ConfigError(f"--kv-offload {config.method} cannot be combined with {name} {value} "
-                                  "(CUDA graphs are not supported by the offload backend)")
-    logger.info("sglang-kv: disabling CUDA graphs (the offload decode path is not graph-captured)")
-    return [*argv, *(x for flag in _GRAPH_FLAGS for x in (flag, "disabled"))]
+                                  "(the plugin sets the CUDA graph backends; see --kv-offload-decode-graph)")
+    decode = decode_graph_backend(config)
+    logger.info("sglang-kv: decode CUDA graphs %s, prefill CUDA graphs disabled", decode)
+    return [*argv, "--cuda-graph-backend-decode", decode, "--cuda-graph-backend-prefill", "disabled"]
 
 
-def cuda_graphs_disabled(server_args) -> bool:
-    from sglang.srt.model_executor.cuda_graph_config import Backend
-
+def check_graph_args(config: OffloadConfig, server_args) -> None:
+    """The parsed server arguments carry the graph backends :func:`cuda_graph_argv` asked for, on a
+    device that has them (raises ConfigError)."""
+    if config.decode_graph and str(getattr(server_args, "device", None) or "cuda").startswith("cpu"):
+        raise ConfigError(f"--kv-offload-decode-graph 1: CUDA graphs need a CUDA device, got --device "
+                          f"{server_args.device}")
     graph = getattr(server_args, "cuda_graph_config", None)
-    if graph is None:
-        return bool(server_args.disable_cuda_graph)
-    return graph.decode.backend == Backend.DISABLED and graph.prefill.backend == Backend.DISABLED
+    want = decode_graph_backend(config)
+    got = (("disabled" if server_args.disable_cuda_graph else "full"), "disabled") if graph is None else (
+        str(graph.decode.backend), str(graph.prefill.backend))
+    if got != (want, "disabled"):
+        raise ConfigError(
+            f"--kv-offload {config.method}: SGLang resolved CUDA graphs to decode {got[0]}, prefill {got[1]}; the "
+            f"offload backend needs decode {want}, prefill disabled. Start the server with python -m "
+            "sglang.launch_server (the plugin sets them) rather than the Engine API, and drop flags that "
+            "change them")
 
 
 def check_model_runner(config: OffloadConfig, model_runner) -> None:
@@ -78,11 +98,6 @@ def check_model_runner(config: OffloadConfig, model_runner) -> None:
         raise ConfigError(f"--kv-offload {config.method}: MLA models are not supported (dense MHA/GQA only)")
     if getattr(model_runner, "is_hybrid_swa", False) or getattr(model_runner, "sliding_window_size", None):
         raise ConfigError(f"--kv-offload {config.method}: sliding-window attention models are not supported")
-    if not cuda_graphs_disabled(model_runner.server_args):
-        raise ConfigError(
-            f"--kv-offload {config.method}: CUDA graphs must be disabled; start the server with "
-            "python -m sglang.launch_server (the plugin disables them) rather than the Engine API"
-        )
 
 
 def check_hooks_applied() -> None:

@@ -70,6 +70,7 @@ class OffloadConfig:
     cache: float = 0.0  # yakv device cache of selected payload rows: fraction of the prompt in [0, 1] (0 = off)
     decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, one CUDA stream each
     decode_timing: int = 0  # log the offloaded decode attention's device time every N decode steps (0 = off)
+    decode_graph: int = 0  # 1: decode in breakable CUDA graphs, the offloaded attention eager between segments
     shadowkv_rank: int = 160
     shadowkv_chunk: int = 8
     shadowkv_outliers: int = 48
@@ -98,6 +99,8 @@ class OffloadConfig:
             _require_int(name, getattr(self, name), minimum=0)
         _require_int("decode_chunks", self.decode_chunks, minimum=1)
         _require_int("decode_timing", self.decode_timing, minimum=0)
+        if self.decode_graph not in (0, 1) or isinstance(self.decode_graph, bool):
+            raise ConfigError(f"--kv-offload-decode-graph: must be 0 (off) or 1 (on), got {self.decode_graph!r}")
         if self.kv_bits not in _KV_BITS:
             raise ConfigError(f"--kv-offload-kv-bits: must be one of {_KV_BITS}, got {self.kv_bits!r}")
         if self.landmark_bits not in _LANDMARK_BITS:
@@ -218,6 +221,9 @@ _FLAG_HELP = {
                      "summed over layers and split by stage, the host's time for the same stages and the step's "
                      "wall time ('sglang-kv decode timing: ...'; CUDA events, read a step late so nothing waits; "
                      "totals only with --kv-offload-decode-chunks > 1; 0 = off, default)",
+    "decode_graph": "1: run the decode step in SGLang's breakable CUDA graphs (the projections, MLP/MoE and "
+                    "norms of every layer replay as captured graph segments; each layer's offloaded attention "
+                    "runs eagerly between them); CUDA only; 0 = off, default: no CUDA graphs",
     "shadowkv_rank": "ShadowKV rank of the key factors (default 160)",
     "shadowkv_chunk": "ShadowKV tokens per chunk landmark (default 8)",
     "shadowkv_outliers": "ShadowKV outlier chunks kept exact per head (default 48)",

@@ -44,11 +44,11 @@ def prepare_server_args(original, argv, *args, **kwargs):
     if not config.enabled:
         os.environ.pop(ENV_VAR, None)
         return original(rest, *args, **kwargs)
-    from sglang_kv.compat import check_hooks_applied, check_server_args, disable_cuda_graphs
+    from sglang_kv.compat import check_hooks_applied, check_server_args, cuda_graph_argv
 
     try:
         check_hooks_applied()
-        rest = disable_cuda_graphs(config, rest)
+        rest = cuda_graph_argv(config, rest)
     except ConfigError as e:
         _fail(str(e))
     server_args = original(rest, *args, **kwargs)
@@ -268,6 +268,15 @@ def worker_info(result, worker, *args, **kwargs):
     max_req_len = min(info[4], pool.num_rows - 1)
     info[4], info[5] = max_req_len, max_req_len - 5
     return tuple(info)
+
+
+def replay_batch_rids(result, *args, **kwargs):
+    """AFTER ``decode_cuda_graph_runner.build_replay_fb_view``: the view of a CUDA graph's padded
+    batch, which the attention backend plans from before each replay, also carries the live
+    batch's request ids (the offload state is keyed by them; the view has none)."""
+    forward_batch = kwargs["forward_batch"] if "forward_batch" in kwargs else args[0]
+    result.rids = forward_batch.rids
+    return result
 
 
 def check_full_pool(original, checker, ps, *args, **kwargs):

@@ -28,6 +28,8 @@ HOOKS: dict[str, tuple[str, str]] = {
     "sglang.srt.mem_cache.radix_cache.RadixCache.cache_finished_req": ("cache_finished_req", "AROUND"),
     "sglang.srt.managers.tp_worker.TpModelWorker.get_worker_info": ("worker_info", "AFTER"),
     "sglang.srt.models.utils.enable_fused_set_kv_buffer": ("fused_kv_write", "AROUND"),
+    "sglang.srt.model_executor.runner.decode_cuda_graph_runner.build_replay_fb_view": (
+        "replay_batch_rids", "AFTER"),
     "sglang.srt.managers.scheduler_components.invariant_checker.SchedulerInvariantChecker._check_full_pool": (
         "check_full_pool", "AROUND"),
 }

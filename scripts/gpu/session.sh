@@ -16,6 +16,8 @@
 #   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
 #   sdpa      scripts/gpu/sdpa_growing.py: the decode attention call at a growing key length, without
 #             cuDNN (the package's choice) and with cuDNN first (a graph build per length)
+#   graph     tests/server/test_decode_graph_gpu.py: --kv-offload-decode-graph 1 serves the eager server's
+#             tokens (a tiny Llama on the GPU; server logs under $OUT/graph_logs)
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
@@ -102,6 +104,10 @@ for stage in "$@"; do
         run profile_qwen_32x${ctx}_head python3 scripts/gpu/profile_layer.py --model-shape qwen3-30b-a3b \
           --batch 32 --context $ctx --payload-group head
       done
+      ;;
+    graph)
+      SGLANG_KV_TEST_LOGS=$OUT/graph_logs run gpu_tests_graph python3 -m pytest -q -ra -s -p no:cacheprovider \
+        tests/server/test_decode_graph_gpu.py
       ;;
     gather)
       run gather_probe python3 scripts/gpu/gather_probe.py --out results/gather_probe_h200.json
