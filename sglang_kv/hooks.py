@@ -6,6 +6,7 @@ inert when ``--kv-offload`` is absent or ``none``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -277,6 +278,46 @@ def replay_batch_rids(result, *args, **kwargs):
     forward_batch = kwargs["forward_batch"] if "forward_batch" in kwargs else args[0]
     result.rids = forward_batch.rids
     return result
+
+
+def _logits_output_fields(output) -> dict[str, torch.Tensor] | None:
+    """The tensor fields of a LogitsProcessorOutput (None for any other output, or without
+    --kv-offload: SGLang's own handling then applies)."""
+    from sglang.srt.layers.logits_processor import LogitsProcessorOutput
+
+    if not isinstance(output, LogitsProcessorOutput) or not process_config().enabled:
+        return None
+    return {f.name: getattr(output, f.name) for f in dataclasses.fields(output) if torch.is_tensor(getattr(output, f.name))}
+
+
+# SGLang 0.5.17's breakable decode graphs keep the forward's output in a shared buffer, but the
+# backend's three buffer functions know only tensors, tuples, lists and PPProxyTensors, so a
+# language model's decode output (LogitsProcessorOutput) fails the capture with "Unsupported BCG
+# output type". The three hooks below treat it as the structure of its tensor fields.
+def graph_output_alloc(original, backend, output, size):
+    """AROUND ``BreakableCudaGraphBackend._alloc_full_buffer``: see above."""
+    fields = _logits_output_fields(output)
+    if fields is None:
+        return original(backend, output, size)
+    return dataclasses.replace(output, **{k: original(backend, t, size) for k, t in fields.items()})
+
+
+def graph_output_copy(original, backend, output, output_buffer, num_tokens):
+    """AROUND ``BreakableCudaGraphBackend._copy_output_to_buffer``: see above."""
+    fields = _logits_output_fields(output)
+    if fields is None:
+        return original(backend, output, output_buffer, num_tokens)
+    for name, tensor in fields.items():
+        original(backend, tensor, getattr(output_buffer, name), num_tokens)
+    return None
+
+
+def graph_output_slice(original, backend, output, num_tokens):
+    """AROUND ``BreakableCudaGraphBackend._slice_output``: see above."""
+    fields = _logits_output_fields(output)
+    if fields is None:
+        return original(backend, output, num_tokens)
+    return dataclasses.replace(output, **{k: original(backend, t, num_tokens) for k, t in fields.items()})
 
 
 def check_full_pool(original, checker, ps, *args, **kwargs):

@@ -30,6 +30,10 @@ HOOKS: dict[str, tuple[str, str]] = {
     "sglang.srt.models.utils.enable_fused_set_kv_buffer": ("fused_kv_write", "AROUND"),
     "sglang.srt.model_executor.runner.decode_cuda_graph_runner.build_replay_fb_view": (
         "replay_batch_rids", "AFTER"),
+    **{f"sglang.srt.model_executor.runner_backend.breakable_cuda_graph_backend.BreakableCudaGraphBackend.{name}": (
+        body, "AROUND") for name, body in (("_alloc_full_buffer", "graph_output_alloc"),
+                                           ("_copy_output_to_buffer", "graph_output_copy"),
+                                           ("_slice_output", "graph_output_slice"))},
     "sglang.srt.managers.scheduler_components.invariant_checker.SchedulerInvariantChecker._check_full_pool": (
         "check_full_pool", "AROUND"),
 }

@@ -150,3 +150,28 @@ def test_decode_goes_between_segments_only_inside_a_breakable_graph(monkeypatch)
         backend.config = config
         backend.forward(None, None, None, None, batch)
     assert seen == ["decode", "break", "decode"]
+
+
+def test_breakable_graph_buffers_hold_a_logits_output(monkeypatch):
+    """SGLang's breakable backend cannot buffer a language model's decode output; the hooks can."""
+    from sglang.srt.layers.logits_processor import LogitsProcessorOutput
+    from sglang.srt.model_executor.runner_backend.breakable_cuda_graph_backend import BreakableCudaGraphBackend as B
+
+    monkeypatch.setenv("SGLANG_KV_OFFLOAD", GRAPH.to_json())
+    hooks.process_config.cache_clear()
+    try:
+        graph_backend = B.__new__(B)
+        captured = LogitsProcessorOutput(next_token_logits=torch.randn(3, 5), hidden_states=None)
+        with pytest.raises(TypeError, match="Unsupported BCG output type"):
+            B._alloc_full_buffer(graph_backend, captured, 4)  # SGLang alone
+        buffer = hooks.graph_output_alloc(B._alloc_full_buffer, graph_backend, captured, 4)
+        assert buffer.next_token_logits.shape == (4, 5) and buffer.hidden_states is None
+        hooks.graph_output_copy(B._copy_output_to_buffer, graph_backend, captured, buffer, 3)
+        stored = hooks.graph_output_slice(B._slice_output, graph_backend, buffer, 3)
+        assert isinstance(stored, LogitsProcessorOutput)
+        assert torch.equal(stored.next_token_logits, captured.next_token_logits)
+        assert stored.next_token_logits.data_ptr() == buffer.next_token_logits.data_ptr()  # a view: replays land there
+        tensor = torch.ones(2)
+        assert hooks.graph_output_slice(B._slice_output, graph_backend, tensor, 1).shape == (1,)  # others: SGLang's
+    finally:
+        hooks.process_config.cache_clear()
