@@ -275,7 +275,11 @@ class OffloadAttnBackend:
                 raise RuntimeError("kv-offload: the CUDA graph replay batch has no rids (hook "
                                    "replay_batch_rids not applied?)")
             self._plan(forward_batch)
-        self.inner.init_forward_metadata_out_graph(forward_batch, in_capture=in_capture)
+        # The stock backend's decode never runs inside a captured segment here: it runs eagerly in
+        # the break (a batch without offloaded requests), reading the metadata object its capture
+        # path builds. Its replay path only refills the buffers behind the object of the last
+        # capture, which an eager prefill step in between has replaced; so rebuild it every time.
+        self.inner.init_forward_metadata_out_graph(forward_batch, in_capture=True)
 
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int) -> None:
         if not self.config.decode_graph:
