@@ -12,6 +12,10 @@
   host memory, dequantized or rebuilt), the exact windows and the generated tokens from the KV pool;
   attention runs over [sink | selected | local | generated] of each request
   (``select.attention.sparse_decode_attention``).
+* decode under ``--kv-offload-decode-graph 1``: SGLang replays the rest of each layer as breakable
+  CUDA graph segments and calls the decode above eagerly between them (``graphs.py``); the batch
+  is planned before each replay from SGLang's view of the graph's padded batch
+  (``init_forward_metadata_out_graph``), and padding rows attend to nothing (output zero).
 * mixed prefill/decode batches (``--enable-mixed-chunk``): the stock backend serves the batch, then
   the rows of offloaded requests are recomputed with the sparse path.
 
