@@ -299,7 +299,7 @@ class OffloadAttnBackend:
         """Which rows of the batch decode offloaded, and which complete their prompt in this extend
         pass (starting their offload state). False for an idle batch (nothing to plan)."""
         runtime, cfg = self.runtime, self.config
-        self._reset_plan(rows=len(fb.rids) if fb.rids is not None else 0)
+        self._reset_plan(rows=0)
         if fb.forward_mode.is_idle():
             self.inner.init_forward_metadata(fb)
             return False

@@ -275,8 +275,9 @@ def replay_batch_rids(result, *args, **kwargs):
     """AFTER ``decode_cuda_graph_runner.build_replay_fb_view``: the view of a CUDA graph's padded
     batch, which the attention backend plans from before each replay, also carries the live
     batch's request ids (the offload state is keyed by them; the view has none)."""
-    forward_batch = kwargs["forward_batch"] if "forward_batch" in kwargs else args[0]
-    result.rids = forward_batch.rids
+    if process_config().enabled:
+        forward_batch = kwargs["forward_batch"] if "forward_batch" in kwargs else args[0]
+        result.rids = forward_batch.rids
     return result
 
 

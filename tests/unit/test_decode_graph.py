@@ -59,7 +59,7 @@ def test_graph_on_cpu_is_refused():
     check_graph_args(EAGER, _server_args("disabled", device="cpu"))
 
 
-def test_replay_view_gets_the_live_batchs_rids():
+def test_replay_view_gets_the_live_batchs_rids(monkeypatch):
     from sglang.srt.model_executor.runner.decode_cuda_graph_runner import build_replay_fb_view
     from sglang.srt.model_executor.forward_batch_info import ForwardMode
 
@@ -71,7 +71,13 @@ def test_replay_view_gets_the_live_batchs_rids():
                   capture_forward_mode=ForwardMode.DECODE, is_encoder_decoder=False)
     view = build_replay_fb_view(**kwargs)
     assert not hasattr(view, "rids")  # SGLang's view alone: why the hook exists
-    assert hooks.replay_batch_rids(view, **kwargs).rids == ["a", "b", "c"]
+    assert not hasattr(hooks.replay_batch_rids(view, **kwargs), "rids")  # without --kv-offload: inert
+    monkeypatch.setenv("SGLANG_KV_OFFLOAD", GRAPH.to_json())
+    hooks.process_config.cache_clear()
+    try:
+        assert hooks.replay_batch_rids(view, **kwargs).rids == ["a", "b", "c"]
+    finally:
+        hooks.process_config.cache_clear()
 
 
 class _Inner:
