@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-exec python -m pytest -q -ra "$@"
+exec python -m pytest -q -ra --durations=40 "$@"
