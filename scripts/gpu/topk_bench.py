@@ -1,0 +1,97 @@
+"""The selection's top-k kernel against an earlier revision of it and against torch, side by side.
+
+    python scripts/gpu/topk_bench.py --baseline-rev REV --out results/topk_bench_h200.json
+
+Per shape (rows = requests x kv heads, columns = context tokens, width = the budget's token count):
+median ms of ``kernels.topk.topk_sorted_batch`` (its config picked as in serving), of the same
+kernel as committed at ``REV`` (loaded with ``git show``, same launch and config choice), and of
+torch's path (``torch.topk`` + the sort of its indices, ``topk_sorted_batch_ref``-equivalent without
+the tie rule); the ratios between them; the scores' read rate (one pass over ``rows x cols x 4``
+bytes) of each; and whether the outputs are equal to the torch reference. Needs a CUDA GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import triton.testing
+
+from sglang_kv.kernels import topk
+from sglang_kv.results import write_result
+
+# (rows, cols, width): Qwen3-30B-A3B (4 kv heads) and Llama-3.1-8B (8 kv heads) at 32 requests, 3.125%
+SHAPES = [(128, 16384, 512), (128, 32768, 1024), (256, 32768, 1024), (256, 65536, 2048)]
+
+
+def load_kernel_at(rev: str):
+    """``topk_sorted_kernel`` as committed at ``rev`` (a module loaded from ``git show``)."""
+    source = subprocess.run(["git", "show", f"{rev}:sglang_kv/kernels/topk_triton.py"], check=True,
+                            capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "topk_triton_baseline.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("topk_triton_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.topk_sorted_kernel
+
+
+def bench(fn) -> float:
+    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+
+
+def measure(rows: int, cols: int, width: int, baseline) -> dict:
+    gen = torch.Generator(device="cuda").manual_seed(rows + cols)
+    scores = torch.rand(rows, cols, device="cuda", generator=gen).softmax(-1)  # probabilities, as served
+    counts = torch.full((rows,), width, dtype=torch.int32, device="cuda")
+    out = torch.empty(rows, width, dtype=torch.int64, device="cuda")
+    want = topk.topk_sorted_batch_ref(scores, counts, width)
+    kernel_ms = bench(lambda: topk.topk_sorted_batch(scores, counts, width, out=out))
+    equal = torch.equal(out, want)
+    config = topk.pick_config(("topk_sorted", str(scores.device), rows, topk.size_bucket(cols),
+                               topk.size_bucket(width)), topk.TOPK_CONFIGS, None)
+
+    def run_baseline(cfg):
+        baseline[(rows,)](scores, counts, out, cols, width, scores.stride(0), out.stride(0),
+                          BLOCK=cfg.block, num_warps=cfg.num_warps)
+
+    baseline_ms = min(bench(lambda cfg=cfg: run_baseline(cfg)) for cfg in topk.TOPK_CONFIGS)
+    baseline_equal = torch.equal(out, want)
+    torch_ms = bench(lambda: torch.sort(torch.topk(scores, width, dim=-1, sorted=False).indices, dim=-1))
+    read = rows * cols * 4
+    return {"rows": rows, "cols": cols, "width": width, "config": str(config), "kernel_ms": kernel_ms,
+            "baseline_ms": baseline_ms, "torch_ms": torch_ms, "kernel_vs_baseline": baseline_ms / kernel_ms,
+            "kernel_vs_torch": torch_ms / kernel_ms, "kernel_read_gbps": read / kernel_ms / 1e6,
+            "baseline_read_gbps": read / baseline_ms / 1e6, "torch_read_gbps": read / torch_ms / 1e6,
+            "equal_to_reference": equal, "baseline_equal_to_reference": baseline_equal}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline-rev", required=True, help="git revision of the kernel to compare against")
+    parser.add_argument("--out", default="results/topk_bench_h200.json")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        parser.error("needs a CUDA GPU")
+    baseline = load_kernel_at(args.baseline_rev)
+    records = []
+    for rows, cols, width in SHAPES:
+        record = measure(rows, cols, width, baseline)
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}, flush=True)
+        records.append(record)
+    write_result(args.out, command="python scripts/gpu/topk_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                 workload={"shapes": [dict(zip(("rows", "cols", "width"), s)) for s in SHAPES],
+                           "scores": "softmax of uniform random logits per row, float32",
+                           "baseline_rev": args.baseline_rev},
+                 figures={"records": records})
+    return 0 if all(r["equal_to_reference"] for r in records) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
