@@ -13,8 +13,8 @@
 #   topk      GPU tests of the top-k kernel and the batched selection; scripts/gpu/profile_layer.py at the
 #             Qwen3-30B-A3B shape, 32 x 16K and 32 x 32K, head groups (torch top-k + sort vs the kernel)
 #   topkbench GPU tests of the top-k kernel; scripts/gpu/topk_bench.py: the kernel vs its form at
-#             TOPK_BASELINE (default 261469c: 4-bit digits, 8 passes) vs torch, side by side (needs no
-#             SGLang wheels: after the project's own install it runs on the preinstalled torch)
+#             TOPK_BASELINE (a git revision, required) vs torch, side by side (needs no SGLang wheels:
+#             after the project's own pip install it runs on the preinstalled torch)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
 #   sdpa      scripts/gpu/sdpa_growing.py: the decode attention call at a growing key length, without
@@ -110,7 +110,7 @@ for stage in "$@"; do
       ;;
     topkbench)
       run gpu_tests_topk python3 -m pytest -q -ra -p no:cacheprovider tests/kernels/test_topk_kernels.py
-      run topk_bench python3 scripts/gpu/topk_bench.py --baseline-rev "${TOPK_BASELINE:-261469c}" \
+      run topk_bench python3 scripts/gpu/topk_bench.py --baseline-rev "${TOPK_BASELINE:?set TOPK_BASELINE to a git revision}" \
         --out results/topk_bench_h200.json
       cp results/topk_bench_h200.json "$OUT/" 2>/dev/null
       ;;
