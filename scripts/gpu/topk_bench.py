@@ -3,8 +3,9 @@
     python scripts/gpu/topk_bench.py --baseline-rev REV --out results/topk_bench_h200.json
 
 Per shape (rows = requests x kv heads, columns = context tokens, width = the budget's token count):
-median ms of ``kernels.topk.topk_sorted_batch`` (its config picked as in serving), of the same
-kernel as committed at ``REV`` (loaded with ``git show``, same launch and config choice), and of
+median ms of ``kernels.topk.topk_sorted_batch`` and of the same kernel as committed at ``REV``
+(loaded with ``git show``), each at the fastest of ``TOPK_CONFIGS`` (as ``pick_config`` chooses in
+serving), and of
 torch's path (``torch.topk`` + the sort of its indices, ``topk_sorted_batch_ref``-equivalent without
 the tie rule); the ratios between them; the scores' read rate (one pass over ``rows x cols x 4``
 bytes) of each; and whether the outputs are equal to the torch reference. Needs a CUDA GPU.
@@ -46,26 +47,35 @@ def bench(fn) -> float:
     return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
-def measure(rows: int, cols: int, width: int, baseline) -> dict:
-    gen = torch.Generator(device="cuda").manual_seed(rows + cols)
-    scores = torch.rand(rows, cols, device="cuda", generator=gen).softmax(-1)  # probabilities, as served
-    counts = torch.full((rows,), width, dtype=torch.int32, device="cuda")
-    out = torch.empty(rows, width, dtype=torch.int64, device="cuda")
+def fastest(run) -> tuple[float, str]:
+    """Median ms and name of the fastest of ``topk.TOPK_CONFIGS`` for ``run(config)``."""
+    timings = {str(cfg): bench(lambda cfg=cfg: run(cfg)) for cfg in topk.TOPK_CONFIGS}
+    best = min(timings, key=timings.get)
+    return timings[best], best
+
+
+def measure(rows: int, cols: int, width: int, baseline, device: str = "cuda") -> dict:
+    gen = torch.Generator(device=device).manual_seed(rows + cols)
+    scores = torch.rand(rows, cols, device=device, generator=gen).softmax(-1)  # probabilities, as served
+    counts = torch.full((rows,), width, dtype=torch.int32, device=device)
+    out = torch.empty(rows, width, dtype=torch.int64, device=device)
     want = topk.topk_sorted_batch_ref(scores, counts, width)
-    kernel_ms = bench(lambda: topk.topk_sorted_batch(scores, counts, width, out=out))
-    equal = torch.equal(out, want)
-    config = topk.pick_config(("topk_sorted", str(scores.device), rows, topk.size_bucket(cols),
-                               topk.size_bucket(width)), topk.TOPK_CONFIGS, None)
+
+    def run_kernel(cfg):
+        topk.topk_sorted_batch(scores, counts, width, out=out, config=cfg)
 
     def run_baseline(cfg):
         baseline[(rows,)](scores, counts, out, cols, width, scores.stride(0), out.stride(0),
                           BLOCK=cfg.block, num_warps=cfg.num_warps)
 
-    baseline_ms = min(bench(lambda cfg=cfg: run_baseline(cfg)) for cfg in topk.TOPK_CONFIGS)
+    kernel_ms, kernel_config = fastest(run_kernel)
+    equal = torch.equal(out, want)
+    baseline_ms, baseline_config = fastest(run_baseline)
     baseline_equal = torch.equal(out, want)
     torch_ms = bench(lambda: torch.sort(torch.topk(scores, width, dim=-1, sorted=False).indices, dim=-1))
     read = rows * cols * 4
-    return {"rows": rows, "cols": cols, "width": width, "config": str(config), "kernel_ms": kernel_ms,
+    return {"rows": rows, "cols": cols, "width": width, "config": kernel_config,
+            "baseline_config": baseline_config, "kernel_ms": kernel_ms,
             "baseline_ms": baseline_ms, "torch_ms": torch_ms, "kernel_vs_baseline": baseline_ms / kernel_ms,
             "kernel_vs_torch": torch_ms / kernel_ms, "kernel_read_gbps": read / kernel_ms / 1e6,
             "baseline_read_gbps": read / baseline_ms / 1e6, "torch_read_gbps": read / torch_ms / 1e6,
