@@ -12,9 +12,12 @@
 #             (--chunks, as --kv-offload-decode-chunks runs it), token groups with and without the cache
 #   topk      GPU tests of the top-k kernel and the batched selection; scripts/gpu/profile_layer.py at the
 #             Qwen3-30B-A3B shape, 32 x 16K and 32 x 32K, head groups (torch top-k + sort vs the kernel)
-#   topkbench GPU tests of the top-k kernel; scripts/gpu/topk_bench.py: the kernel vs its form at
-#             TOPK_BASELINE (a git revision, required) vs torch, side by side (needs no SGLang wheels:
-#             after the project's own pip install it runs on the preinstalled torch)
+#   topkbench GPU tests of the top-k kernel; scripts/gpu/topk_bench.py: the kernel vs the copy of
+#             topk_triton.py at .wh/topk_base/ (made on the dev machine with `git show
+#             $TOPK_BASELINE:sglang_kv/kernels/topk_triton.py`, carried; TOPK_BASELINE names its
+#             revision) vs torch, side by side; then python -m sglang_kv.bench layer at 32 x 64K, 3.125%,
+#             head groups, with this tree's kernel and with the baseline's, one after the other (needs
+#             no SGLang wheels: after the project's own pip install it runs on the preinstalled torch)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
 #   sdpa      scripts/gpu/sdpa_growing.py: the decode attention call at a growing key length, without
@@ -110,9 +113,20 @@ for stage in "$@"; do
       ;;
     topkbench)
       run gpu_tests_topk python3 -m pytest -q -ra -p no:cacheprovider tests/kernels/test_topk_kernels.py
-      run topk_bench python3 scripts/gpu/topk_bench.py --baseline-rev "${TOPK_BASELINE:?set TOPK_BASELINE to a git revision}" \
+      run topk_bench python3 scripts/gpu/topk_bench.py --baseline-file .wh/topk_base/topk_triton.py \
+        --baseline-label "${TOPK_BASELINE:?set TOPK_BASELINE to the git revision of the baseline kernel}" \
         --out results/topk_bench_h200.json
       cp results/topk_bench_h200.json "$OUT/" 2>/dev/null
+      rm -rf /tmp/topk_base_tree && mkdir /tmp/topk_base_tree && cp -r sglang_kv /tmp/topk_base_tree/ && cp .wh/topk_base/topk_triton.py /tmp/topk_base_tree/sglang_kv/kernels/
+      repo=$PWD
+      for tree in "$repo" /tmp/topk_base_tree; do
+        tag=$([ "$tree" = "$repo" ] && echo kernel || echo "base_$TOPK_BASELINE")
+        cd "$tree"
+        SGLANG_KV_COMMIT=$SGLANG_KV_COMMIT$([ "$tree" = "$repo" ] || echo "+topk_triton.py@$TOPK_BASELINE") \
+          run layer_topk_$tag python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
+          --iters 7 --host-gib 48 --payload-group head --out "$OUT/layer_32x64k_head_topk_$tag.json"
+      done
+      cd "$repo"
       ;;
     graph)
       SGLANG_KV_TEST_LOGS=$OUT/graph_logs run gpu_tests_graph python3 -m pytest -q -ra -s -p no:cacheprovider \

@@ -23,7 +23,8 @@ import torch
 from sglang_kv.kernels._triton_utils import check_config, check_kernel_device, check_out, pick_config, size_bucket
 from sglang_kv.kernels.higgs import KernelConfig
 
-TOPK_CONFIGS = [KernelConfig(1024, 4), KernelConfig(2048, 8), KernelConfig(512, 4), KernelConfig(1024, 8)]
+TOPK_CONFIGS = [KernelConfig(1024, 4), KernelConfig(2048, 8), KernelConfig(512, 4), KernelConfig(1024, 8),
+                KernelConfig(4096, 16), KernelConfig(8192, 16)]
 
 
 def topk_sorted_batch_ref(scores: torch.Tensor, counts: torch.Tensor, width: int) -> torch.Tensor:
