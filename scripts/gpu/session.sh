@@ -15,9 +15,11 @@
 #   topkbench GPU tests of the top-k kernel; scripts/gpu/topk_bench.py: the kernel vs the copy of
 #             topk_triton.py at .wh/topk_base/ (made on the dev machine with `git show
 #             $TOPK_BASELINE:sglang_kv/kernels/topk_triton.py`, carried; TOPK_BASELINE names its
-#             revision) vs torch, side by side; then python -m sglang_kv.bench layer at 32 x 64K, 3.125%,
-#             head groups, with this tree's kernel and with the baseline's, one after the other (needs
-#             no SGLang wheels: after the project's own pip install it runs on the preinstalled torch)
+#             revision) vs torch, side by side, the kernel at 5-8 key bits per pass (needs no SGLang
+#             wheels: after the project's own pip install it runs on the preinstalled torch)
+#   topklayer python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups, with this tree's top-k
+#             kernel and with the baseline's (its topk.py and topk_triton.py, both copied to
+#             .wh/topk_base; TOPK_BASELINE as above), one after the other
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
 #   sdpa      scripts/gpu/sdpa_growing.py: the decode attention call at a growing key length, without
@@ -115,9 +117,11 @@ for stage in "$@"; do
       run gpu_tests_topk python3 -m pytest -q -ra -p no:cacheprovider tests/kernels/test_topk_kernels.py
       run topk_bench python3 scripts/gpu/topk_bench.py --baseline-file .wh/topk_base/topk_triton.py \
         --baseline-label "${TOPK_BASELINE:?set TOPK_BASELINE to the git revision of the baseline kernel}" \
-        --out results/topk_bench_h200.json
+        --digit-bits 5 6 7 8 --out results/topk_bench_h200.json
       cp results/topk_bench_h200.json "$OUT/" 2>/dev/null
-      rm -rf /tmp/topk_base_tree && mkdir /tmp/topk_base_tree && cp -r sglang_kv /tmp/topk_base_tree/ && cp .wh/topk_base/topk_triton.py /tmp/topk_base_tree/sglang_kv/kernels/
+      ;;
+    topklayer)
+      rm -rf /tmp/topk_base_tree && mkdir /tmp/topk_base_tree && cp -r sglang_kv /tmp/topk_base_tree/ && cp .wh/topk_base/topk*.py /tmp/topk_base_tree/sglang_kv/kernels/
       repo=$PWD
       for tree in "$repo" /tmp/topk_base_tree; do
         tag=$([ "$tree" = "$repo" ] && echo kernel || echo "base_$TOPK_BASELINE")

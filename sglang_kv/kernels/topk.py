@@ -25,6 +25,7 @@ from sglang_kv.kernels.higgs import KernelConfig
 
 TOPK_CONFIGS = [KernelConfig(1024, 4), KernelConfig(2048, 8), KernelConfig(512, 4), KernelConfig(1024, 8),
                 KernelConfig(4096, 16), KernelConfig(8192, 16)]
+TOPK_DIGIT_BITS = 8  # bits of the key counted per radix pass (5-8; the GPU's tl.histogram needs >= 32 bins)
 
 
 def topk_sorted_batch_ref(scores: torch.Tensor, counts: torch.Tensor, width: int) -> torch.Tensor:
@@ -36,13 +37,14 @@ def topk_sorted_batch_ref(scores: torch.Tensor, counts: torch.Tensor, width: int
 
 
 def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *, out: torch.Tensor | None = None,
-                      config: KernelConfig | None = None) -> torch.Tensor:
+                      config: KernelConfig | None = None, digit_bits: int = TOPK_DIGIT_BITS) -> torch.Tensor:
     """Top-k columns of each row, in column order.
 
     scores: float32 ``[R, N]`` (last dimension contiguous). counts: int32 ``[R]`` on the scores'
     device, each in ``[1, min(width, N)]`` (not checked on the device). Returns int64
     ``out [R, width]``: row ``r`` holds the columns of its ``counts[r]`` largest scores in ascending
-    order, then its first column repeated; equal to :func:`topk_sorted_batch_ref`.
+    order, then its first column repeated; equal to :func:`topk_sorted_batch_ref`. ``digit_bits``:
+    key bits per radix pass (a speed choice; every value in 5-8 gives the same output).
     """
     if scores.dim() != 2 or scores.dtype != torch.float32 or scores.stride(-1) != 1:
         raise ValueError(f"scores must be float32 [R, N] with a contiguous last dimension, got "
@@ -53,6 +55,8 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
     if counts.dtype != torch.int32 or counts.shape != (rows,) or counts.device != scores.device:
         raise ValueError(f"counts must be int32 [{rows}] on {scores.device}, got {counts.dtype} "
                          f"{tuple(counts.shape)} on {counts.device}")
+    if not 5 <= digit_bits <= 8:
+        raise ValueError(f"digit_bits must be in [5, 8], got {digit_bits}")
     check_kernel_device(scores.device, "scores")
     if out is None:
         out = torch.empty((rows, width), dtype=torch.int64, device=scores.device)
@@ -63,10 +67,10 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
 
     def run(cfg: KernelConfig) -> None:
         topk_sorted_kernel[(rows,)](scores, counts, out, num_cols, width, scores.stride(0), out.stride(0),
-                                    BLOCK=cfg.block, num_warps=cfg.num_warps)
+                                    BLOCK=cfg.block, DIGIT_BITS=digit_bits, num_warps=cfg.num_warps)
 
     if config is None:
-        key = ("topk_sorted", str(scores.device), rows, size_bucket(num_cols), size_bucket(width))
+        key = ("topk_sorted", str(scores.device), rows, size_bucket(num_cols), size_bucket(width), digit_bits)
         config = pick_config(key, TOPK_CONFIGS, run)
     check_config(config, 16)
     run(config)

@@ -20,37 +20,43 @@ def _ordered_key(x):
 def topk_sorted_kernel(
     scores_ptr, counts_ptr, out_ptr,
     num_cols, width, scores_stride, out_stride,
-    BLOCK: tl.constexpr,
+    BLOCK: tl.constexpr, DIGIT_BITS: tl.constexpr,
 ):
     """Row ``program_id(0)``: the columns of its ``count`` largest scores in ascending column order
     (ties at the threshold: the lowest columns), then columns ``[count, width)`` set to the first of
     them.
 
     scores: float32 ``[R, >= num_cols]`` (last dimension contiguous), counts: int32 ``[R]`` (each in
-    ``[1, num_cols]``), out: int64 ``[R, width]``. A radix select of the ``count``-th largest key, eight
-    bits per pass over the row (four passes: a 256-bin ``tl.histogram`` of the digit among the keys
-    that match the bits chosen so far), then one pass that writes every column above it and the first
-    ones equal to it in order (a running prefix sum). Per row: reads ``5 * num_cols * 4`` bytes (from
-    L2 after the first pass), writes ``width * 8``.
+    ``[1, num_cols]``), out: int64 ``[R, width]``. A radix select of the ``count``-th largest key,
+    ``DIGIT_BITS`` bits per pass over the row (``ceil(32 / DIGIT_BITS)`` passes: a
+    ``2**DIGIT_BITS``-bin ``tl.histogram`` of the digit among the keys that match the bits chosen so
+    far; the last digit may be narrower), then one pass that writes every column above it and the
+    first ones equal to it in order (a running prefix sum). Per row: reads
+    ``(passes + 1) * num_cols * 4`` bytes (from L2 after the first pass), writes ``width * 8``.
+    ``tl.histogram`` costs each thread about ``DIGIT_BITS + 2**DIGIT_BITS / 32 * 12`` instructions
+    per key on the GPU, so narrower digits trade instructions for passes.
     """
     row = tl.program_id(0)
     count = tl.load(counts_ptr + row)
     row_ptr = scores_ptr + row.to(tl.int64) * scores_stride
     offs = tl.arange(0, BLOCK)
-    digits = tl.arange(0, 256)
+    BINS: tl.constexpr = 1 << DIGIT_BITS
+    digits = tl.arange(0, BINS)
 
     prefix = tl.zeros([1], tl.uint32)  # the high bits of the count-th largest key found so far
     remaining = tl.full([1], 0, tl.int32) + count  # how many keys with this prefix are still to take
-    for p in tl.static_range(4):
-        shift = 24 - 8 * p
-        per_digit = tl.zeros([256], tl.int32)
+    for p in tl.static_range((32 + DIGIT_BITS - 1) // DIGIT_BITS):
+        high = 32 - p * DIGIT_BITS  # this digit is bits [shift, high) of the key
+        shift = high - DIGIT_BITS if high > DIGIT_BITS else 0
+        per_digit = tl.zeros([BINS], tl.int32)
         for start in range(0, num_cols, BLOCK):
             cols = start + offs
             valid = cols < num_cols
             key = _ordered_key(tl.load(row_ptr + cols, mask=valid, other=0.0))
             if p > 0:
-                valid = valid & ((key >> (shift + 8)) == (prefix >> (shift + 8)))
-            per_digit += tl.histogram(((key >> shift) & 255).to(tl.int32), 256, mask=valid)
+                valid = valid & ((key >> high) == (prefix >> high))
+            per_digit += tl.histogram(((key >> shift) & ((1 << (high - shift)) - 1)).to(tl.int32), BINS,
+                                      mask=valid)
         # keys with a digit >= d, per d (non-increasing in d); the chosen digit is the largest d whose
         # count still reaches `remaining`
         at_least = tl.sum(per_digit, axis=0) - tl.cumsum(per_digit, axis=0) + per_digit

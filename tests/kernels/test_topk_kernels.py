@@ -18,15 +18,16 @@ def _counts(values):
     return torch.tensor(values, dtype=torch.int32, device=DEVICE)
 
 
+@pytest.mark.parametrize("digit_bits", [5, 6, 8])
 @pytest.mark.parametrize("config", [KernelConfig(16, 4), KernelConfig(64, 2)], ids=str)
-def test_topk_sorted_batch_equals_reference(config):
+def test_topk_sorted_batch_equals_reference(config, digit_bits):
     gen = torch.Generator().manual_seed(config.block)
     scores = torch.randn(6, 150, generator=gen)
     scores[1:3] = scores[1:3].abs()  # probabilities are non-negative
     scores[2, 100:] = -1.0  # a shorter request's padding
     scores = scores.to(DEVICE)
     counts = _counts([7, 150, 100, 1, 33, 16])  # row 2: all of its 100 valid columns
-    got = topk.topk_sorted_batch(scores, counts, 150, config=config)
+    got = topk.topk_sorted_batch(scores, counts, 150, config=config, digit_bits=digit_bits)
     want = topk.topk_sorted_batch_ref(scores, counts, 150)
     assert got.dtype == torch.int64 and got.shape == (6, 150)
     assert torch.equal(got, want)
@@ -45,12 +46,13 @@ def test_topk_sorted_batch_ties_take_the_lowest_columns():
     assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 5))
 
 
-def test_topk_sorted_batch_quantized_scores_many_ties():
+@pytest.mark.parametrize("digit_bits", [5, 7, 8])
+def test_topk_sorted_batch_quantized_scores_many_ties(digit_bits):
     """Scores on a coarse grid: every threshold has many equal keys; the count is met exactly."""
     gen = torch.Generator().manual_seed(11)
     scores = (torch.rand(5, 300, generator=gen) * 8).floor().to(DEVICE) / 8
     counts = _counts([1, 37, 150, 299, 300])
-    got = topk.topk_sorted_batch(scores, counts, 300, config=KernelConfig(32, 2))
+    got = topk.topk_sorted_batch(scores, counts, 300, config=KernelConfig(32, 2), digit_bits=digit_bits)
     assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 300))
 
 
@@ -69,13 +71,16 @@ def test_topk_sorted_batch_into_out_and_rejects_bad_input():
         topk.topk_sorted_batch(scores, counts, 41)
     with pytest.raises(ValueError, match="counts must be int32"):
         topk.topk_sorted_batch(scores, counts.long(), 4)
+    with pytest.raises(ValueError, match="digit_bits must be in"):
+        topk.topk_sorted_batch(scores, counts, 4, digit_bits=4)
     with pytest.raises(ValueError, match="out: expected shape"):
         topk.topk_sorted_batch(scores, counts, 4, out=torch.empty(3, 5, dtype=torch.int64, device=DEVICE))
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_gpu_topk_sorted_batch_full_size():
+@pytest.mark.parametrize("digit_bits", [5, 6, 7, 8])
+def test_gpu_topk_sorted_batch_full_size(digit_bits):
     """32 requests x 8 kv heads of 64K and 40K scores (softmax-like, -1 past a request's length),
     budgets of 3.125%, tuned config."""
     gen = torch.Generator().manual_seed(5)
@@ -87,5 +92,5 @@ def test_gpu_topk_sorted_batch_full_size():
         scores[r, n:] = -1.0
         counts.append(n // 32)
     scores, counts = scores.to(DEVICE), _counts(counts)
-    got = topk.topk_sorted_batch(scores, counts, 2048)
+    got = topk.topk_sorted_batch(scores, counts, 2048, digit_bits=digit_bits)
     assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 2048))
