@@ -15,7 +15,7 @@
 #   topkbench GPU tests of the top-k kernel; scripts/gpu/topk_bench.py: the kernel vs the copy of
 #             topk_triton.py at .wh/topk_base/ (made on the dev machine with `git show
 #             $TOPK_BASELINE:sglang_kv/kernels/topk_triton.py`, carried; TOPK_BASELINE names its
-#             revision) vs torch, side by side, the kernel at 5-8 key bits per pass (needs no SGLang
+#             revision) vs torch, side by side, every config of the kernel (needs no SGLang
 #             wheels: after the project's own pip install it runs on the preinstalled torch)
 #   topklayer python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups, with this tree's top-k
 #             kernel and with the baseline's (its topk.py and topk_triton.py, both copied to
@@ -117,7 +117,7 @@ for stage in "$@"; do
       run gpu_tests_topk python3 -m pytest -q -ra -p no:cacheprovider tests/kernels/test_topk_kernels.py
       run topk_bench python3 scripts/gpu/topk_bench.py --baseline-file .wh/topk_base/topk_triton.py \
         --baseline-label "${TOPK_BASELINE:?set TOPK_BASELINE to the git revision of the baseline kernel}" \
-        --digit-bits 5 6 7 8 --out results/topk_bench_h200.json
+        --out results/topk_bench_h200.json
       cp results/topk_bench_h200.json "$OUT/" 2>/dev/null
       ;;
     topklayer)

@@ -2,13 +2,13 @@
 
     git show REV:sglang_kv/kernels/topk_triton.py > .wh/topk_base/topk_triton.py   # on the dev machine
     python scripts/gpu/topk_bench.py --baseline-file .wh/topk_base/topk_triton.py --baseline-label REV \
-        [--digit-bits 5 6 7 8] --out results/topk_bench_h200.json
+        --out results/topk_bench_h200.json
 
 Per shape (rows = requests x kv heads, columns = context tokens, width = the budget's token count):
 median ms of ``kernels.topk.topk_sorted_batch`` and of the same kernel as committed at ``REV``
 (a copy of its ``topk_triton.py``: the GPU host gets no git history), each at the fastest of
 ``TOPK_CONFIGS`` (as ``pick_config`` chooses in serving; every config's time is recorded; the
-package's kernel at each ``--digit-bits``, the fastest reported), and of
+baseline at each of their block sizes and warps), and of
 torch's path (``torch.topk`` + the sort of its indices, ``topk_sorted_batch_ref``-equivalent without
 the tie rule); the ratios between them; the scores' read rate (one pass over ``rows x cols x 4``
 bytes) of each; and whether the outputs are equal to the torch reference. Needs a CUDA GPU.
@@ -44,31 +44,30 @@ def bench(fn) -> float:
     return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
-def fastest(run, is_correct) -> tuple[float, str, dict, bool]:
-    """Median ms and name of the fastest of ``topk.TOPK_CONFIGS`` for ``run(config)``, every config's
-    median ms, and whether every config's output passed ``is_correct(config)``."""
+def fastest(run, configs, is_correct) -> tuple[float, str, dict, bool]:
+    """Median ms and name of the fastest of ``configs`` for ``run(config)``, every config's median
+    ms, and whether every config's output passed ``is_correct(config)``."""
     timings, correct = {}, True
-    for cfg in topk.TOPK_CONFIGS:
+    for cfg in configs:
         correct = is_correct(cfg) and correct
         timings[str(cfg)] = bench(lambda cfg=cfg: run(cfg))
     best = min(timings, key=timings.get)
     return timings[best], best, timings, correct
 
 
-def measure(rows: int, cols: int, width: int, baseline, digit_bits=(topk.TOPK_DIGIT_BITS,),
-            device: str = "cuda") -> dict:
+def measure(rows: int, cols: int, width: int, baseline, device: str = "cuda") -> dict:
     gen = torch.Generator(device=device).manual_seed(rows + cols)
     scores = torch.rand(rows, cols, device=device, generator=gen).softmax(-1)  # probabilities, as served
     counts = torch.full((rows,), width, dtype=torch.int32, device=device)
     out = torch.empty(rows, width, dtype=torch.int64, device=device)
     want = topk.topk_sorted_batch_ref(scores, counts, width)
 
-    def run_kernel(bits):
-        return lambda cfg: topk.topk_sorted_batch(scores, counts, width, out=out, config=cfg, digit_bits=bits)
+    def run_kernel(cfg):
+        topk.topk_sorted_batch(scores, counts, width, out=out, config=cfg)
 
-    def run_baseline(cfg):
+    def run_baseline(launch):  # (block, num_warps)
         baseline[(rows,)](scores, counts, out, cols, width, scores.stride(0), out.stride(0),
-                          BLOCK=cfg.block, num_warps=cfg.num_warps)
+                          BLOCK=launch[0], num_warps=launch[1])
 
     def output_correct(run):
         def is_correct(cfg) -> bool:
@@ -77,15 +76,13 @@ def measure(rows: int, cols: int, width: int, baseline, digit_bits=(topk.TOPK_DI
             return torch.equal(out, want)
         return is_correct
 
-    per_bits = {bits: fastest(run_kernel(bits), output_correct(run_kernel(bits))) for bits in digit_bits}
-    best_bits = min(per_bits, key=lambda bits: per_bits[bits][0])
-    kernel_ms, kernel_config, kernel_configs, _ = per_bits[best_bits]
-    equal = all(result[3] for result in per_bits.values())
-    baseline_ms, baseline_config, baseline_configs, baseline_equal = fastest(run_baseline, output_correct(run_baseline))
+    kernel_ms, kernel_config, kernel_configs, equal = fastest(run_kernel, topk.TOPK_CONFIGS, output_correct(run_kernel))
+    launch_configs = list(dict.fromkeys((c.block, c.num_warps) for c in topk.TOPK_CONFIGS))
+    baseline_ms, baseline_config, baseline_configs, baseline_equal = fastest(run_baseline, launch_configs,
+                                                                             output_correct(run_baseline))
     torch_ms = bench(lambda: torch.sort(torch.topk(scores, width, dim=-1, sorted=False).indices, dim=-1))
     read = rows * cols * 4
-    return {"rows": rows, "cols": cols, "width": width, "config": kernel_config, "digit_bits": best_bits,
-            "kernel_ms_per_digit_bits": {bits: result[0] for bits, result in per_bits.items()},
+    return {"rows": rows, "cols": cols, "width": width, "config": kernel_config,
             "baseline_config": baseline_config, "kernel_ms": kernel_ms,
             "baseline_ms": baseline_ms, "torch_ms": torch_ms, "kernel_vs_baseline": baseline_ms / kernel_ms,
             "kernel_vs_torch": torch_ms / kernel_ms, "kernel_read_gbps": read / kernel_ms / 1e6,
@@ -99,8 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-file", type=Path, required=True,
                         help="a topk_triton.py to compare against (git show REV:sglang_kv/kernels/topk_triton.py)")
     parser.add_argument("--baseline-label", required=True, help="the git revision the baseline file was taken at")
-    parser.add_argument("--digit-bits", type=int, nargs="+", default=[topk.TOPK_DIGIT_BITS],
-                        help="key bits per radix pass to time the kernel at (the fastest is reported)")
     parser.add_argument("--out", default="results/topk_bench_h200.json")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -108,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline = load_kernel(args.baseline_file)
     records = []
     for rows, cols, width in SHAPES:
-        record = measure(rows, cols, width, baseline, args.digit_bits)
+        record = measure(rows, cols, width, baseline)
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}, flush=True)
         records.append(record)
     write_result(args.out, command="python scripts/gpu/topk_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),

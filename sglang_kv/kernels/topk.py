@@ -12,20 +12,28 @@ Ties: among scores equal to the ``count``-th largest, the lowest columns are tak
 leaves that choice open, so a selection can differ from it at ties only). Scores are compared as
 float32 bit patterns in float order: ``-0.0`` ranks below ``0.0``; scores must not be NaN.
 
-``config=None`` picks the faster of a few block sizes on the first CUDA call per shape class
-(``pick_config``), the first under ``TRITON_INTERPRET=1``.
+``config=None`` picks the fastest of ``TOPK_CONFIGS`` (block size, warps and key bits per radix pass)
+on the first CUDA call per shape class (``pick_config``), the first under ``TRITON_INTERPRET=1``.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
-from sglang_kv.kernels._triton_utils import check_config, check_kernel_device, check_out, pick_config, size_bucket
-from sglang_kv.kernels.higgs import KernelConfig
+from sglang_kv.kernels._triton_utils import check_kernel_device, check_out, pick_config, size_bucket
 
-TOPK_CONFIGS = [KernelConfig(1024, 4), KernelConfig(2048, 8), KernelConfig(512, 4), KernelConfig(1024, 8),
-                KernelConfig(4096, 16), KernelConfig(8192, 16)]
-TOPK_DIGIT_BITS = 8  # bits of the key counted per radix pass (5-8; the GPU's tl.histogram needs >= 32 bins)
+
+class TopkConfig(NamedTuple):
+    block: int  # scores per loop iteration (a power of two >= 16)
+    num_warps: int
+    digit_bits: int = 8  # key bits counted per radix pass, 5-8 (the GPU's tl.histogram needs >= 32 bins)
+
+
+# measured on the H200 (results/topk_bench_h200.json): 8192 scores in 16 warps won at 16K-64K columns
+TOPK_CONFIGS = [TopkConfig(1024, 4), TopkConfig(2048, 8)] + [
+    TopkConfig(block, 16, bits) for block in (4096, 8192) for bits in (5, 6, 8)]
 
 
 def topk_sorted_batch_ref(scores: torch.Tensor, counts: torch.Tensor, width: int) -> torch.Tensor:
@@ -37,14 +45,14 @@ def topk_sorted_batch_ref(scores: torch.Tensor, counts: torch.Tensor, width: int
 
 
 def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *, out: torch.Tensor | None = None,
-                      config: KernelConfig | None = None, digit_bits: int = TOPK_DIGIT_BITS) -> torch.Tensor:
+                      config: TopkConfig | None = None) -> torch.Tensor:
     """Top-k columns of each row, in column order.
 
     scores: float32 ``[R, N]`` (last dimension contiguous). counts: int32 ``[R]`` on the scores'
     device, each in ``[1, min(width, N)]`` (not checked on the device). Returns int64
     ``out [R, width]``: row ``r`` holds the columns of its ``counts[r]`` largest scores in ascending
-    order, then its first column repeated; equal to :func:`topk_sorted_batch_ref`. ``digit_bits``:
-    key bits per radix pass (a speed choice; every value in 5-8 gives the same output).
+    order, then its first column repeated; equal to :func:`topk_sorted_batch_ref` whatever the
+    ``config``.
     """
     if scores.dim() != 2 or scores.dtype != torch.float32 or scores.stride(-1) != 1:
         raise ValueError(f"scores must be float32 [R, N] with a contiguous last dimension, got "
@@ -55,8 +63,8 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
     if counts.dtype != torch.int32 or counts.shape != (rows,) or counts.device != scores.device:
         raise ValueError(f"counts must be int32 [{rows}] on {scores.device}, got {counts.dtype} "
                          f"{tuple(counts.shape)} on {counts.device}")
-    if not 5 <= digit_bits <= 8:
-        raise ValueError(f"digit_bits must be in [5, 8], got {digit_bits}")
+    if config is not None:
+        check_topk_config(config)
     check_kernel_device(scores.device, "scores")
     if out is None:
         out = torch.empty((rows, width), dtype=torch.int64, device=scores.device)
@@ -65,13 +73,19 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
         return out
     from sglang_kv.kernels.topk_triton import topk_sorted_kernel
 
-    def run(cfg: KernelConfig) -> None:
+    def run(cfg: TopkConfig) -> None:
         topk_sorted_kernel[(rows,)](scores, counts, out, num_cols, width, scores.stride(0), out.stride(0),
-                                    BLOCK=cfg.block, DIGIT_BITS=digit_bits, num_warps=cfg.num_warps)
+                                    BLOCK=cfg.block, DIGIT_BITS=cfg.digit_bits, num_warps=cfg.num_warps)
 
     if config is None:
-        key = ("topk_sorted", str(scores.device), rows, size_bucket(num_cols), size_bucket(width), digit_bits)
+        key = ("topk_sorted", str(scores.device), rows, size_bucket(num_cols), size_bucket(width))
         config = pick_config(key, TOPK_CONFIGS, run)
-    check_config(config, 16)
     run(config)
     return out
+
+
+def check_topk_config(config: TopkConfig) -> None:
+    if (config.block < 16 or config.block & (config.block - 1) or config.num_warps not in (1, 2, 4, 8, 16)
+            or not 5 <= config.digit_bits <= 8):
+        raise ValueError(f"config: block must be a power of two >= 16, num_warps in (1, 2, 4, 8, 16) and "
+                         f"digit_bits in [5, 8], got {config}")

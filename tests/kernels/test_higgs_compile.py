@@ -112,7 +112,7 @@ def compile_all() -> list[dict]:
         build(tt.topk_sorted_kernel, "topk_sorted",
               dict(scores_ptr="*fp32", counts_ptr="*i32", out_ptr="*i64", num_cols="i32", width="i32",
                    scores_stride="i32", out_stride="i32"),
-              dict(BLOCK=config.block), config.num_warps)
+              dict(BLOCK=config.block, DIGIT_BITS=config.digit_bits), config.num_warps)
 
     # device-cache fills: Llama-3.1-8B token rows (512 code bytes as int64) and fp16 scales; per-head rows
     for elem, row in (("*i64", 64), ("*i16", 1), ("*i64", 8), ("*u8", 3)):

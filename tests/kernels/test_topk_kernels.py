@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sglang_kv.kernels import topk
-from sglang_kv.kernels.higgs import KernelConfig
+from sglang_kv.kernels.topk import TopkConfig
 from sglang_kv.select.base import topk_sorted
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -18,16 +18,16 @@ def _counts(values):
     return torch.tensor(values, dtype=torch.int32, device=DEVICE)
 
 
-@pytest.mark.parametrize("digit_bits", [5, 6, 8])
-@pytest.mark.parametrize("config", [KernelConfig(16, 4), KernelConfig(64, 2)], ids=str)
-def test_topk_sorted_batch_equals_reference(config, digit_bits):
+@pytest.mark.parametrize("config", [TopkConfig(16, 4, 8), TopkConfig(64, 2, 8), TopkConfig(16, 4, 5),
+                                    TopkConfig(64, 2, 6)], ids=str)
+def test_topk_sorted_batch_equals_reference(config):
     gen = torch.Generator().manual_seed(config.block)
     scores = torch.randn(6, 150, generator=gen)
     scores[1:3] = scores[1:3].abs()  # probabilities are non-negative
     scores[2, 100:] = -1.0  # a shorter request's padding
     scores = scores.to(DEVICE)
     counts = _counts([7, 150, 100, 1, 33, 16])  # row 2: all of its 100 valid columns
-    got = topk.topk_sorted_batch(scores, counts, 150, config=config, digit_bits=digit_bits)
+    got = topk.topk_sorted_batch(scores, counts, 150, config=config)
     want = topk.topk_sorted_batch_ref(scores, counts, 150)
     assert got.dtype == torch.int64 and got.shape == (6, 150)
     assert torch.equal(got, want)
@@ -41,7 +41,7 @@ def test_topk_sorted_batch_ties_take_the_lowest_columns():
                            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
                            [-2.0, -1.0, -1.0, -3.0, -0.5, -1.0, -4.0, -1.0]], device=DEVICE)
     counts = _counts([3, 5, 3])
-    got = topk.topk_sorted_batch(scores, counts, 5, config=KernelConfig(16, 1))
+    got = topk.topk_sorted_batch(scores, counts, 5, config=TopkConfig(16, 1))
     assert got.tolist() == [[0, 2, 6, 0, 0], [0, 1, 2, 3, 4], [1, 2, 4, 1, 1]]
     assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 5))
 
@@ -52,7 +52,7 @@ def test_topk_sorted_batch_quantized_scores_many_ties(digit_bits):
     gen = torch.Generator().manual_seed(11)
     scores = (torch.rand(5, 300, generator=gen) * 8).floor().to(DEVICE) / 8
     counts = _counts([1, 37, 150, 299, 300])
-    got = topk.topk_sorted_batch(scores, counts, 300, config=KernelConfig(32, 2), digit_bits=digit_bits)
+    got = topk.topk_sorted_batch(scores, counts, 300, config=TopkConfig(32, 2, digit_bits))
     assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 300))
 
 
@@ -71,18 +71,20 @@ def test_topk_sorted_batch_into_out_and_rejects_bad_input():
         topk.topk_sorted_batch(scores, counts, 41)
     with pytest.raises(ValueError, match="counts must be int32"):
         topk.topk_sorted_batch(scores, counts.long(), 4)
-    with pytest.raises(ValueError, match="digit_bits must be in"):
-        topk.topk_sorted_batch(scores, counts, 4, digit_bits=4)
+    with pytest.raises(ValueError, match="digit_bits in"):
+        topk.topk_sorted_batch(scores, counts, 4, config=TopkConfig(16, 4, 4))
+    with pytest.raises(ValueError, match="power of two"):
+        topk.topk_sorted_batch(scores, counts, 4, config=TopkConfig(24, 4))
     with pytest.raises(ValueError, match="out: expected shape"):
         topk.topk_sorted_batch(scores, counts, 4, out=torch.empty(3, 5, dtype=torch.int64, device=DEVICE))
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("digit_bits", [5, 6, 7, 8])
-def test_gpu_topk_sorted_batch_full_size(digit_bits):
+@pytest.mark.parametrize("config", [None, *topk.TOPK_CONFIGS, TopkConfig(8192, 16, 7)], ids=str)
+def test_gpu_topk_sorted_batch_full_size(config):
     """32 requests x 8 kv heads of 64K and 40K scores (softmax-like, -1 past a request's length),
-    budgets of 3.125%, tuned config."""
+    budgets of 3.125%, the tuned config (None) and every candidate."""
     gen = torch.Generator().manual_seed(5)
     lengths = [65536 if b % 2 else 40000 for b in range(32)]
     scores = torch.softmax(4 * torch.randn(32 * 8, 65536, generator=gen), dim=-1)
@@ -92,5 +94,5 @@ def test_gpu_topk_sorted_batch_full_size(digit_bits):
         scores[r, n:] = -1.0
         counts.append(n // 32)
     scores, counts = scores.to(DEVICE), _counts(counts)
-    got = topk.topk_sorted_batch(scores, counts, 2048, digit_bits=digit_bits)
+    got = topk.topk_sorted_batch(scores, counts, 2048, config=config)
     assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 2048))
