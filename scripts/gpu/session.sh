@@ -126,7 +126,7 @@ for stage in "$@"; do
       for tree in "$repo" /tmp/topk_base_tree; do
         tag=$([ "$tree" = "$repo" ] && echo kernel || echo "base_$TOPK_BASELINE")
         cd "$tree"
-        SGLANG_KV_COMMIT=$SGLANG_KV_COMMIT$([ "$tree" = "$repo" ] || echo "+topk_triton.py@$TOPK_BASELINE") \
+        SGLANG_KV_COMMIT=$SGLANG_KV_COMMIT$([ "$tree" = "$repo" ] || echo "+topk.py,topk_triton.py@$TOPK_BASELINE") \
           run layer_topk_$tag python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
           --iters 7 --host-gib 48 --payload-group head --out "$OUT/layer_32x64k_head_topk_$tag.json"
       done
