@@ -62,10 +62,11 @@ def cdiv(a: int, b: int) -> int:
 
 
 def check_config(config: Any, min_block: int) -> None:
-    """A launch config (``block``, ``num_warps``, ``programs_per_sm``) a wrapper can run."""
+    """A launch config (``block``, ``num_warps``, and ``programs_per_sm`` where it has one: the
+    persistent kernels' configs) a wrapper can run."""
     block = config.block
     if (block < min_block or block & (block - 1) or config.num_warps not in (1, 2, 4, 8, 16)
-            or config.programs_per_sm < 1):
+            or getattr(config, "programs_per_sm", 1) < 1):
         raise ValueError(f"config: block must be a power of two >= {min_block}, num_warps in "
                          f"(1, 2, 4, 8, 16) and programs_per_sm >= 1, got {config}")
 

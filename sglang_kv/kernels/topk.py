@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from sglang_kv.kernels._triton_utils import check_kernel_device, check_out, pick_config, size_bucket
+from sglang_kv.kernels._triton_utils import check_config, check_kernel_device, check_out, pick_config, size_bucket
 
 
 class TopkConfig(NamedTuple):
@@ -87,7 +87,6 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
 
 def check_topk_config(config: TopkConfig) -> None:
     """Raise ``ValueError`` unless the kernel can run ``config``."""
-    if (config.block < 16 or config.block & (config.block - 1) or config.num_warps not in (1, 2, 4, 8, 16)
-            or not 5 <= config.digit_bits <= 8):
-        raise ValueError(f"config: block must be a power of two >= 16, num_warps in (1, 2, 4, 8, 16) and "
-                         f"digit_bits in [5, 8], got {config}")
+    check_config(config, 16)
+    if not 5 <= config.digit_bits <= 8:
+        raise ValueError(f"config: need digit_bits in [5, 8], got {config}")
