@@ -21,6 +21,9 @@
 #             kernel and with the baseline's (its topk.py and topk_triton.py, both copied to
 #             .wh/topk_base; TOPK_BASELINE as above), one after the other
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
+#   pcielayout scripts/gpu/pcie_layout_probe.py: zero-copy reads of the head-group payload rows in
+#             several host layouts (separate tensors vs one record per row) vs DMA; then
+#             scripts/gpu/profile_layer.py at 32 x 64K, head groups (the step's stages)
 #   ablation  scripts/gpu/score_ablation.py: the score kernel against its ablations and its old form
 #   sdpa      scripts/gpu/sdpa_growing.py: the decode attention call at a growing key length, without
 #             cuDNN (the package's choice) and with cuDNN first (a graph build per length)
@@ -139,6 +142,10 @@ for stage in "$@"; do
     gather)
       run gather_probe python3 scripts/gpu/gather_probe.py --out results/gather_probe_h200.json
       cp results/gather_probe_h200.json "$OUT/" 2>/dev/null
+      ;;
+    pcielayout)
+      run pcie_layout_probe python3 scripts/gpu/pcie_layout_probe.py --out "$OUT/pcie_layout_probe_h200.json"
+      run profile_head_32x64k python3 scripts/gpu/profile_layer.py --payload-group head
       ;;
     serve64k)
       run serve_llama_32x64k python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods yakv \
