@@ -162,7 +162,7 @@ def main():
         outs = [torch.empty((n, v.shape[1]), dtype=v.dtype, device=dev) for v, _ in segs]
         copy_rows(segs, index, outs, *configs[0][:2], sms * configs[0][2])
         for (v, _), out in zip(segs, outs):  # the copy is right
-            assert torch.equal(out.cpu(), v[index.cpu()]), name
+            assert torch.equal(out.cpu(), v[index.to(v.device)].cpu()), name
         timings = {}
         for block, warps, per_sm in configs:
             timings[(block, warps, per_sm)] = bench(lambda: copy_rows(segs, index, outs, block, warps, sms * per_sm))
