@@ -32,11 +32,11 @@ class TopkConfig(NamedTuple):
 
 
 # measured on the H200 (results/topk_bench_h200.json): 8192 scores in 16 warps with 5-bit digits won
-# at 128-256 rows of 16K-64K columns. 16384-score blocks compile for sm_90 without spills only up
-# to 6-bit digits (8 bits, and any 32768-score block, spill).
+# at 128-256 rows of 16K-64K columns. 16384-score blocks in 16 warps at 5 and 6 bits (the largest
+# that compile for sm_90 without spills) lost at every shape on 2026-12-03 (0.430 vs 0.405 ms at
+# 256 x 64K, 0.075 vs 0.055 ms at 128 x 16K; results/topk_bench_h200_16384.json) and are not candidates.
 TOPK_CONFIGS = [TopkConfig(1024, 4), TopkConfig(2048, 8)] + [
-    TopkConfig(block, 16, bits) for block in (4096, 8192) for bits in (5, 6, 8)] + [
-    TopkConfig(16384, 16, bits) for bits in (5, 6)]
+    TopkConfig(block, 16, bits) for block in (4096, 8192) for bits in (5, 6, 8)]
 
 
 def topk_sorted_batch_ref(scores: torch.Tensor, counts: torch.Tensor, width: int) -> torch.Tensor:
