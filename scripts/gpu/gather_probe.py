@@ -3,9 +3,9 @@
 The K and V rows yakv's token groups read in one 32 x 64K step at 3.125% (Llama-3.1-8B shape), timed
 side by side in one run (median of ``do_bench``), GB/s of host bytes read:
 
-- ``fused``: the zero-copy dequantize-gather reading codes and scales from pinned memory (its
-  fastest config); ``fused_scales_dev``: the same with the scales in GPU memory (only the codes
-  cross PCIe);
+- ``fused``: the zero-copy dequantize-gather reading the codes from pinned memory and the scales
+  from GPU memory, the package's layout since 2026-12-03 (its fastest config);
+  ``fused_scales_pinned``: the same with the scales in pinned memory too (the layout before);
 - ``auto``: what the wrapper picks;
 - ``copy_codes`` (its fastest of a config sweep) / ``copy_scales``: the row copies alone;
   ``dequantize_from_device``: the dequantize-gather of rows already in GPU memory. Together they
@@ -77,7 +77,7 @@ def main():
     n = keys_.numel()
     request, token = (keys_ // context).to(torch.int32), keys_ % context
     pq = sel.payload_q
-    host = [sel._payload_rows(s.payload) for s in summaries]  # {k, v: (codes [ctx, 512], scales [ctx, 1])}
+    host = [sel._payload_rows(s.payload, s.device) for s in summaries]  # {k, v: (codes [ctx, 512], scales [ctx, 1])}
     pairs = [host[b][name] for name in "kv" for b in range(batch)]  # K's stores, then V's
     code_bytes, scale_bytes = pairs[0][0].shape[1], pairs[0][1].shape[1] * pairs[0][1].element_size()
     two_request = torch.cat([request, request + batch])
@@ -88,7 +88,7 @@ def main():
         results["variants"][name] = {"ms": ms, "host_bytes": nbytes, "GB_s": nbytes / ms / 1e6, **extra}
         print(f"{name:24s} {ms:7.3f} ms {nbytes / ms / 1e6:6.1f} GB/s {extra or ''}", flush=True)
 
-    host_bytes = 2 * n * (code_bytes + scale_bytes)
+    host_bytes = 2 * n * code_bytes
     out = torch.empty(2 * n, pq.group_size * (code_bytes // pq.group_code_bytes), dtype=torch.bfloat16, device=dev)
     refs = [hk.store_ref(pq, c, sc, dev) for c, sc in pairs]
 
@@ -98,15 +98,15 @@ def main():
     fused = {cfg: bench(gather(cfg)) for cfg in hk.dequantize_gather_configs(pq.group_size)[:None if CUDA else 1]}
     best_fused = min(fused, key=fused.get)
     record("fused", fused[best_fused], host_bytes, config=list(best_fused))
-    dev_scales = [sc.to(dev) for _, sc in pairs]
-    refs_sd = [hk.store_ref(pq, c, sc, dev) for (c, _), sc in zip(pairs, dev_scales)]
-    record("fused_scales_dev", bench(gather(best_fused, refs_sd)), 2 * n * code_bytes)
+    pinned_scales = [sc.cpu().pin_memory() if CUDA else sc for _, sc in pairs]
+    refs_sp = [hk.store_ref(pq, c, sc, dev) for (c, _), sc in zip(pairs, pinned_scales)]
+    record("fused_scales_pinned", bench(gather(best_fused, refs_sp)), 2 * n * (code_bytes + scale_bytes))
     record("auto", bench(gather(None)), host_bytes)
 
     stage_codes = torch.empty(2, n, code_bytes, dtype=torch.uint8, device=dev)
     stage_scales = torch.empty(2, n, pairs[0][1].shape[1], dtype=pairs[0][1].dtype, device=dev)
     code_pairs = [rk.copy_pair(c, stage_codes[i // batch], dev) for i, (c, _) in enumerate(pairs)]
-    scale_pairs = [rk.copy_pair(sc, stage_scales[i // batch], dev) for i, (_, sc) in enumerate(pairs)]
+    scale_pairs = [rk.copy_pair(sc, stage_scales[i // batch], dev) for i, sc in enumerate(pinned_scales)]
     dst = torch.arange(n, device=dev).repeat(2)
     sweep = []
     for block in (4, 8, 16, 32, 64) if CUDA else (8,):

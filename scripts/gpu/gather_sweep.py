@@ -35,7 +35,7 @@ def main(batch=32, context=65536, budget=0.03125):
                            return_inverse=True)
     request, token = (rows // context).to(torch.int32), rows % context
     codes = [s.payload["k_codes"] for s in summaries]
-    scales = [s.payload["k_scales"] for s in summaries]
+    scales = [s.device["k_scales"] for s in summaries]
     nbytes = rows.numel() * sel.payload_q.bytes_per_vector(1024)
     out = torch.empty(rows.numel(), 1024, device="cuda")
     results = []

@@ -11,7 +11,12 @@ Follows the accuracy path of ``shared/reference/methods.md`` (YAKV, Bocharnikov 
   ``landmark_bits - 1``; landmark = q(mean) + q(residual), scored as the sum of the two scores.
 * select: softmax over all candidates per query head, max over the GQA group, top-k per kv head.
 * payload: keys and values at ``kv_bits`` (4: HIGGS on the 2-dimensional 256-point grid
-  "EDEN2-256"; 8: float8 e4m3 cast; 16: exact). HIGGS groups (``payload_group``):
+  "EDEN2-256"; 8: float8 e4m3 cast; 16: exact). At 4 bits only the codes go to the host; the
+  float16 scales (one per HIGGS group) stay on the GPU next to the landmarks. A zero-copy gather
+  then reads one 64 B piece per head row over PCIe instead of a 64 B and a 2 B one: on the H200
+  plain row copies of a 32 x 64K step's head rows took 1.54 ms with the scales on the GPU against
+  2.28 ms with them in pinned memory (``scripts/gpu/pcie_layout_probe.py``,
+  ``results/pcie_layout_probe_h200.json``). HIGGS groups (``payload_group``):
 
   - ``"head"`` (default): one group per kv head, one scale per (token, head); each head copies only
     its own rows.
@@ -33,8 +38,9 @@ Follows the accuracy path of ``shared/reference/methods.md`` (YAKV, Bocharnikov 
   in ``gather`` (the paper's choice; needs ``rope``). Landmarks are always post-RoPE.
 
 Per token and layer (Llama-3.1-8B, 8 kv heads x 128, defaults): GPU 8 x (32 + 2) = 272 B of
-landmarks; host 2 x 8 x (64 + 2) = 1056 B; PCIe per step ``8 k`` head rows of 2 x 66 B (token groups:
-host 2 x (512 + 2) = 1028 B, between ``k`` and ``8 k`` token rows of 1028 B per step).
+landmarks and 2 x 8 x 2 = 32 B of payload scales; host 2 x 8 x 64 = 1024 B of codes; PCIe per step
+``8 k`` head rows of 2 x 64 B (token groups: GPU 272 + 4 B, host 2 x 512 = 1024 B, between ``k`` and
+``8 k`` token rows of 1024 B per step).
 """
 
 from __future__ import annotations
@@ -184,9 +190,12 @@ class YakvSelector(Selector):
         stored_keys = inverse_rope(keys, positions, self.rope) if self.key_rope == "pre" else keys
         payload = {}
         for name, x in (("k", stored_keys), ("v", values)):
-            payload.update(self._encode(name, x))
+            encoded = self._encode(name, x)
+            if self.kv_bits == 4:  # the scales stay on the GPU
+                device[f"{name}_scales"] = encoded.pop(f"{name}_scales")
+            payload.update(encoded)
         if self.cache:
-            rows = self._payload_rows(payload)
+            rows = self._payload_rows(payload, device)
             tensors = {f"{name}_{part}": rows[name][i] for name in "kv" for i, part in enumerate(("codes", "scales"))}
             device.update(row_cache.new_cache(self.cache_slots(num_tokens), tensors, keys.device))
         return LayerSummary(num_tokens=num_tokens, positions=positions, device=device, payload=payload)
@@ -332,8 +341,8 @@ class YakvSelector(Selector):
             from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
             from sglang_kv.kernels import rows as row_kernels
 
-            host = self._payload_rows(summary.payload)
-            cache = self._payload_rows(summary.device, row_cache.PREFIX) if self.cache else {}
+            host = self._payload_rows(summary.payload, summary.device)
+            cache = self._payload_rows(summary.device, summary.device, row_cache.PREFIX) if self.cache else {}
             stores = {}
             for name in "kv":
                 entry = {"host": host[name]}
@@ -348,13 +357,14 @@ class YakvSelector(Selector):
             summary.memo[key] = stores
         return summary.memo[key]
 
-    def _payload_rows(self, tensors: dict, prefix: str = "") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """K and V ``(codes [rows, group * 4 / 8], scales [rows, 1])`` of a 4-bit payload (``prefix`` ""),
-        or of its device cache (``"cache_"``), as one row per HIGGS group: a token with whole-token
-        groups, a (token, kv head) pair (row ``token * Hkv + head``) with per-head groups."""
+    def _payload_rows(self, codes: dict, scales: dict, prefix: str = "") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """K and V ``(codes [rows, group * 4 / 8], scales [rows, 1])`` of a 4-bit payload (``prefix`` "":
+        the codes from ``codes``, the payload dict, the scales from ``scales``, the device dict), or of
+        its device cache (``"cache_"``, both from the device dict), as one row per HIGGS group: a token
+        with whole-token groups, a (token, kv head) pair (row ``token * Hkv + head``) with per-head groups."""
         width = self.payload_q.code_bytes(self.payload_q.group_size)
-        return {name: (tensors[f"{prefix}{name}_codes"].reshape(-1, width),
-                       tensors[f"{prefix}{name}_scales"].reshape(-1, 1)) for name in "kv"}
+        return {name: (codes[f"{prefix}{name}_codes"].reshape(-1, width),
+                       scales[f"{prefix}{name}_scales"].reshape(-1, 1)) for name in "kv"}
 
     def gather(self, summary, index, dtype=torch.float32):
         k = self._decode("k", summary, index)
@@ -370,7 +380,7 @@ class YakvSelector(Selector):
         p = summary.payload
         if self.kv_bits != 4:
             return take(p[name], index, heads).float()
-        codes, scales = p[f"{name}_codes"], p[f"{name}_scales"]
+        codes, scales = p[f"{name}_codes"], summary.device[f"{name}_scales"]
         if use_kernels(index):
             from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
         if self.payload_group == "token":
@@ -397,26 +407,39 @@ class YakvSelector(Selector):
         return hkv * (num_groups * self.landmark_q.bytes_per_vector(d) + num_tokens * self.residual_q.bytes_per_vector(d))
 
     def token_row_bytes(self) -> int:
-        """Payload bytes of one token over all kv heads, K and V together."""
+        """Host payload bytes of one token over all kv heads, K and V together (at 4 bits the codes
+        alone: the scales stay on the GPU, :meth:`token_scale_bytes`)."""
         width = self.shape.kv_width
         if self.kv_bits == 4:
-            return 2 * self.payload_q.bytes_per_vector(width)
+            return 2 * self.payload_q.code_bytes(width)
         return 2 * width * self.kv_bits // 8
 
+    def token_scale_bytes(self) -> int:
+        """GPU bytes of one token's payload scales, K and V together (0 below 4-bit HIGGS)."""
+        if self.kv_bits != 4:
+            return 0
+        width = self.shape.kv_width
+        return 2 * (self.payload_q.bytes_per_vector(width) - self.payload_q.code_bytes(width))
+
+    def _rows_per_token(self) -> int:
+        return 1 if self.payload_group == "token" else self.shape.num_kv_heads
+
     def payload_row_bytes(self) -> int:
-        """Bytes of one payload row, K and V together: a whole token, or one (token, kv head) with
-        per-head groups (what a gather or a cache slot holds per row)."""
-        return self.token_row_bytes() // (1 if self.payload_group == "token" else self.shape.num_kv_heads)
+        """Host bytes of one payload row, K and V together: a whole token, or one (token, kv head)
+        with per-head groups (what a gather copies over PCIe per row)."""
+        return self.token_row_bytes() // self._rows_per_token()
 
     def cache_slots(self, num_tokens: int) -> int:
         """Rows of the device cache of one request and layer (0 without it): ``ceil(cache *
         num_tokens)`` tokens' worth (times ``Hkv`` with per-head payload groups)."""
-        rows_per_token = 1 if self.payload_group == "token" else self.shape.num_kv_heads
-        return math.ceil(self.cache * num_tokens) * rows_per_token
+        return math.ceil(self.cache * num_tokens) * self._rows_per_token()
 
     def footprint(self, num_tokens):
-        slot_bytes = row_cache.META_BYTES_PER_SLOT + self.payload_row_bytes()
-        return Footprint(gpu_bytes=self.landmark_bytes(num_tokens) + self.cache_slots(num_tokens) * slot_bytes,
+        # a cache slot holds a row's codes and its scales
+        slot_bytes = (row_cache.META_BYTES_PER_SLOT + self.payload_row_bytes()
+                      + self.token_scale_bytes() // self._rows_per_token())
+        gpu = self.landmark_bytes(num_tokens) + num_tokens * self.token_scale_bytes()
+        return Footprint(gpu_bytes=gpu + self.cache_slots(num_tokens) * slot_bytes,
                          host_bytes=num_tokens * self.token_row_bytes())
 
     def step_bytes(self, num_tokens, k):

@@ -20,19 +20,21 @@ def _sel(method, shape, **kw):
 
 def test_llama_3_1_8b_per_layer_bytes():
     # yakv: landmarks 8 heads x (128 values x 2 bits = 32 B + fp16 scale 2 B) = 272 B/token;
-    # payload K and V at 4 bits in one 1024-channel group: 2 x (512 + 2) = 1028 B/token
+    # payload K and V at 4 bits in one 1024-channel group: 2 x 512 = 1024 B/token of codes on the
+    # host, their 2 x 2 B of scales on the GPU
     yakv = _sel("yakv", LLAMA, payload_group="token")
-    assert yakv.footprint(L) == (L * 272, L * 1028)
-    # PCIe at k = 1024: between 1024 and 8 x 1024 distinct token rows of 1028 B; the bound is 8 x 1024
-    assert yakv.step_bytes(L, 1024) == (8 * 1024 * 1028, L * 272)
-    # per-head payload groups: 2 x 8 x (64 + 2) = 1056 B/token, and each head copies only its rows
+    assert yakv.footprint(L) == (L * (272 + 4), L * 1024)
+    # PCIe at k = 1024: between 1024 and 8 x 1024 distinct token rows of 1024 B; the bound is 8 x 1024
+    assert yakv.step_bytes(L, 1024) == (8 * 1024 * 1024, L * 272)
+    # per-head payload groups: 2 x 8 x 64 = 1024 B/token of codes, 2 x 8 x 2 = 32 B of scales on the
+    # GPU, and each head copies only its rows
     head = _sel("yakv", LLAMA)
     assert head.payload_group == "head"  # the default
-    assert head.footprint(L) == (L * 272, L * 1056)
-    assert head.step_bytes(L, 1024).pcie_bytes == 8 * 1024 * 2 * (64 + 2)
+    assert head.footprint(L) == (L * (272 + 32), L * 1024)
+    assert head.step_bytes(L, 1024).pcie_bytes == 8 * 1024 * 2 * 64
     # residual landmarks, m = 4: per head a 2-bit mean every 4 tokens (34 B / 4) + a 1-bit residual
-    # per token (16 B + 2 B): 8 x 26.5 = 212 B/token
-    assert _sel("yakv", LLAMA, landmark_residual=4).footprint(L).gpu_bytes == L * 212
+    # per token (16 B + 2 B): 8 x 26.5 = 212 B/token, plus the payload scales
+    assert _sel("yakv", LLAMA, landmark_residual=4).footprint(L).gpu_bytes == L * (212 + 32)
     # fp8 / bf16 payload: 2 x 1024 x 1 B and 2 x 1024 x 2 B per token
     assert _sel("yakv", LLAMA, kv_bits=8).footprint(L).host_bytes == L * 2048
     assert _sel("yakv", LLAMA, kv_bits=16).footprint(L).host_bytes == L * 4096
@@ -57,11 +59,11 @@ def test_llama_3_1_8b_per_layer_bytes():
 def test_qwen3_30b_a3b_per_layer_bytes():
     yakv = _sel("yakv", QWEN_MOE)
     assert yakv.payload_group == "head"  # the default: 4 groups of 128 channels per token
-    assert yakv.footprint(L) == (L * 4 * 34, L * 2 * 4 * (64 + 2))  # 136 and 528 B/token
-    assert yakv.step_bytes(L, 1024).pcie_bytes == 4 * 1024 * 2 * (64 + 2)
+    assert yakv.footprint(L) == (L * (4 * 34 + 2 * 4 * 2), L * 2 * 4 * 64)  # 152 and 512 B/token
+    assert yakv.step_bytes(L, 1024).pcie_bytes == 4 * 1024 * 2 * 64
     token = _sel("yakv", QWEN_MOE, payload_group="token")  # 512 channels: one Hadamard group per token
-    assert token.footprint(L) == (L * 4 * 34, L * 2 * (256 + 2))  # 136 and 516 B/token
-    assert token.step_bytes(L, 1024).pcie_bytes == 4 * 1024 * 516
+    assert token.footprint(L) == (L * (4 * 34 + 2 * 2), L * 2 * 256)  # 140 and 512 B/token
+    assert token.step_bytes(L, 1024).pcie_bytes == 4 * 1024 * 512
     gpu = 4096 * 1024 + L * 320 + 160 * 1024 + 48 * 8 * 2048 + 4 * 48 * 4
     assert gpu == 15_631_104
     assert _sel("shadowkv", QWEN_MOE).footprint(L) == (gpu, L * 1024)
