@@ -11,7 +11,8 @@
   the batch at once (``select_batch``); their K/V come from its ``gather_batch`` (payload read from
   host memory, dequantized or rebuilt), the exact windows and the generated tokens from the KV pool;
   attention runs over [sink | selected | local | generated] of each request
-  (``select.attention.sparse_decode_attention``).
+  (``select.attention.selected_attention``: on CUDA one fused kernel reading the gathered rows and
+  the pool's window rows where they are; elsewhere the SDPA call over them concatenated).
 * decode under ``--kv-offload-decode-graph 1``: SGLang replays the rest of each layer as breakable
   CUDA graph segments and calls the decode above eagerly between them (``graphs.py``); the batch
   is planned before each replay from SGLang's view of the graph's padded batch
@@ -41,7 +42,7 @@ from sglang_kv.capacity import current_plan
 from sglang_kv.config import ConfigError, OffloadConfig
 from sglang_kv.devices import device_ints
 from sglang_kv.select import ModelShape, RopeParams, Selector, make_selector
-from sglang_kv.select.attention import sparse_decode_attention
+from sglang_kv.select.attention import selected_attention, sparse_decode_attention
 from sglang_kv.state import RequestState, RequestTable
 from sglang_kv.streams import chunk_streams, run_chunked
 from sglang_kv.store.device import TieredKVPool
@@ -472,11 +473,8 @@ class OffloadAttnBackend:
         stats.cache_hits += selected.cache_hits
         for (sink, cand_end, seq_len, n), members in _attention_groups(rows, selection.counts).items():
             exact, index = self._window_rows(rows, members, sink, cand_end, seq_len, q.device)
-            k_exact = k_cache[exact].transpose(1, 2)  # (G, Hkv, n_exact, D)
-            v_exact = v_cache[exact].transpose(1, 2)
-            k_all = torch.cat([k_exact[:, :, :sink], selected.k[index, :, :n], k_exact[:, :, sink:]], dim=2)
-            v_all = torch.cat([v_exact[:, :, :sink], selected.v[index, :, :n], v_exact[:, :, sink:]], dim=2)
-            out[index] = sparse_decode_attention(q[index], k_all, v_all, layer.scaling)
+            out[index] = selected_attention(q[index], selected, index, n, k_cache, v_cache, exact, sink,
+                                            layer.scaling)
         if timer is not None:
             timer.mark("attend")
 

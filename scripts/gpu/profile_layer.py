@@ -24,7 +24,7 @@ from sglang_kv.kernels import higgs as hk
 from sglang_kv.kernels import softmax as sk
 from sglang_kv.kernels import topk as tpk
 from sglang_kv.select import make_selector
-from sglang_kv.select.attention import sparse_decode_attention
+from sglang_kv.select.attention import selected_attention, sparse_decode_attention
 from sglang_kv.select.base import topk_sorted
 from sglang_kv.select.yakv import _distinct_rows, _row_keys
 from sglang_kv.store.host import HostArena, HostBlock
@@ -109,18 +109,21 @@ def main():
             stages[name + "_host"] = host_ms(fn)
         stages["distinct_rows_equal"] = torch.equal(_distinct_rows(keys, True)[0], sort_order()[0])
     kv = sel.gather_batch(summaries, selection, torch.bfloat16)
-    loc = torch.randn(hkv, LOCAL, d, device="cuda", dtype=torch.bfloat16)
+    loc = torch.randn(args.batch * LOCAL, hkv, d, device="cuda", dtype=torch.bfloat16)  # local windows, pool rows
+    window = torch.arange(args.batch * LOCAL, device="cuda").view(args.batch, LOCAL)
 
     n = selection.counts[0]
-    loc_b = loc.expand(args.batch, -1, -1, -1)
-    stages["attention"] = timed(lambda: sparse_decode_attention(
+    loc_b = loc.view(args.batch, LOCAL, hkv, d).transpose(1, 2)
+    # the fused kernel (serving's path) against SDPA over the rows concatenated (the path before it)
+    stages["attention"] = timed(lambda: selected_attention(q, kv, slice(None), n, loc, loc, window, 0, scale))
+    stages["attention_sdpa_cat"] = timed(lambda: sparse_decode_attention(
         q, torch.cat([kv.k[:, :, :n], loc_b], 2), torch.cat([kv.v[:, :, :n], loc_b], 2), scale))
     stages["load_bytes"] = kv.load_bytes
 
     def step():
         chosen = sel.select_batch(q, summaries, ks, scale)
         got = sel.gather_batch(summaries, chosen, torch.bfloat16)
-        sparse_decode_attention(q, torch.cat([got.k[:, :, :n], loc_b], 2), torch.cat([got.v[:, :, :n], loc_b], 2), scale)
+        selected_attention(q, got, slice(None), n, loc, loc, window, 0, scale)
 
     stages["step"] = timed(step)
     stages["step_host"] = host_ms(step)

@@ -21,6 +21,9 @@
 #             kernel and with the baseline's (its topk.py and topk_triton.py, both copied to
 #             .wh/topk_base; TOPK_BASELINE as above), one after the other
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
+#   fastpath  GPU tests of the kernels and selectors; python -m sglang_kv.bench layer at 32 x 64K
+#             (Llama-3.1-8B shape) and 32 x 32K (Qwen3-30B-A3B shape), 3.125%, head groups; the
+#             32 x 64K stage profile (scripts/gpu/profile_layer.py)
 #   pcielayout scripts/gpu/pcie_layout_probe.py: zero-copy reads of the head-group payload rows in
 #             several host layouts (separate tensors vs one record per row) vs DMA; then
 #             scripts/gpu/profile_layer.py at 32 x 64K, head groups (the step's stages)
@@ -142,6 +145,15 @@ for stage in "$@"; do
     gather)
       run gather_probe python3 scripts/gpu/gather_probe.py --out results/gather_probe_h200.json
       cp results/gather_probe_h200.json "$OUT/" 2>/dev/null
+      ;;
+    fastpath)
+      run gpu_tests_fastpath python3 -m pytest tests/kernels tests/select -q -ra -p no:cacheprovider
+      run layer_head_32x64k python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
+        --iters 7 --host-gib 48 --payload-group head --out "$OUT/layer_llama31_8b_h200_32x64k_head_fastpath.json"
+      run layer_qwen_head_32x32k python3 -m sglang_kv.bench layer --model-shape qwen3-30b-a3b --batches 32 \
+        --contexts 32768 --budgets 0.03125 --iters 7 --host-gib 48 --payload-group head \
+        --out "$OUT/layer_qwen3_30b_a3b_h200_32x32k_head_fastpath.json"
+      run profile_head_32x64k python3 scripts/gpu/profile_layer.py --payload-group head
       ;;
     pcielayout)
       run pcie_layout_probe python3 scripts/gpu/pcie_layout_probe.py --out "$OUT/pcie_layout_probe_h200.json"

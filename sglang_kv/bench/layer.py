@@ -44,7 +44,7 @@ from sglang_kv.bench.shapes import MODELS, model_spec
 from sglang_kv.config import PAYLOAD_GROUPS, OffloadConfig
 from sglang_kv.select import ModelShape, make_selector
 from sglang_kv.select.base import BatchKV
-from sglang_kv.select.attention import sparse_decode_attention
+from sglang_kv.select.attention import selected_attention
 from sglang_kv.store.host import HostArena, HostBlock
 from sglang_kv.streams import chunk_streams, run_chunked
 
@@ -91,10 +91,9 @@ def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: S
         block = HostBlock(arena, summary.payload)
         blocks.append(block)
         summaries.append(dataclasses.replace(summary, payload=block.tensors))
-        locals_.append((keys[context - LOCAL:].transpose(0, 1).contiguous(),
-                        values[context - LOCAL:].transpose(0, 1).contiguous()))
+        locals_.append((keys[context - LOCAL:], values[context - LOCAL:]))
         del keys, values
-    locals_ = tuple(torch.stack(part) for part in zip(*locals_))  # K, V: (B, Hkv, LOCAL, D)
+    locals_ = tuple(torch.stack(part) for part in zip(*locals_))  # K, V: (B, LOCAL, Hkv, D), pool rows
     q = torch.randn(batch, shape.num_q_heads, d, device=dev, dtype=torch.bfloat16)
     full_ms = _full_attention_ms(q, hkv, context, scale, iters)
     rows = []
@@ -134,14 +133,14 @@ def _full_attention_ms(q: torch.Tensor, num_kv_heads: int, context: int, scale: 
 
 def _decode_step(sel, summaries, locals_, q, k_budget: int, scale: float) -> BatchKV:
     """The serving decode step of one layer for every request (equal prompts: one attention call, as
-    the backend groups them). Returns ``gather_batch``'s :class:`BatchKV`."""
+    the backend groups them; the local windows ``(B, LOCAL, Hkv, D)`` read as rows of a KV pool).
+    Returns ``gather_batch``'s :class:`BatchKV`."""
     batch = q.shape[0]
-    k_local, v_local = locals_
+    k_local, v_local = (x.flatten(0, 1) for x in locals_)  # (B * LOCAL, Hkv, D)
     selection = sel.select_batch(q, summaries, [k_budget] * batch, scale)
     selected = sel.gather_batch(summaries, selection, dtype=torch.bfloat16)
-    n = selection.counts[0]
-    sparse_decode_attention(q, torch.cat([selected.k[:, :, :n], k_local], 2),
-                            torch.cat([selected.v[:, :, :n], v_local], 2), scale)
+    window = torch.arange(batch * LOCAL, device=q.device).view(batch, LOCAL)
+    selected_attention(q, selected, slice(None), selection.counts[0], k_local, v_local, window, 0, scale)
     return selected
 
 

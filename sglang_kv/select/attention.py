@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention
+
+if TYPE_CHECKING:
+    from sglang_kv.select.base import BatchKV
 
 # On CUDA, every SDPA backend but cuDNN's: cuDNN builds a graph for each new key length, and a
 # decode step's key length grows by one token every step. In a yakv server (Qwen3-30B-A3B shape,
@@ -66,3 +70,32 @@ def windowed_decode_attention(
         ks.append(k.to(q.dtype))
         vs.append(v.to(q.dtype))
     return sparse_decode_attention(q, torch.cat(ks, dim=1), torch.cat(vs, dim=1), scale)
+
+
+def selected_attention(q: torch.Tensor, selected: "BatchKV", members: torch.Tensor | slice, n: int,
+                       win_k: torch.Tensor, win_v: torch.Tensor, win_rows: torch.Tensor, sink: int,
+                       scale: float) -> torch.Tensor:
+    """The offloaded decode step's attention for a group of requests with equal windows.
+
+    q: ``[G, Hq, D]``, the queries of requests ``members`` of ``selected`` (a device index ``[G]``, or
+    ``slice(None)`` for all); each kv head attends to its ``n`` selected tokens (``selected.rows[members,
+    :, :n]``, rows of ``selected.k_rows`` / ``v_rows``) and to the exact window tokens ``win_rows``
+    (int64 ``[G, m]``: rows of the pool ``win_k`` / ``win_v`` ``[P, Hkv, D]``; the first ``sink`` come
+    before the selected tokens in position order, the others after). Returns ``[G, Hq, Dv]``.
+
+    On CUDA, one fused kernel reads the rows where they are (:mod:`sglang_kv.kernels.attention`; no
+    copy into one ``[G, Hkv, n + m, D]`` tensor). Elsewhere, :func:`sparse_decode_attention` over
+    ``[sink | selected | rest]`` concatenated in position order: the call that reproduces the stock
+    server's output bit for bit on CPU.
+    """
+    rows = selected.rows[members, :, :n]
+    if q.is_cuda:
+        from sglang_kv.kernels import attention as attention_kernels  # lazy: Triton decorates at import
+
+        return attention_kernels.sparse_decode_attention_rows(q, selected.k_rows, selected.v_rows, rows, win_k,
+                                                              win_v, win_rows, scale)
+    k_exact = win_k[win_rows].transpose(1, 2)  # (G, Hkv, m, D)
+    v_exact = win_v[win_rows].transpose(1, 2)
+    k_all = torch.cat([k_exact[:, :, :sink], selected.k_rows[rows], k_exact[:, :, sink:]], dim=2)
+    v_all = torch.cat([v_exact[:, :, :sink], selected.v_rows[rows], v_exact[:, :, sink:]], dim=2)
+    return sparse_decode_attention(q, k_all, v_all, scale)

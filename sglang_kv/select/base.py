@@ -238,7 +238,7 @@ class Selector(ABC):
             index = selection.index[b, :, :n].contiguous()
             k[b, :, :n], v[b, :, :n] = self.gather(summary, index, dtype=dtype)
             loaded += self.load_bytes(summary, index)
-        return BatchKV(k, v, loaded)
+        return BatchKV.of_dense(k, v, loaded)
 
     def num_selected(self, k: int, num_tokens: int, num_fixed: int = 0) -> int:
         return min(k, num_tokens - num_fixed) + num_fixed
@@ -279,13 +279,33 @@ class BatchSelection(NamedTuple):
 
 
 class BatchKV(NamedTuple):
-    """``gather_batch``'s result: request ``b``'s keys / values are ``k[b, :, :counts[b]]``."""
+    """``gather_batch``'s result: the gathered key and value rows and where each selected token's
+    row is. Request ``b``'s keys / values are ``k[b, :, :counts[b]]`` (:attr:`k`: ``k_rows[rows]``).
+    A fused attention kernel reads the rows through ``rows`` instead (no copy into ``k``'s layout)."""
 
-    k: torch.Tensor  # [B, num_kv_heads, max(counts), head_dim]
-    v: torch.Tensor
+    k_rows: torch.Tensor  # [R, head_dim]: any row stride, last dimension contiguous
+    v_rows: torch.Tensor  # [R, v_head_dim]
+    rows: torch.Tensor  # int64 [B, num_kv_heads, max(counts)]: the row of each selected token
     load_bytes: int  # host -> device bytes the gather read (as ``load_bytes`` summed over requests, less cache hits)
     cache_lookups: int = 0  # distinct payload rows looked up in the device caches (0 without them)
     cache_hits: int = 0  # of those, rows the caches already held
+
+    @property
+    def k(self) -> torch.Tensor:
+        """Keys ``[B, num_kv_heads, max(counts), head_dim]`` (a new tensor)."""
+        return self.k_rows[self.rows]
+
+    @property
+    def v(self) -> torch.Tensor:
+        """Values ``[B, num_kv_heads, max(counts), v_head_dim]`` (a new tensor)."""
+        return self.v_rows[self.rows]
+
+    @classmethod
+    def of_dense(cls, k: torch.Tensor, v: torch.Tensor, load_bytes: int) -> "BatchKV":
+        """From keys and values already in ``[B, Hkv, n, D]`` layout (row ``i`` of the flattened
+        tensors is token ``i`` in that order)."""
+        rows = torch.arange(k.shape[0] * k.shape[1] * k.shape[2], device=k.device).view(k.shape[:3])
+        return cls(k.reshape(-1, k.shape[-1]), v.reshape(-1, v.shape[-1]), rows, load_bytes)
 
 
 def pad_selections(indices: list[torch.Tensor]) -> BatchSelection:

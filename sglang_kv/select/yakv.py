@@ -306,14 +306,11 @@ class YakvSelector(Selector):
         kind_base = device_ints([(0,), (num_kinds,)], device, torch.int32)  # (2, 1): K's stores, then V's
         out = _dequantize_gather_batch(kernels, self.payload_q, refs, torch.add(kind_base, source.int()),
                                        rows.expand(2, -1), out_dtype)  # (2, N, C)
-        kv_rows = out.view(2, keys.numel(), -1)  # K's rows, then V's
-        if whole:  # a token row serves every head
-            heads = torch.arange(hkv, device=device)[:, None]
-            k, v = kv_rows.view(2, -1, hkv, d)[:, inverse, heads]
-        else:
-            k, v = kv_rows[:, inverse]  # one gather for both
+        k_rows, v_rows = out.to(dtype).view(2, -1, d)  # K's rows, then V's: one per (distinct key, head) / key
+        if whole:  # a token row serves every head: its head h is row key * Hkv + h
+            inverse = torch.add(torch.arange(hkv, device=device)[:, None], inverse, alpha=hkv)
         lookups = keys.numel() if self.cache else 0
-        return BatchKV(k.to(dtype), v.to(dtype), (keys.numel() - hits) * self.payload_row_bytes(), lookups, hits)
+        return BatchKV(k_rows, v_rows, inverse, (keys.numel() - hits) * self.payload_row_bytes(), lookups, hits)
 
     def _plan_cache(self, kernels, summaries, stores, request, row, num_rows):
         """Place this step's rows in the requests' caches and copy the misses in (K and V codes in one

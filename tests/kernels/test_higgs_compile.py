@@ -1,5 +1,5 @@
-"""Every HIGGS kernel config (and the device cache's row copy, the selection's softmax and top-k) the wrappers may
-pick compiles for the H200 (sm_90) without a GPU.
+"""Every HIGGS kernel config (and the device cache's row copy, the selection's softmax and top-k, the sparse
+decode attention) the wrappers may pick compiles for the H200 (sm_90) without a GPU.
 
 The interpreter tests check what the kernels compute; this one runs Triton's real compiler (TTIR ->
 TTGIR -> PTX -> cubin with the bundled ptxas) for ``GPUTarget("cuda", 90, 32)`` on the model shapes
@@ -44,7 +44,9 @@ def compile_all() -> list[dict]:
         # divisible by 16 (scales of 8 heads and row counts are not)
         attrs = {(i,): [["tt.divisibility", 16]] for i, arg in enumerate(kernel.arg_names)
                  if arg not in constexprs and arg not in ("scales_stride", "num_rows", "num_out", "src_stride",
-                                                          "dst_stride")}
+                                                          "dst_stride", "num_sel", "num_win", "split_tokens",
+                                                          "scale", "sel_rows_stride_n", "win_rows_stride_m",
+                                                          "num_splits")}
         record = {"kernel": name, "constexprs": constexprs, "num_warps": num_warps, "num_stages": num_stages}
         try:
             compiled = triton.compile(ASTSource(kernel, full, constexprs, attrs), target=target,
@@ -121,6 +123,32 @@ def compile_all() -> list[dict]:
                   dict(elem_ptr=elem, table_ptr="*i64", request_ptr="*i32", src_index_ptr="*i64",
                        dst_index_ptr="*i64", num_rows="i32", src_stride="i32", dst_stride="i32"),
                   dict(ROW=row, ROW_PAD=1 << (row - 1).bit_length(), BLOCK_T=config.block), config.num_warps)
+
+    # the sparse decode attention over the gathered rows (and its split merge): Llama-3.1-8B (GQA 4, dim
+    # 128), SmolLM2 (GQA 3, dim 64), Qwen3-30B-A3B (GQA 8, dim 128); bfloat16 rows, int64 row ids
+    from sglang_kv.kernels import attention as ak
+    from sglang_kv.kernels import attention_triton as at
+
+    for gqa, dim in ((4, 128), (3, 64), (8, 128)):
+        for config in ak.ATTENTION_CONFIGS:
+            for split in (False, True):
+                build(at.sparse_decode_attention_kernel, "sparse_decode_attention",
+                      dict(q_ptr="*bf16", sel_k_ptr="*bf16", sel_v_ptr="*bf16", sel_rows_ptr="*i64",
+                           win_k_ptr="*bf16", win_v_ptr="*bf16", win_rows_ptr="*i64", out_ptr="*bf16",
+                           part_acc_ptr="*fp32", part_stats_ptr="*fp32", num_sel="i32", num_win="i32",
+                           split_tokens="i32", scale="fp32", q_stride_b="i32", q_stride_h="i32",
+                           sel_k_stride="i32", sel_v_stride="i32", sel_rows_stride_b="i32",
+                           sel_rows_stride_h="i32", sel_rows_stride_n="i32", win_k_stride_p="i32",
+                           win_k_stride_h="i32", win_v_stride_p="i32", win_v_stride_h="i32",
+                           win_rows_stride_b="i32", win_rows_stride_m="i32", out_stride_b="i32",
+                           out_stride_h="i32"),
+                      dict(GQA=gqa, GQA_PAD=max(16, 1 << (gqa - 1).bit_length()), D=dim, D_PAD=dim, DV=dim,
+                           DV_PAD=dim, BLOCK=config.block, SPLIT=split, DOT_BF16=True),
+                      config.num_warps, config.num_stages)
+        build(at.merge_splits_kernel, "merge_splits",
+              dict(part_acc_ptr="*fp32", part_stats_ptr="*fp32", out_ptr="*bf16", num_splits="i32",
+                   out_stride_b="i32", out_stride_h="i32"),
+              dict(DV=dim, DV_PAD=dim, SPLITS_PAD=ak.MAX_SPLITS), 4)
     return records
 
 
@@ -153,7 +181,7 @@ def test_kernels_compile_for_sm90():
     spilled = [r for r in records if r["spills"]]
     assert not spilled, json.dumps(spilled[:3], indent=1)
     assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "copy_rows", "group_max_softmax",
-                                                 "topk_sorted"}
+                                                 "topk_sorted", "sparse_decode_attention", "merge_splits"}
 
 
 if __name__ == "__main__":
