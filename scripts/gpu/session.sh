@@ -21,7 +21,7 @@
 #             kernel and with the baseline's (its topk.py and topk_triton.py, both copied to
 #             .wh/topk_base; TOPK_BASELINE as above), one after the other
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
-#   fastpath  GPU tests of the kernels and selectors; python -m sglang_kv.bench layer at 32 x 64K
+#   fastpath  GPU tests of the attention kernel and the selectors; python -m sglang_kv.bench layer at 32 x 64K
 #             (Llama-3.1-8B shape) and 32 x 32K (Qwen3-30B-A3B shape), 3.125%, head groups; the
 #             32 x 64K stage profile (scripts/gpu/profile_layer.py)
 #   pcielayout scripts/gpu/pcie_layout_probe.py: zero-copy reads of the head-group payload rows in
@@ -147,7 +147,7 @@ for stage in "$@"; do
       cp results/gather_probe_h200.json "$OUT/" 2>/dev/null
       ;;
     fastpath)
-      run gpu_tests_fastpath python3 -m pytest tests/kernels tests/select -q -ra -p no:cacheprovider
+      run gpu_tests_fastpath python3 -m pytest tests/kernels/test_attention_kernels.py tests/select -q -ra -p no:cacheprovider
       run layer_head_32x64k python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
         --iters 7 --host-gib 48 --payload-group head --out "$OUT/layer_llama31_8b_h200_32x64k_head_fastpath.json"
       run layer_qwen_head_32x32k python3 -m sglang_kv.bench layer --model-shape qwen3-30b-a3b --batches 32 \
