@@ -74,7 +74,7 @@ def windowed_decode_attention(
 
 def selected_attention(q: torch.Tensor, selected: "BatchKV", members: torch.Tensor | slice, n: int,
                        win_k: torch.Tensor, win_v: torch.Tensor, win_rows: torch.Tensor, sink: int,
-                       scale: float) -> torch.Tensor:
+                       scale: float, *, fused: bool | None = None) -> torch.Tensor:
     """The offloaded decode step's attention for a group of requests with equal windows.
 
     q: ``[G, Hq, D]``, the queries of requests ``members`` of ``selected`` (a device index ``[G]``, or
@@ -83,13 +83,15 @@ def selected_attention(q: torch.Tensor, selected: "BatchKV", members: torch.Tens
     (int64 ``[G, m]``: rows of the pool ``win_k`` / ``win_v`` ``[P, Hkv, D]``; the first ``sink`` come
     before the selected tokens in position order, the others after). Returns ``[G, Hq, Dv]``.
 
-    On CUDA, one fused kernel reads the rows where they are (:mod:`sglang_kv.kernels.attention`; no
-    copy into one ``[G, Hkv, n + m, D]`` tensor). Elsewhere, :func:`sparse_decode_attention` over
-    ``[sink | selected | rest]`` concatenated in position order: the call that reproduces the stock
-    server's output bit for bit on CPU.
+    ``fused`` (default: ``q.is_cuda``): one fused kernel reads the rows where they are
+    (:mod:`sglang_kv.kernels.attention`; no copy into one ``[G, Hkv, n + m, D]`` tensor). Otherwise
+    :func:`sparse_decode_attention` over ``[sink | selected | rest]`` concatenated in position order:
+    the call that reproduces the stock server's output bit for bit on CPU. The two agree to rounding
+    (the kernel sums the tokens in another order); on CPU the kernel runs only in Triton's
+    interpreter (tests).
     """
     rows = selected.rows[members, :, :n]
-    if q.is_cuda:
+    if q.is_cuda if fused is None else fused:
         from sglang_kv.kernels import attention as attention_kernels  # lazy: Triton decorates at import
 
         return attention_kernels.sparse_decode_attention_rows(q, selected.k_rows, selected.v_rows, rows, win_k,

@@ -48,3 +48,35 @@ def test_cuda_growing_key_length_skips_cudnn():
     ops = {event.key for event in prof.key_averages()}
     assert not any("cudnn" in op for op in ops), sorted(op for op in ops if "attention" in op)
     assert any("scaled_dot_product" in op for op in ops)
+
+
+@pytest.mark.parametrize("sink", [0, 4])
+def test_selected_attention_fused_kernel_equals_the_sdpa_path(sink):
+    """The backend's call: a subset of the batch's requests (``members``), its selected rows read
+    through a permuted ``BatchKV.rows`` and only the first ``n`` of each row list, the window from a
+    KV pool by row ids with ``sink`` tokens before the selection; the fused kernel (CUDA's path, the
+    Triton interpreter here) against the SDPA over the rows concatenated (CPU's path)."""
+    from sglang_kv.select.attention import selected_attention
+    from sglang_kv.select.base import BatchKV
+
+    gen = torch.Generator().manual_seed(sink + 1)
+    batch, hq, hkv, d, width, n, pool_rows, window = 3, 8, 2, 64, 40, 33, 50, 12
+    q = torch.randn(batch, hq, d, generator=gen)
+    num_rows = batch * hkv * width
+    k_rows, v_rows = torch.randn(2, num_rows, d, generator=gen)
+    rows = torch.randperm(num_rows, generator=gen).view(batch, hkv, width)
+    selected = BatchKV(k_rows, v_rows, rows, load_bytes=0)
+    pool_k, pool_v = torch.randn(2, pool_rows, hkv, d, generator=gen)
+    members = torch.tensor([2, 0])
+    win_rows = torch.randint(0, pool_rows, (2, window), generator=gen)
+    args = (q[members], selected, members, n, pool_k, pool_v, win_rows, sink, d ** -0.5)
+    fused = selected_attention(*args, fused=True)
+    unfused = selected_attention(*args, fused=False)
+    assert fused.shape == (2, hq, d)
+    torch.testing.assert_close(fused, unfused, rtol=1e-5, atol=1e-5)
+    # and the SDPA path is the reference over the tokens in position order
+    k_win, v_win = pool_k[win_rows].transpose(1, 2), pool_v[win_rows].transpose(1, 2)
+    sel = rows[members, :, :n]
+    k_all = torch.cat([k_win[:, :, :sink], k_rows[sel], k_win[:, :, sink:]], dim=2)
+    v_all = torch.cat([v_win[:, :, :sink], v_rows[sel], v_win[:, :, sink:]], dim=2)
+    torch.testing.assert_close(unfused, reference(q[members], k_all, v_all, d ** -0.5), rtol=1e-5, atol=1e-5)
