@@ -24,6 +24,8 @@
 #   fastpath  GPU tests of the attention kernel and the selectors; python -m sglang_kv.bench layer at 32 x 64K
 #             (Llama-3.1-8B shape) and 32 x 32K (Qwen3-30B-A3B shape), 3.125%, head groups; the
 #             32 x 64K stage profile (scripts/gpu/profile_layer.py)
+#   fasttoken python -m sglang_kv.bench layer at 32 x 64K, 3.125%, token groups (the paper's), the step
+#             whole and in 2 chunks of requests; then batches 1 and 8 at 64K, head groups
 #   pcielayout scripts/gpu/pcie_layout_probe.py: zero-copy reads of the head-group payload rows in
 #             several host layouts (separate tensors vs one record per row) vs DMA; then
 #             scripts/gpu/profile_layer.py at 32 x 64K, head groups (the step's stages)
@@ -154,6 +156,13 @@ for stage in "$@"; do
         --contexts 32768 --budgets 0.03125 --iters 7 --host-gib 48 --payload-group head \
         --out "$OUT/layer_qwen3_30b_a3b_h200_32x32k_head_fastpath.json"
       run profile_head_32x64k python3 scripts/gpu/profile_layer.py --payload-group head
+      ;;
+    fasttoken)
+      run layer_token_32x64k python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
+        --iters 7 --host-gib 48 --payload-group token --chunks 1 2 \
+        --out "$OUT/layer_llama31_8b_h200_32x64k_token_fastpath.json"
+      run layer_head_small_64k python3 -m sglang_kv.bench layer --batches 1 8 --contexts 65536 --budgets 0.03125 \
+        --iters 7 --host-gib 48 --payload-group head --out "$OUT/layer_llama31_8b_h200_64k_head_b1_b8_fastpath.json"
       ;;
     pcielayout)
       run pcie_layout_probe python3 scripts/gpu/pcie_layout_probe.py --out "$OUT/pcie_layout_probe_h200.json"
