@@ -61,6 +61,11 @@ def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def next_pow2(n: int) -> int:
+    """The smallest power of two >= ``n`` (``n >= 1``): a padded ``tl.arange`` length."""
+    return 1 << (n - 1).bit_length()
+
+
 def check_config(config: Any, min_block: int) -> None:
     """A launch config (``block``, ``num_warps``, and ``programs_per_sm`` where it has one: the
     persistent kernels' configs) a wrapper can run."""

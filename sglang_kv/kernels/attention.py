@@ -30,7 +30,8 @@ from typing import NamedTuple
 import torch
 
 from sglang_kv.kernels._triton_utils import (
-    cdiv, check_config, check_kernel_device, check_out, is_interpreter, num_sms, pick_config, size_bucket,
+    cdiv, check_config, check_kernel_device, check_out, is_interpreter, next_pow2, num_sms, pick_config,
+    size_bucket,
 )
 from sglang_kv.kernels.higgs import INDEX_DTYPES, OUT_DTYPES
 
@@ -126,14 +127,14 @@ def sparse_decode_attention_rows(q: torch.Tensor, sel_k: torch.Tensor, sel_v: to
             q.stride(0), q.stride(1), sel_k.stride(0), sel_v.stride(0), *sel_rows.stride(),
             win_k.stride(0), win_k.stride(1), win_v.stride(0), win_v.stride(1), *win_rows.stride(),
             out.stride(0), out.stride(1),
-            GQA=gqa, GQA_PAD=max(16, _pow2(gqa)), D=head_dim, D_PAD=max(16, _pow2(head_dim)),
-            DV=v_head_dim, DV_PAD=max(16, _pow2(v_head_dim)), BLOCK=cfg.block, SPLIT=splits > 1,
+            GQA=gqa, GQA_PAD=max(16, next_pow2(gqa)), D=head_dim, D_PAD=max(16, next_pow2(head_dim)),
+            DV=v_head_dim, DV_PAD=max(16, next_pow2(v_head_dim)), BLOCK=cfg.block, SPLIT=splits > 1,
             DOT_BF16=not is_interpreter(),
             num_warps=cfg.num_warps, num_stages=cfg.num_stages)
         if splits > 1:
             merge_splits_kernel[(num_q_heads, batch)](
                 part_acc, part_stats, out, splits, out.stride(0), out.stride(1),
-                DV=v_head_dim, DV_PAD=_pow2(v_head_dim), SPLITS_PAD=_pow2(splits), num_warps=4)
+                DV=v_head_dim, DV_PAD=next_pow2(v_head_dim), SPLITS_PAD=next_pow2(splits), num_warps=4)
 
     if config is None:
         key = ("sparse_decode_attention_rows", str(q.device), gqa, head_dim, v_head_dim,
@@ -149,11 +150,6 @@ def check_attention_config(config: AttentionConfig) -> None:
     check_config(config, 16)
     if config.splits < 0 or config.num_stages < 1:
         raise ValueError(f"config: need splits >= 0 (0: automatic) and num_stages >= 1, got {config}")
-
-
-def _pow2(n: int) -> int:
-    """The smallest power of two >= ``n`` (``n >= 1``)."""
-    return 1 << (n - 1).bit_length()
 
 
 def _check_inputs(q, sel_k, sel_v, sel_rows, win_k, win_v, win_rows, scale) -> tuple[int, int, int, int, int]:

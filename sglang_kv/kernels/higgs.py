@@ -28,8 +28,8 @@ import torch
 
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels._triton_utils import (
-    cdiv, check_config, check_kernel_device, check_out, check_readable, common_alignment, element_type, num_sms,
-    pick_config, size_bucket,
+    cdiv, check_config, check_kernel_device, check_out, check_readable, common_alignment, element_type, next_pow2,
+    num_sms, pick_config, size_bucket,
 )
 from sglang_kv.quant.higgs import HiggsCodes, HiggsQuantizer, packing_layout
 
@@ -70,7 +70,7 @@ def _min_block(group_size: int) -> int:
 def score_columns(gqa: int) -> int:
     """``GQA_PAD`` of the score kernel: the query heads of a kv head padded to a power of two, at
     least the 16 a dot needs."""
-    return max(16, 1 << (gqa - 1).bit_length())
+    return max(16, next_pow2(gqa))
 
 
 def dot_codewords(values: int, p: int) -> int:

@@ -21,7 +21,8 @@ import torch
 
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels._triton_utils import (
-    cdiv, check_config, check_kernel_device, check_readable, element_type, num_sms, pick_config, size_bucket,
+    cdiv, check_config, check_kernel_device, check_readable, element_type, next_pow2, num_sms, pick_config,
+    size_bucket,
 )
 from sglang_kv.kernels.higgs import INDEX_DTYPES, KernelConfig
 
@@ -114,7 +115,7 @@ def copy_rows_pairs(pairs: Sequence[CopyPair], request: torch.Tensor, src_index:
         programs = max(1, min(cdiv(n, cfg.block), cfg.programs_per_sm * sms))
         copy_rows_kernel[(programs,)](
             elem, table, request, src_index, dst_index, n, src_stride // unit, dst_stride // unit,
-            ROW=row, ROW_PAD=1 << (row - 1).bit_length(), BLOCK_T=cfg.block, num_warps=cfg.num_warps)
+            ROW=row, ROW_PAD=next_pow2(row), BLOCK_T=cfg.block, num_warps=cfg.num_warps)
 
     if config is None:
         key = ("copy_rows", str(device), row, unit, src_device, size_bucket(n))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from sglang_kv.kernels._triton_utils import check_config, check_kernel_device, check_out, pick_config, size_bucket
+from sglang_kv.kernels._triton_utils import (
+    check_config, check_kernel_device, check_out, next_pow2, pick_config, size_bucket,
+)
 from sglang_kv.kernels.higgs import KernelConfig
 
 SOFTMAX_CONFIGS = [KernelConfig(1024, 4), KernelConfig(2048, 8), KernelConfig(512, 4), KernelConfig(4096, 8)]
@@ -66,7 +68,7 @@ def group_max_softmax_batch(logits: torch.Tensor, lengths: torch.Tensor, num_kv_
     def run(cfg: KernelConfig) -> None:
         group_max_softmax_kernel[(num_kv_heads, batch)](
             logits, lengths, out, width, logits.stride(0), logits.stride(1), out.stride(0), out.stride(1),
-            float(scale), GQA=gqa, GQA_PAD=1 << (gqa - 1).bit_length(), BLOCK=cfg.block,
+            float(scale), GQA=gqa, GQA_PAD=next_pow2(gqa), BLOCK=cfg.block,
             num_warps=cfg.num_warps)
 
     if config is None:
