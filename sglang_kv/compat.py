@@ -12,6 +12,9 @@ from sglang_kv.config import ConfigError, OffloadConfig
 
 logger = logging.getLogger("sglang_kv")
 
+# --kv-cache-dtype values the offload backend serves ("auto": the model's dtype)
+KV_CACHE_DTYPES = ("auto", "bf16", "bfloat16")
+
 # server_args field -> (value that is incompatible predicate, the flag to drop, why)
 _UNSUPPORTED = (
     ("speculative_algorithm", lambda v: v is not None, "--speculative-algorithm",
@@ -26,6 +29,8 @@ _UNSUPPORTED = (
      "HiCache moves the same KV to host memory on its own"),
     ("enable_hisparse", bool, "--enable-hisparse", "HiSparse is a different sparse-attention path"),
     ("is_embedding", bool, "--is-embedding", "embedding models do not decode"),
+    ("kv_cache_dtype", lambda v: v not in KV_CACHE_DTYPES, "--kv-cache-dtype",
+     f"the offloaded decode reads the pool's K/V as 16- or 32-bit floats; use one of {', '.join(KV_CACHE_DTYPES)}"),
 )
 
 
@@ -39,7 +44,8 @@ def check_server_args(config: OffloadConfig, server_args) -> None:
     for field, incompatible, flag, why in _UNSUPPORTED:
         value = getattr(server_args, field, None)
         if value is not None and incompatible(value):
-            raise ConfigError(f"--kv-offload {config.method} cannot be combined with {flag} ({why})")
+            given = flag if isinstance(value, bool) else f"{flag} {value}"
+            raise ConfigError(f"--kv-offload {config.method} cannot be combined with {given} ({why})")
     check_graph_args(config, server_args)
 
 

@@ -202,7 +202,8 @@ def build_mha_kv_pool(original, kvc, *args, **kwargs):
     plan = capacity.current_plan()
     if not _offloads(kvc) or plan is None:
         return original(kvc, *args, **kwargs)
-    if kwargs.get("quant_method") is not None or kvc.kv_cache_dtype_str == "mxfp8":
+    if kwargs.get("quant_method") is not None or kvc.kv_cache_dtype not in (torch.bfloat16, torch.float16,
+                                                                             torch.float32):
         raise ConfigError(f"--kv-offload {process_config().method}: --kv-cache-dtype {kvc.kv_cache_dtype_str} "
                           "is not supported")
     from sglang_kv.store.device import TieredKVPool

@@ -92,6 +92,7 @@ def test_aborted_request_releases_its_state(small_budget_server):
         (["--kv-offload-budget", "0.1"], "--kv-offload-budget: given without --kv-offload"),
         (["--kv-offload", "oracle", "--kv-offload-bogus", "1"], "--kv-offload-bogus: unknown sglang-kv flag"),
         (["--kv-offload", "oracle", "--enable-hierarchical-cache"], "cannot be combined with --enable-hierarchical-cache"),
+        (["--kv-offload", "yakv", "--kv-cache-dtype", "fp8_e4m3"], "cannot be combined with --kv-cache-dtype fp8_e4m3"),
     ],
 )
 def test_invalid_flags_fail_at_startup_naming_the_flag(tiny_model, flags, expected):

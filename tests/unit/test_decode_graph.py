@@ -181,3 +181,15 @@ def test_breakable_graph_buffers_hold_a_logits_output(monkeypatch):
         assert hooks.graph_output_slice(B._slice_output, graph_backend, tensor, 1).shape == (1,)  # others: SGLang's
     finally:
         hooks.process_config.cache_clear()
+
+
+@pytest.mark.parametrize("dtype", ["fp8_e4m3", "fp8_e5m2", "mxfp8", "nvfp4"])
+def test_server_args_refuse_low_precision_kv_caches(dtype):
+    """The offloaded decode reads the KV pool as 16- or 32-bit floats: other --kv-cache-dtype values
+    fail at startup naming the flag and the value; auto and bf16 pass."""
+    from sglang_kv.compat import check_server_args
+
+    for ok in ("auto", "bf16", "bfloat16"):
+        check_server_args(EAGER, SimpleNamespace(kv_cache_dtype=ok, **vars(_server_args("disabled"))))
+    with pytest.raises(ConfigError, match=f"cannot be combined with --kv-cache-dtype {dtype} "):
+        check_server_args(EAGER, SimpleNamespace(kv_cache_dtype=dtype, **vars(_server_args("disabled"))))
