@@ -1,7 +1,9 @@
 """Where one batched decode step of one layer spends its time (GPU host): the stages of
 ``bench layer``'s offload step timed apart (synchronized, median of 7), Llama-3.1-8B shape.
 
-``step_host``: the host's time to queue one step (no sync inside). ``topk*``: torch's top-k and sort
+``attention``: the fused attention as serving calls it; ``attention_kernel`` the kernel alone with
+the GB/s of the bytes it must read and write (against ~4 TB/s of HBM); ``attention_sdpa_cat`` the
+gather-cat-SDPA path it replaced. ``step_host``: the host's time to queue one step (no sync inside). ``topk*``: torch's top-k and sort
 against the package's one-launch top-k (``kernels.topk``), device and host time; with head groups,
 the gather's order of its distinct keys by binary search (the package's) against a sort. Then the whole step under
 ``torch.profiler``: a table of the ops by host (self CPU) time, kernels and copies per step, the time the GPU is busy
@@ -116,6 +118,15 @@ def main():
     loc_b = loc.view(args.batch, LOCAL, hkv, d).transpose(1, 2)
     # the fused kernel (serving's path) against SDPA over the rows concatenated (the path before it)
     stages["attention"] = timed(lambda: selected_attention(q, kv, slice(None), n, loc, loc, window, 0, scale))
+    # the kernel alone on the same rows, and the bytes it must read (K and V rows, their row ids, q) per ms
+    from sglang_kv.kernels.attention import sparse_decode_attention_rows
+
+    sel_rows = kv.rows[:, :, :n]
+    stages["attention_kernel"] = timed(lambda: sparse_decode_attention_rows(
+        q, kv.k_rows, kv.v_rows, sel_rows, loc, loc, window, scale))
+    kernel_bytes = ((sel_rows.numel() + window.numel() * hkv) * 2 * d * 2 + sel_rows.numel() * 8
+                    + window.numel() * 8 + 2 * q.numel() * 2)
+    stages["attention_kernel_GB_s"] = kernel_bytes / stages["attention_kernel"] / 1e6
     stages["attention_sdpa_cat"] = timed(lambda: sparse_decode_attention(
         q, torch.cat([kv.k[:, :, :n], loc_b], 2), torch.cat([kv.v[:, :, :n], loc_b], 2), scale))
     stages["load_bytes"] = kv.load_bytes
