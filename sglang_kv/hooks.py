@@ -202,8 +202,9 @@ def build_mha_kv_pool(original, kvc, *args, **kwargs):
     plan = capacity.current_plan()
     if not _offloads(kvc) or plan is None:
         return original(kvc, *args, **kwargs)
-    if kwargs.get("quant_method") is not None or kvc.kv_cache_dtype not in (torch.bfloat16, torch.float16,
-                                                                             torch.float32):
+    from sglang_kv.kernels.attention import FLOAT_DTYPES  # the pool dtypes the decode attention reads
+
+    if kwargs.get("quant_method") is not None or kvc.kv_cache_dtype not in FLOAT_DTYPES:
         raise ConfigError(f"--kv-offload {process_config().method}: --kv-cache-dtype {kvc.kv_cache_dtype_str} "
                           "is not supported")
     from sglang_kv.store.device import TieredKVPool

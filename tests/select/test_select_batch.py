@@ -102,9 +102,8 @@ def test_yakv_device_cache_reads_what_the_host_holds(payload_group, cache, ks, k
         for s in summaries:  # every filled slot holds its row's bytes
             rows = s.device["cache_row"]
             filled = (rows >= 0).nonzero().squeeze(1)
-            host = sel._payload_rows(s.payload, s.device)["v"][0]
+            host, scales = sel._payload_rows(s.payload, s.device)["v"]
             assert torch.equal(s.device["cache_v_codes"].view(rows.numel(), -1)[filled], host[rows[filled]])
-            scales = sel._payload_rows(s.payload, s.device)["v"][1]
             assert torch.equal(s.device["cache_v_scales"].view(rows.numel(), -1)[filled], scales[rows[filled]])
     assert hits > 0
 
