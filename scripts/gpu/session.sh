@@ -42,7 +42,12 @@
 #             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each);
 #             QWEN_OFFLOAD_ARGS adds --kv-offload-* flags (e.g. "--kv-offload-decode-chunks 2"; offload
 #             servers always log --kv-offload-decode-timing 4), QWEN_BENCH_ARGS bench flags (e.g.
-#             "--no-cuda-graph"), QWEN_TAG names the result (default: the method)
+#             "--no-cuda-graph"), QWEN_TAG names the result (default: the method); QWEN_TREE serves
+#             another revision of the package: a folder made on the dev machine with
+#             `mkdir -p .wh/base && git archive REV pyproject.toml README.md sglang_kv text2json loadtest
+#             | tar -x -C .wh/base` and carried; the bench then runs from that folder, so it and the
+#             server it starts import that tree's sglang_kv (set SGLANG_KV_COMMIT to REV for that
+#             call: the result records it)
 # Every stage writes logs and result JSONs under $OUT (and results/ in the working copy).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -195,12 +200,15 @@ for stage in "$@"; do
     serveqwen)
       method=${QWEN_METHOD:-yakv}
       tag=${QWEN_TAG:-$method}
+      repo=$(pwd)
+      cd "${QWEN_TREE:-.}" || exit 1
       # shellcheck disable=SC2086  # QWEN_BENCH_ARGS: extra bench flags, word-split on purpose
       run serve_qwen_32x32k_$tag python3 -m sglang_kv.bench serve --model qwen3-30b-a3b --methods $method \
         --num-requests 32 --prompt-len 32768 --output-len 32 --vocab 151000 --server-args "--cuda-graph-max-bs 32" \
         --offload-args "--kv-offload-host-mem 40 --kv-offload-decode-timing 4 ${QWEN_OFFLOAD_ARGS:-}" \
         --log-dir "$OUT/logsqwen_$tag" ${QWEN_BENCH_ARGS:-} \
-        --out results/serve_qwen3_30b_a3b_32x32k_h200_$tag.json
+        --out "$repo/results/serve_qwen3_30b_a3b_32x32k_h200_$tag.json"
+      cd "$repo"
       cp results/serve_qwen3_30b_a3b_32x32k_h200_$tag.json "$OUT/" 2>/dev/null
       ;;
     *) echo "unknown stage $stage"; exit 2 ;;
