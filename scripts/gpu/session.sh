@@ -36,7 +36,11 @@
 #             tokens (a tiny Llama on the GPU; server logs under $OUT/graph_logs)
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   servegraph64k the same with decode graphs (--kv-offload-decode-graph 1), 32 output tokens and the
-#             step timing logged; GRAPH64K_TAG names the result (default: graph)
+#             step timing logged; GRAPH64K_TAG names the result (default: graph); GRAPH64K_METHOD
+#             serves another method (none: stock, whose CUDA graphs are its own; shadowkv), and
+#             GRAPH64K_OFFLOAD_ARGS / GRAPH64K_BENCH_ARGS replace the offload flags / add bench flags
+#             (e.g. shadowkv: GRAPH64K_OFFLOAD_ARGS="--kv-offload-host-mem 72 --kv-offload-decode-timing 4"
+#             GRAPH64K_BENCH_ARGS="--output-len 12")
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
 #             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each);
@@ -184,11 +188,13 @@ for stage in "$@"; do
       ;;
     servegraph64k)
       tag=${GRAPH64K_TAG:-graph}
-      run serve_llama_32x64k_$tag python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods yakv \
+      method=${GRAPH64K_METHOD:-yakv}
+      # shellcheck disable=SC2086  # GRAPH64K_BENCH_ARGS: extra bench flags, word-split on purpose
+      run serve_llama_32x64k_$tag python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods $method \
         --num-requests 32 --prompt-len 65536 --output-len 32 --vocab 128000 --server-args "--cuda-graph-max-bs 32" \
-        --offload-args "--kv-offload-host-mem 72 --kv-offload-decode-timing 4 --kv-offload-decode-graph 1" \
-        --log-dir "$OUT/logs64k_$tag" --out results/serve_llama31_8b_32x64k_h200_yakv_$tag.json
-      cp results/serve_llama31_8b_32x64k_h200_yakv_$tag.json "$OUT/" 2>/dev/null
+        --offload-args "${GRAPH64K_OFFLOAD_ARGS:---kv-offload-host-mem 72 --kv-offload-decode-timing 4 --kv-offload-decode-graph 1}" \
+        --log-dir "$OUT/logs64k_$tag" ${GRAPH64K_BENCH_ARGS:-} --out results/serve_llama31_8b_32x64k_h200_${method}_$tag.json
+      cp results/serve_llama31_8b_32x64k_h200_${method}_$tag.json "$OUT/" 2>/dev/null
       ;;
     serve16k)
       run serve_llama_8x16k python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods none,yakv,shadowkv \
