@@ -93,11 +93,11 @@ def main():
     a, b = hk.hadamard_factors(1024)
     gather_signature = dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", table_ptr="*i64",
                             request_ptr="*i32", grid_ptr="*i32", out_ptr="*bf16", num_out="i32", codes_stride="i32",
-                            scales_stride="i32", out_stride="i32")
+                            scales_stride="i32", out_stride="i32", group_stride="i32")
     for config in hk.dequantize_gather_configs(1024):
         for label, module in versions.items():
             constexprs = dict(N=1024, A=a, B=b, NUM_POINTS=256, J_PAD=hk.dot_codewords(b, 2), HAS_TABLE=True,
-                              CODES_ALIGN=16, BLOCK_T=config.block, **hk._packing_meta(store))
+                              CODES_ALIGN=16, BLOCK_T=config.block, ROW_GROUPS=1, **hk._packing_meta(store))
             print("gather", tuple(config), label,
                   profile(module.higgs_dequantize_gather_kernel, gather_signature, constexprs, config))
 

@@ -1,7 +1,8 @@
 """Where the zero-copy payload gather of one batched decode step loses PCIe bandwidth (GPU host).
 
-The K and V rows yakv's token groups read in one 32 x 64K step at 3.125% (Llama-3.1-8B shape), timed
-side by side in one run (median of ``do_bench``), GB/s of host bytes read:
+The K|V records yakv's token groups read in one 32 x 64K step at 3.125% (Llama-3.1-8B shape; one
+record per token, K's codes then V's, read whole by the group-major gather), timed side by side in
+one run (median of ``do_bench``), GB/s of host bytes read:
 
 - ``fused``: the zero-copy dequantize-gather reading the codes from pinned memory and the scales
   from GPU memory, the package's layout since 2026-12-03 (its fastest config);
@@ -77,56 +78,52 @@ def main():
     n = keys_.numel()
     request, token = (keys_ // context).to(torch.int32), keys_ % context
     pq = sel.payload_q
-    host = [sel._payload_rows(s.payload, s.device) for s in summaries]  # {k, v: (codes [ctx, 512], scales [ctx, 1])}
-    pairs = [host[b][name] for name in "kv" for b in range(batch)]  # K's stores, then V's
+    pairs = [sel._payload_rows(s.payload, s.device) for s in summaries]  # (codes [ctx, 1024], scales [ctx, 2])
     code_bytes, scale_bytes = pairs[0][0].shape[1], pairs[0][1].shape[1] * pairs[0][1].element_size()
-    two_request = torch.cat([request, request + batch])
-    two_token = token.repeat(2)
     results = {"rows": n, "row_code_bytes": code_bytes, "row_scale_bytes": scale_bytes, "variants": {}}
 
     def record(name, ms, nbytes, **extra):
         results["variants"][name] = {"ms": ms, "host_bytes": nbytes, "GB_s": nbytes / ms / 1e6, **extra}
         print(f"{name:24s} {ms:7.3f} ms {nbytes / ms / 1e6:6.1f} GB/s {extra or ''}", flush=True)
 
-    host_bytes = 2 * n * code_bytes
-    out = torch.empty(2 * n, pq.group_size * (code_bytes // pq.group_code_bytes), dtype=torch.bfloat16, device=dev)
+    host_bytes = n * code_bytes
+    out = torch.empty(2, n, pq.group_size, dtype=torch.bfloat16, device=dev)  # K's rows, then V's
     refs = [hk.store_ref(pq, c, sc, dev) for c, sc in pairs]
 
     def gather(config, stores=refs):
-        return lambda: hk.dequantize_gather_refs(pq, stores, two_request, two_token, out=out, config=config)
+        return lambda: hk.dequantize_gather_refs(pq, stores, request, token, out=out, config=config, group_major=True)
 
-    fused = {cfg: bench(gather(cfg)) for cfg in hk.dequantize_gather_configs(pq.group_size)[:None if CUDA else 1]}
+    configs = hk.dequantize_gather_configs(pq.group_size, 2)
+    fused = {cfg: bench(gather(cfg)) for cfg in configs[:None if CUDA else 1]}
     best_fused = min(fused, key=fused.get)
     record("fused", fused[best_fused], host_bytes, config=list(best_fused))
     pinned_scales = [sc.cpu().pin_memory() if CUDA else sc for _, sc in pairs]
     refs_sp = [hk.store_ref(pq, c, sc, dev) for (c, _), sc in zip(pairs, pinned_scales)]
-    record("fused_scales_pinned", bench(gather(best_fused, refs_sp)), 2 * n * (code_bytes + scale_bytes))
+    record("fused_scales_pinned", bench(gather(best_fused, refs_sp)), n * (code_bytes + scale_bytes))
     record("auto", bench(gather(None)), host_bytes)
 
-    stage_codes = torch.empty(2, n, code_bytes, dtype=torch.uint8, device=dev)
-    stage_scales = torch.empty(2, n, pairs[0][1].shape[1], dtype=pairs[0][1].dtype, device=dev)
-    code_pairs = [rk.copy_pair(c, stage_codes[i // batch], dev) for i, (c, _) in enumerate(pairs)]
-    scale_pairs = [rk.copy_pair(sc, stage_scales[i // batch], dev) for i, sc in enumerate(pinned_scales)]
-    dst = torch.arange(n, device=dev).repeat(2)
+    stage_codes = torch.empty(n, code_bytes, dtype=torch.uint8, device=dev)
+    stage_scales = torch.empty(n, pairs[0][1].shape[1], dtype=pairs[0][1].dtype, device=dev)
+    code_pairs = [rk.copy_pair(c, stage_codes, dev) for c, _ in pairs]
+    scale_pairs = [rk.copy_pair(sc, stage_scales, dev) for sc in pinned_scales]
+    dst = torch.arange(n, device=dev)
     sweep = []
     for block in (4, 8, 16, 32, 64) if CUDA else (8,):
         for warps in (1, 2, 4, 8) if CUDA else (2,):
             for pps in (2, 4, 8, 16, 32) if CUDA else (8,):
                 cfg = hk.KernelConfig(block, warps, pps)
-                ms = bench(lambda: rk.copy_rows_pairs(code_pairs, two_request, two_token, dst, config=cfg))
-                sweep.append({"config": list(cfg), "ms": ms, "GB_s": 2 * n * code_bytes / ms / 1e6})
+                ms = bench(lambda: rk.copy_rows_pairs(code_pairs, request, token, dst, config=cfg))
+                sweep.append({"config": list(cfg), "ms": ms, "GB_s": n * code_bytes / ms / 1e6})
     best = min(sweep, key=lambda r: r["ms"])
     results["copy_codes_sweep"] = sweep
-    record("copy_codes", best["ms"], 2 * n * code_bytes, config=best["config"])
-    record("copy_codes_auto", bench(lambda: rk.copy_rows_pairs(code_pairs, two_request, two_token, dst)),
-           2 * n * code_bytes)
-    record("copy_scales", bench(lambda: rk.copy_rows_pairs(scale_pairs, two_request, two_token, dst)),
-           2 * n * scale_bytes)
-    stage_refs = [hk.store_ref(pq, stage_codes[i], stage_scales[i], dev) for i in range(2)]
-    stage_request = torch.arange(2, device=dev, dtype=torch.int32).repeat_interleave(n)
+    record("copy_codes", best["ms"], n * code_bytes, config=best["config"])
+    record("copy_codes_auto", bench(lambda: rk.copy_rows_pairs(code_pairs, request, token, dst)), n * code_bytes)
+    record("copy_scales", bench(lambda: rk.copy_rows_pairs(scale_pairs, request, token, dst)), n * scale_bytes)
+    stage_refs = [hk.store_ref(pq, stage_codes, stage_scales, dev)]
+    stage_request = torch.zeros(n, device=dev, dtype=torch.int32)
     record("dequantize_from_device",
-           bench(lambda: hk.dequantize_gather_refs(pq, stage_refs, stage_request, dst, out=out)), 0)
-    bulk_host = torch.empty(2 * n * code_bytes, dtype=torch.uint8, pin_memory=CUDA)
+           bench(lambda: hk.dequantize_gather_refs(pq, stage_refs, stage_request, dst, out=out, group_major=True)), 0)
+    bulk_host = torch.empty(n * code_bytes, dtype=torch.uint8, pin_memory=CUDA)
     bulk_dev = torch.empty_like(bulk_host, device=dev)
     record("dma", bench(lambda: bulk_dev.copy_(bulk_host, non_blocking=True)), bulk_host.numel())
     results["tuning"] = {str(key): {"chosen": str(v["chosen"]), "median_ms": {str(c): t for c, t in

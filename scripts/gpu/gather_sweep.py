@@ -1,6 +1,6 @@
-"""Zero-copy dequantize-gather from pinned host memory across kernel configs (GPU host): the K
-payload rows one batched decode step reads at Llama-3.1-8B shape (yakv token groups, 32 x 64K,
-3.125%), GB/s of PCIe payload per config.
+"""Zero-copy dequantize-gather from pinned host memory across kernel configs (GPU host): the K|V
+payload records one batched decode step reads at Llama-3.1-8B shape (yakv token groups, 32 x 64K,
+3.125%; each record read whole, group-major), GB/s of PCIe payload per config.
 
     python scripts/gpu/gather_sweep.py
 """
@@ -34,10 +34,9 @@ def main(batch=32, context=65536, budget=0.03125):
     rows, _ = torch.unique(torch.arange(batch, device="cuda")[:, None, None] * context + selection.index,
                            return_inverse=True)
     request, token = (rows // context).to(torch.int32), rows % context
-    codes = [s.payload["k_codes"] for s in summaries]
-    scales = [s.device["k_scales"] for s in summaries]
-    nbytes = rows.numel() * sel.payload_q.bytes_per_vector(1024)
-    out = torch.empty(rows.numel(), 1024, device="cuda")
+    codes, scales = zip(*(sel._payload_rows(s.payload, s.device) for s in summaries))  # K|V records
+    nbytes = rows.numel() * 2 * sel.payload_q.bytes_per_vector(1024)
+    out = torch.empty(2, rows.numel(), 1024, device="cuda")
     results = []
     for block in (1, 2, 4, 8):
         for warps in (2, 4, 8):
@@ -45,7 +44,8 @@ def main(batch=32, context=65536, budget=0.03125):
                 cfg = hk.KernelConfig(block, warps, pps)
                 try:
                     ms = triton.testing.do_bench(lambda: hk.dequantize_gather_batch(
-                        sel.payload_q, codes, scales, request, token, dtype=torch.float32, out=out, config=cfg),
+                        sel.payload_q, codes, scales, request, token, dtype=torch.float32, out=out, config=cfg,
+                        group_major=True),
                         warmup=5, rep=30, return_mode="median")
                 except Exception as error:  # noqa: BLE001 - a config that does not run is reported
                     results.append({"config": list(cfg), "error": str(error)[:200]})

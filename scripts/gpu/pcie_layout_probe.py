@@ -1,8 +1,10 @@
 """How the host layout of yakv's head-group payload rows bounds the zero-copy gather (GPU host).
 
 One 32 x 64K decode step at 3.125% (Llama-3.1-8B shape, head groups) reads, for every selected
-(token, kv head), K codes (64 B), V codes (64 B) and one float16 scale each: 132 B. Today they sit
-in four host tensors, so a row costs four PCIe reads, two of them 2 bytes long. This probe copies the
+(token, kv head), K codes (64 B), V codes (64 B) and one float16 scale each: 132 B. When this probe
+was written they sat in four host tensors, so a row cost four PCIe reads, two of them 2 bytes long
+(the package has since kept the scales on the GPU and, after this probe's ``record_128_scales_dev``,
+stores K|V records read whole by the group-major gather). This probe copies the
 same rows (sorted, as the gather reads them) from pinned memory to the GPU with a plain Triton
 row-copy kernel, no dequantize, for several layouts, side by side in one run (median of
 ``do_bench``, best of a small config sweep), and reports GB/s of useful bytes (132 per row):

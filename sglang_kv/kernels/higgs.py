@@ -166,7 +166,7 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
 
 
 # --- dequantize-gather -----------------------------------------------------------------------------
-def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
+def dequantize_gather_configs(group_size: int, row_groups: int = 1) -> list[KernelConfig]:
     """Candidates: about 1K to 8K values per block, fewer / more programs in flight, 2 warps (the
     zero-copy reads of 1024-channel rows from pinned host memory ran 22% faster with 2 warps than
     with 4 on the H200: ``scripts/gpu/gather_sweep.py``, ``results/logs/gather_sweep_h200.log``) and
@@ -181,14 +181,18 @@ def dequantize_gather_configs(group_size: int) -> list[KernelConfig]:
     8192 values in 4 warps: the fastest for the per-head rows of 128-channel groups (64 rows of 66
     bytes), 0.137 ms against 0.200 ms for the best of the others over all rows of 128K Llama-3.1-8B
     tokens (``scripts/gpu/kernel_sweep.py --only gather --group-sizes 128``,
-    ``results/gather_sweep_h200_g128.json``)."""
+    ``results/gather_sweep_h200_g128.json``).
+
+    ``row_groups``: groups each program reads per row (2 for the K|V records of a group-major
+    gather); the values per block count all of them."""
     configs = []
     for values, programs_per_sm, warps, stages in ((2048, 8, None, 1), (2048, 8, None, 3), (4096, 8, None, 3),
                                                    (8192, 4, None, 3), (8192, 4, 4, 3), (4096, 16, None, 3),
                                                    (2048, 4, None, 3), (1024, 8, 2, 3), (1024, 8, 2, 1),
                                                    (4096, 2, 2, 3)):
-        block = max(_min_block(group_size), values // group_size)
-        config = KernelConfig(block, warps or (8 if block * group_size >= 8192 else 4), programs_per_sm, stages)
+        block = max(_min_block(group_size), values // (row_groups * group_size))
+        config = KernelConfig(block, warps or (8 if block * row_groups * group_size >= 8192 else 4), programs_per_sm,
+                              stages)
         if config not in configs:
             configs.append(config)
     return configs
@@ -204,13 +208,17 @@ def dequantize_gather_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales
 
 def dequantize_gather_batch_ref(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
                                 scales: Sequence[torch.Tensor], request: torch.Tensor, index: torch.Tensor,
-                                dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+                                dtype: torch.dtype = torch.bfloat16, *, group_major: bool = False) -> torch.Tensor:
     """Torch path of :func:`dequantize_gather_batch`: :func:`dequantize_gather_ref` per store."""
-    out = torch.empty((*index.shape, quantizer.group_size * scales[0].shape[-1]), dtype=dtype, device=index.device)
+    num_groups = scales[0].shape[-1]
+    out = torch.empty((*index.shape, quantizer.group_size * num_groups), dtype=dtype, device=index.device)
     for b in torch.unique(request).tolist():
         rows = request == b
         out[rows] = dequantize_gather_ref(quantizer, codes[b], scales[b], index[rows], dtype)
-    return out
+    if not group_major:
+        return out
+    return out.view(-1, num_groups, quantizer.group_size).transpose(0, 1).contiguous().view(
+        num_groups, *index.shape, quantizer.group_size)
 
 
 def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
@@ -262,24 +270,32 @@ def store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tens
 def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
                             scales: Sequence[torch.Tensor], request: torch.Tensor, index: torch.Tensor, *,
                             dtype: torch.dtype = torch.bfloat16, out: torch.Tensor | None = None,
-                            config: KernelConfig | None = None) -> torch.Tensor:
+                            config: KernelConfig | None = None, group_major: bool = False) -> torch.Tensor:
     """:func:`dequantize_gather` over the stores of several requests in one launch.
 
     codes[b], scales[b]: request ``b``'s store, as in :func:`dequantize_gather` (all with the same
     channels and row strides; device or pinned host memory). request: int32 ``[...]``, index: int32
     / int64 of the same shape, both on the compute device: output row ``i`` is row ``index[i]`` of
-    store ``request[i]`` (neither is checked on the device). Returns ``out [..., C]``.
+    store ``request[i]`` (neither is checked on the device). Returns ``out [..., C]``
+    (``group_major``: ``[2, ..., group_size]``, :func:`dequantize_gather_refs`).
     """
     if len(codes) != len(scales) or not codes:
         raise ValueError(f"need one scales tensor per codes tensor (at least one), got {len(codes)} and {len(scales)}")
     refs = [store_ref(quantizer, c, sc, index.device) for c, sc in zip(codes, scales)]
-    return dequantize_gather_refs(quantizer, refs, request, index, dtype=dtype, out=out, config=config)
+    return dequantize_gather_refs(quantizer, refs, request, index, dtype=dtype, out=out, config=config,
+                                  group_major=group_major)
 
 
 def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], request: torch.Tensor,
                            index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
-                           out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
-    """:func:`dequantize_gather_batch` on stores checked once by :func:`store_ref` (same layout for all)."""
+                           out: torch.Tensor | None = None, config: KernelConfig | None = None,
+                           group_major: bool = False) -> torch.Tensor:
+    """:func:`dequantize_gather_batch` on stores checked once by :func:`store_ref` (same layout for all).
+
+    ``group_major``: for stores of rows of two groups, such as yakv's K|V records (K's group, then
+    V's): each program reads a row's two groups in one contiguous load (a zero-copy read of a 128-byte
+    record costs less than two reads of 64 bytes), and the result is ``out [2, *index.shape,
+    group_size]``, group ``g`` of row ``index[i]`` at ``out[g, i]``."""
     device = _check_gather_index(index, dtype)
     batched = _batched(quantizer, stores, device)
     if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
@@ -288,7 +304,7 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
     table = device_ints([(st.codes, st.scales) for st in stores], device)  # (S, 2)
     return _launch_gather(quantizer, batched.num_channels, batched.codes_type, batched.scales_type,
                           batched.codes_stride, batched.scales_stride, table, request.reshape(-1).contiguous(), index,
-                          dtype, out, config, batched.codes_device, batched.codes_align)
+                          dtype, out, config, batched.codes_device, batched.codes_align, group_major)
 
 
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
@@ -334,14 +350,20 @@ def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device
 
 
 def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_stride, table, request, index,
-                   dtype, out, config, codes_device: str, codes_align: int = 1) -> torch.Tensor:
-    """Dequantize-gather launch into ``out [*index.shape, C]``: one store (``codes``, ``scales``; ``table``
-    None) or, with ``table``, the stores it lists (``codes`` / ``scales`` then only give the element
-    types; every store has the row strides ``codes_stride``, ``scales_stride``); ``codes_device``:
-    "cpu" when any store's codes are in host memory (the tuning key); ``codes_align``: the alignment
-    of every codes address in ``table``."""
+                   dtype, out, config, codes_device: str, codes_align: int = 1, group_major: bool = False) -> torch.Tensor:
+    """Dequantize-gather launch into ``out [*index.shape, C]`` (``group_major``: ``[2, *index.shape, N]``
+    from rows of two groups, read whole): one store (``codes``, ``scales``; ``table`` None) or, with
+    ``table``, the stores it lists (``codes`` / ``scales`` then only give the element types; every
+    store has the row strides ``codes_stride``, ``scales_stride``); ``codes_device``: "cpu" when any
+    store's codes are in host memory (the tuning key); ``codes_align``: the alignment of every codes
+    address in ``table``."""
     device = index.device
-    shape = (*index.shape, num_channels)
+    n = quantizer.group_size
+    num_groups = num_channels // n
+    row_groups = num_groups if group_major else 1
+    if group_major and num_groups != 2:
+        raise ValueError(f"group_major gathers rows of 2 groups (K|V records), got {num_groups} of {n} channels")
+    shape = (num_groups, *index.shape, n) if group_major else (*index.shape, num_channels)
     if out is None:
         out = torch.empty(shape, dtype=dtype, device=device)
     check_out(out, shape, (dtype,), device, "out")
@@ -351,11 +373,9 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
     num_out = flat_index.numel()
     if num_out == 0:
         return out
-    out2d = out.view(num_out, num_channels)
+    out_stride, group_stride = (n, num_out * n) if group_major else (num_channels, n)
     from sglang_kv.kernels.higgs_triton import higgs_dequantize_gather_kernel
 
-    n = quantizer.group_size
-    num_groups = num_channels // n
     a, b = hadamard_factors(n)
     words = grid_words(quantizer, device)
     meta = _packing_meta(quantizer)
@@ -363,20 +383,21 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
     has_table = table is not None
 
     def run(cfg: KernelConfig) -> None:
-        programs = min(cdiv(num_out, cfg.block), max(1, cfg.programs_per_sm * sms // num_groups))
-        higgs_dequantize_gather_kernel[(programs, num_groups)](
+        launches = num_groups // row_groups  # programs per block of rows
+        programs = min(cdiv(num_out, cfg.block), max(1, cfg.programs_per_sm * sms // launches))
+        higgs_dequantize_gather_kernel[(programs, launches)](
             codes, scales, flat_index, table if has_table else flat_index, request if has_table else flat_index,
-            words, out2d, num_out, codes_stride, scales_stride, out2d.stride(0),
+            words, out, num_out, codes_stride, scales_stride, out_stride, group_stride,
             N=n, A=a, B=b, NUM_POINTS=quantizer.num_points, J_PAD=dot_codewords(b, quantizer.p),
-            HAS_TABLE=has_table, CODES_ALIGN=codes_align, BLOCK_T=cfg.block,
+            HAS_TABLE=has_table, CODES_ALIGN=codes_align, BLOCK_T=cfg.block, ROW_GROUPS=row_groups,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta,
         )
 
     if config is None:
         key = ("higgs_dequantize_gather", str(device), n, num_groups, quantizer.p, quantizer.bits,
-               quantizer.scale_dtype, dtype, codes_device, has_table, codes_align,
+               quantizer.scale_dtype, dtype, codes_device, has_table, codes_align, row_groups,
                size_bucket(num_out))
-        config = pick_config(key, dequantize_gather_configs(n), run)
+        config = pick_config(key, dequantize_gather_configs(n, row_groups), run)
     check_config(config, _min_block(n))
     run(config)
     return out

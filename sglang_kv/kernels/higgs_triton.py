@@ -222,17 +222,21 @@ def higgs_quantize_kernel(
 @triton.jit
 def higgs_dequantize_gather_kernel(
     codes_ptr, scales_ptr, index_ptr, table_ptr, request_ptr, grid_ptr, out_ptr,
-    num_out, codes_stride, scales_stride, out_stride,
+    num_out, codes_stride, scales_stride, out_stride, group_stride,
     N: tl.constexpr, A: tl.constexpr, B: tl.constexpr, P: tl.constexpr,
     NUM_POINTS: tl.constexpr, J_PAD: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
-    HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, BLOCK_T: tl.constexpr,
+    HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, BLOCK_T: tl.constexpr, ROW_GROUPS: tl.constexpr,
 ):
     """``out[i, group] = dequantize(codes[index[i], group], scales[index[i], group])``.
 
-    Programs ``(program_id(0), group)`` loop over blocks of ``BLOCK_T`` output rows with stride
-    ``num_programs(0)``. codes: uint8 ``[*, C * bits / 8]`` (device or pinned host memory, read
-    directly), scales ``[*, C / N]``, index int ``[num_out]``, grid: packed words ``[NUM_POINTS]``
-    (:func:`_codewords`), out ``[num_out, C]``. ``HAS_TABLE``: output row ``i`` reads the store of
+    Programs ``(program_id(0), program_id(1))`` loop over blocks of ``BLOCK_T`` output rows with stride
+    ``num_programs(0)``; each reads ``ROW_GROUPS`` adjacent groups of its rows (``1`` or ``2``, groups
+    ``program_id(1) * ROW_GROUPS ..``) in one load per row, so a row of two groups (a K|V record) is
+    read as one contiguous span. codes: uint8 ``[*, C * bits / 8]`` (device or pinned host memory,
+    read directly), scales ``[*, C / N]``, index int ``[num_out]``, grid: packed words ``[NUM_POINTS]``
+    (:func:`_codewords`). Group ``g`` of output row ``i`` starts at ``out + i * out_stride + g *
+    group_stride``: ``out [num_out, C]`` with ``group_stride = N``, or group-major ``[num_groups,
+    num_out, N]`` with ``group_stride = num_out * N``. ``HAS_TABLE``: output row ``i`` reads the store of
     request ``request[i]`` (int32 ``[num_out]``), whose codes and scales addresses are row
     ``request[i]`` of the int64 ``table [B, 2]`` (every store with the same row strides; every codes
     address a multiple of ``CODES_ALIGN``); ``codes_ptr`` / ``scales_ptr`` only give the element
@@ -240,7 +244,9 @@ def higgs_dequantize_gather_kernel(
     output row: reads ``C * bits / 8 + num_groups * scale.itemsize`` plus the index, writes
     ``C * out.itemsize`` bytes.
     """
-    group = tl.program_id(1)
+    G: tl.constexpr = ROW_GROUPS
+    group = tl.program_id(1) * G  # the first of the program's groups
+    offs_g = tl.arange(0, G)
     h_a = _hadamard_matrix(16 if A == 1 else A)  # unused when A == 1
     W: tl.constexpr = N // P // K
     offs_n = tl.arange(0, N)
@@ -258,18 +264,21 @@ def higgs_dequantize_gather_kernel(
         else:
             codes_base = codes_ptr
             scales_base = scales_ptr
-        # each row's group as A rows of B values (B / P codewords): x = H_A X H_B
-        idx = _load_index_rows(codes_base + rows * codes_stride + group * (W * U), mask, A, B // P, J_PAD,
-                               IDX_BITS, K, U, BLOCK_T)  # (T*A, J_PAD)
-        y = _transform_codewords(_codewords(grid_words, idx, BLOCK_T * A, J_PAD), B, B // P, J_PAD, P)  # X H_B
+        # each row's G groups as G * A rows of B values (B / P codewords), adjacent in memory: one
+        # load; x = H_A X H_B per group
+        idx = _load_index_rows(codes_base + rows * codes_stride + group * (W * U), mask, G * A, B // P, J_PAD,
+                               IDX_BITS, K, U, BLOCK_T)  # (T*G*A, J_PAD)
+        y = _transform_codewords(_codewords(grid_words, idx, BLOCK_T * G * A, J_PAD), B, B // P, J_PAD, P)  # X H_B
         if A == 1:
             x = y
         else:
-            x = _hadamard_finish(y, h_a, BLOCK_T, N, A, B)
-        scale = tl.load(scales_base + rows * scales_stride + group, mask=mask, other=0.0).to(tl.float32)
-        x = x * (scale / N)[:, None]
-        out_ptrs = out_ptr + offs.to(tl.int64)[:, None] * out_stride + group * N + offs_n[None, :]
-        tl.store(out_ptrs, x.to(out_ptr.dtype.element_ty), mask=mask[:, None])
+            x = _hadamard_finish(y, h_a, BLOCK_T * G, N, A, B)  # (T*G, N)
+        scale_ptrs = (scales_base + rows * scales_stride + group)[:, None] + offs_g[None, :]
+        scale = tl.load(scale_ptrs, mask=mask[:, None], other=0.0).to(tl.float32)  # (T, G)
+        x = tl.reshape(x, (BLOCK_T, G, N)) * (scale / N)[:, :, None]
+        out_ptrs = (out_ptr + offs.to(tl.int64)[:, None, None] * out_stride
+                    + (group + offs_g).to(tl.int64)[None, :, None] * group_stride + offs_n[None, None, :])
+        tl.store(out_ptrs, x.to(out_ptr.dtype.element_ty), mask=mask[:, None, None])
 
 
 @triton.jit

@@ -68,15 +68,16 @@ def _is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def _dequantize_gather_batch(kernels: bool, quantizer, stores, request, index, dtype) -> torch.Tensor:
-    """Rows ``index`` of stores ``request`` in ``dtype``: the Triton kernel on checked refs, or its torch
-    reference on ``(codes, scales)`` pairs."""
+def _dequantize_gather_records(kernels: bool, quantizer, stores, request, index, dtype) -> torch.Tensor:
+    """K and V of the K|V records ``index`` of stores ``request``, ``[2, n, group]`` in ``dtype``: the
+    Triton kernel on checked refs (one contiguous read per record), or its torch reference on
+    ``(codes, scales)`` pairs."""
     from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
 
     if kernels:
-        return higgs_kernels.dequantize_gather_refs(quantizer, stores, request, index, dtype=dtype)
+        return higgs_kernels.dequantize_gather_refs(quantizer, stores, request, index, dtype=dtype, group_major=True)
     return higgs_kernels.dequantize_gather_batch_ref(quantizer, [c for c, _ in stores], [sc for _, sc in stores],
-                                                     request, index, dtype=dtype)
+                                                     request, index, dtype=dtype, group_major=True)
 
 
 def _copy_rows(kernels: bool, pairs, request, src_index, dst_index) -> None:
@@ -188,26 +189,30 @@ class YakvSelector(Selector):
             lm = _quantize(self.landmark_q, keys)  # (L, Hkv, *)
             device.update(landmark_codes=lm.codes.reshape(num_tokens, -1), landmark_scales=lm.scales[..., 0])
         stored_keys = inverse_rope(keys, positions, self.rope) if self.key_rope == "pre" else keys
-        payload = {}
-        for name, x in (("k", stored_keys), ("v", values)):
-            encoded = self._encode(name, x)
-            if self.kv_bits == 4:  # the scales stay on the GPU
-                device[f"{name}_scales"] = encoded.pop(f"{name}_scales")
-            payload.update(encoded)
+        if self.kv_bits == 4:
+            codes, scales = self._encode_records(stored_keys, values)
+            payload = {"kv_codes": codes}
+            device["kv_scales"] = scales  # the scales stay on the GPU
+        elif self.kv_bits == 8:
+            payload = {"k": stored_keys.to(torch.float8_e4m3fn), "v": values.to(torch.float8_e4m3fn)}
+        else:
+            payload = {"k": stored_keys.contiguous(), "v": values.contiguous()}
         if self.cache:
-            rows = self._payload_rows(payload, device)
-            tensors = {f"{name}_{part}": rows[name][i] for name in "kv" for i, part in enumerate(("codes", "scales"))}
-            device.update(row_cache.new_cache(self.cache_slots(num_tokens), tensors, keys.device))
+            codes, scales = self._payload_rows(payload, device)
+            device.update(row_cache.new_cache(self.cache_slots(num_tokens), {"kv_codes": codes, "kv_scales": scales},
+                                              keys.device))
         return LayerSummary(num_tokens=num_tokens, positions=positions, device=device, payload=payload)
 
-    def _encode(self, name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Payload rows of one of K/V ``[L, Hkv, D]``."""
-        if self.kv_bits == 4:
-            codes = _quantize(self.payload_q, x.reshape(x.shape[0], -1))  # (L, C*4/8), (L, groups)
-            return {f"{name}_codes": codes.codes, f"{name}_scales": codes.scales}
-        if self.kv_bits == 8:
-            return {name: x.to(torch.float8_e4m3fn)}
-        return {name: x.contiguous()}
+    def _encode_records(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """4-bit payload of K and V ``[L, Hkv, D]`` as K|V records, one per payload row (a token, or a
+        (token, kv head) pair with per-head groups): codes uint8 ``[L, rows * 2 * group / 2]`` (each
+        record K's group codes, then V's, so a gather reads a row's K and V in one contiguous span) and
+        scales ``[L, rows, 2]`` (K's, V's)."""
+        num_tokens, rows = keys.shape[0], self._rows_per_token()
+        k, v = (_quantize(self.payload_q, x.reshape(num_tokens, -1)) for x in (keys, values))  # (L, C*4/8), (L, groups)
+        codes = torch.stack([k.codes.view(num_tokens, rows, -1), v.codes.view(num_tokens, rows, -1)], dim=2)
+        scales = torch.stack([k.scales.view(num_tokens, rows), v.scales.view(num_tokens, rows)], dim=2)
+        return codes.view(num_tokens, -1), scales
 
     # ---- select -------------------------------------------------------------------------------
     def landmark_scores(self, q: torch.Tensor, summary: LayerSummary) -> torch.Tensor:
@@ -293,19 +298,15 @@ class YakvSelector(Selector):
                                        distinct=not whole and min(selection.counts) == index.shape[2])
         request, row = keys // num_rows, keys % num_rows
         stores = [self._stores(s, kernels, device) for s in summaries]
-        # K's stores, then V's: [every request's cache | every request's host rows] with the cache, else
-        # [every request's host rows]
+        # [every request's cache | every request's host rows] with the cache, else [every request's host rows]
         kinds = ("cache", "host") if self.cache else ("host",)
-        refs = [st[name][kind] for name in "kv" for kind in kinds for st in stores]
+        refs = [st[kind] for kind in kinds for st in stores]
         if self.cache:
             source, rows, hits = self._plan_cache(kernels, summaries, stores, request, row, num_rows)
         else:
             source, rows, hits = request, row, 0
-        num_kinds = len(refs) // 2  # stores per K / V
         out_dtype = dtype if dtype in OUT_DTYPES else torch.float32  # the kernel rounds float32 as .to(dtype)
-        kind_base = device_ints([(0,), (num_kinds,)], device, torch.int32)  # (2, 1): K's stores, then V's
-        out = _dequantize_gather_batch(kernels, self.payload_q, refs, torch.add(kind_base, source.int()),
-                                       rows.expand(2, -1), out_dtype)  # (2, N, C)
+        out = _dequantize_gather_records(kernels, self.payload_q, refs, source.int(), rows, out_dtype)  # (2, N, group)
         k_rows, v_rows = out.to(dtype).view(2, -1, d)  # K's rows, then V's: one per (distinct key, head) / key
         if whole:  # a token row serves every head: its head h is row key * Hkv + h
             inverse = torch.add(torch.arange(hkv, device=device)[:, None], inverse, alpha=hkv)
@@ -313,55 +314,48 @@ class YakvSelector(Selector):
         return BatchKV(k_rows, v_rows, inverse, (keys.numel() - hits) * self.payload_row_bytes(), lookups, hits)
 
     def _plan_cache(self, kernels, summaries, stores, request, row, num_rows):
-        """Place this step's rows in the requests' caches and copy the misses in (K and V codes in one
-        copy, their scales in another). Returns each row's ``(store, row)`` within K's stores
+        """Place this step's rows in the requests' caches and copy the misses in (the K|V records in one
+        copy, their scales in another). Returns each row's ``(store, row)`` within the stores
         ``[caches | host rows]`` and the hit count."""
         batch = len(summaries)
         self._cache_step += 1
         plan = row_cache.plan([s.device[row_cache.ROW_KEY] for s in summaries],
                               [s.device[row_cache.STAMP_KEY] for s in summaries], request, row, num_rows,
                               self._cache_step)
-        fill_slot = torch.where(plan.fill, plan.slot, -1).repeat(2)  # rows not filled are skipped
-        copy_request = torch.cat([request, request + batch]).int()
+        fill_slot = torch.where(plan.fill, plan.slot, -1)  # rows not filled are skipped
         for part in ("codes", "scales"):
-            _copy_rows(kernels, [st[name][f"fill_{part}"] for name in "kv" for st in stores], copy_request,
-                       row.repeat(2), fill_slot)
+            _copy_rows(kernels, [st[f"fill_{part}"] for st in stores], request.int(), row, fill_slot)
         cached = plan.slot >= 0
         return torch.where(cached, request, request + batch), torch.where(cached, plan.slot, row), plan.hits
 
     def _stores(self, summary: LayerSummary, kernels: bool, device: torch.device) -> dict:
-        """What the batched gather reads and fills of one request, built once per summary: for K and V,
-        ``"host"`` and ``"cache"`` stores (``(codes, scales)`` row views, or checked kernel refs) and
-        ``"fill_codes"`` / ``"fill_scales"`` (host -> cache copy pairs)."""
+        """What the batched gather reads and fills of one request, built once per summary: the
+        ``"host"`` and ``"cache"`` K|V record stores (``(codes, scales)`` row views, or checked kernel
+        refs) and ``"fill_codes"`` / ``"fill_scales"`` (host -> cache copy pairs)."""
         key = "stores_kernels" if kernels else "stores_torch"
         if key not in summary.memo:
             from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
             from sglang_kv.kernels import rows as row_kernels
 
             host = self._payload_rows(summary.payload, summary.device)
-            cache = self._payload_rows(summary.device, summary.device, row_cache.PREFIX) if self.cache else {}
-            stores = {}
-            for name in "kv":
-                entry = {"host": host[name]}
-                if self.cache:
-                    entry["cache"] = cache[name]
-                    entry["fill_codes"] = (host[name][0], cache[name][0])
-                    entry["fill_scales"] = (host[name][1], cache[name][1])
-                if kernels:
-                    entry = {kind: higgs_kernels.store_ref(self.payload_q, *pair, device) if kind in ("host", "cache")
-                             else row_kernels.copy_pair(*pair, device) for kind, pair in entry.items()}
-                stores[name] = entry
+            stores = {"host": host}
+            if self.cache:
+                cache = self._payload_rows(summary.device, summary.device, row_cache.PREFIX)
+                stores.update(cache=cache, fill_codes=(host[0], cache[0]), fill_scales=(host[1], cache[1]))
+            if kernels:
+                stores = {kind: higgs_kernels.store_ref(self.payload_q, *pair, device) if kind in ("host", "cache")
+                          else row_kernels.copy_pair(*pair, device) for kind, pair in stores.items()}
             summary.memo[key] = stores
         return summary.memo[key]
 
-    def _payload_rows(self, codes: dict, scales: dict, prefix: str = "") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """K and V ``(codes [rows, group * 4 / 8], scales [rows, 1])`` of a 4-bit payload (``prefix`` "":
-        the codes from ``codes``, the payload dict, the scales from ``scales``, the device dict), or of
-        its device cache (``"cache_"``, both from the device dict), as one row per HIGGS group: a token
-        with whole-token groups, a (token, kv head) pair (row ``token * Hkv + head``) with per-head groups."""
+    def _payload_rows(self, codes: dict, scales: dict, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(codes [rows, 2 * group * 4 / 8], scales [rows, 2])`` of the 4-bit payload's K|V records
+        (``prefix`` "": the codes from ``codes``, the payload dict, the scales from ``scales``, the device
+        dict), or of its device cache (``"cache_"``, both from the device dict): one row per HIGGS group
+        of K and of V, a token with whole-token groups, a (token, kv head) pair (row ``token * Hkv +
+        head``) with per-head groups."""
         width = self.payload_q.code_bytes(self.payload_q.group_size)
-        return {name: (codes[f"{prefix}{name}_codes"].reshape(-1, width),
-                       scales[f"{prefix}{name}_scales"].reshape(-1, 1)) for name in "kv"}
+        return codes[f"{prefix}kv_codes"].reshape(-1, 2 * width), scales[f"{prefix}kv_scales"].reshape(-1, 2)
 
     def gather(self, summary, index, dtype=torch.float32):
         k = self._decode("k", summary, index)
@@ -377,7 +371,10 @@ class YakvSelector(Selector):
         p = summary.payload
         if self.kv_bits != 4:
             return take(p[name], index, heads).float()
-        codes, scales = p[f"{name}_codes"], summary.device[f"{name}_scales"]
+        part = "kv".index(name)  # K's or V's half of each record
+        record_codes, record_scales = self._payload_rows(p, summary.device)  # (rows, 2 * W), (rows, 2)
+        codes = record_codes.view(record_codes.shape[0], 2, -1)[:, part]  # (rows, W): strided rows
+        scales = record_scales[:, part:part + 1]  # (rows, 1)
         if use_kernels(index):
             from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
         if self.payload_group == "token":
@@ -387,13 +384,11 @@ class YakvSelector(Selector):
             else:
                 tokens = self.payload_q.dequantize(take(codes, rows), take(scales, rows))
             return tokens.view(-1, hkv, d)[inverse, heads]
-        if use_kernels(index):  # per (token, head) rows of the store viewed as [L * Hkv, D / 2]
-            rows = codes.shape[0]
-            return higgs_kernels.dequantize_gather(self.payload_q, codes.view(rows * hkv, -1),
-                                                   scales.reshape(rows * hkv, 1), index * hkv + heads,
+        if use_kernels(index):  # per (token, head) rows: row token * Hkv + head
+            return higgs_kernels.dequantize_gather(self.payload_q, codes, scales, index * hkv + heads,
                                                    dtype=torch.float32)
-        codes = take(codes.view(codes.shape[0], hkv, -1), index, heads)  # (Hkv, n, D/2)
-        return self.payload_q.dequantize(codes, take(scales, index, heads)[..., None])
+        codes = take(codes.view(-1, hkv, codes.shape[1]), index, heads)  # (Hkv, n, D/2)
+        return self.payload_q.dequantize(codes, take(scales.view(-1, hkv), index, heads)[..., None])
 
     # ---- accounting ---------------------------------------------------------------------------
     def landmark_bytes(self, num_tokens: int) -> int:

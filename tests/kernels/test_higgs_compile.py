@@ -67,17 +67,19 @@ def compile_all() -> list[dict]:
                        x_stride="i32", codes_stride="i32", scales_stride="i32"),
                   dict(N=group_size, A=a, B=b, NUM_POINTS=quantizer.num_points, BLOCK_T=config.block, **meta),
                   config.num_warps)
-        for index, config in enumerate(hk.dequantize_gather_configs(group_size)):
-            for out_type in ("*bf16", "*fp32"):
-                for has_table, align in (((False, 1), (True, 16), (True, 1)) if index == 0 else ((False, 1),)):
-                    build(ht.higgs_dequantize_gather_kernel, "dequantize_gather",
-                          dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", table_ptr="*i64",
-                               request_ptr="*i32", grid_ptr=words, out_ptr=out_type, num_out="i32",
-                               codes_stride="i32", scales_stride="i32", out_stride="i32"),
-                          dict(N=group_size, A=a, B=b, NUM_POINTS=quantizer.num_points,
-                               J_PAD=hk.dot_codewords(b, p), HAS_TABLE=has_table, CODES_ALIGN=align,
-                               BLOCK_T=config.block, **meta),
-                          config.num_warps, config.num_stages)
+        # row groups 2: the K|V records of yakv's 4-bit payload (group-major gathers)
+        for row_groups in ((1, 2) if bits == 4 else (1,)):
+            for index, config in enumerate(hk.dequantize_gather_configs(group_size, row_groups)):
+                for out_type in ("*bf16", "*fp32"):
+                    for has_table, align in (((False, 1), (True, 16), (True, 1)) if index == 0 else ((False, 1),)):
+                        build(ht.higgs_dequantize_gather_kernel, "dequantize_gather",
+                              dict(codes_ptr="*u8", scales_ptr="*fp16", index_ptr="*i64", table_ptr="*i64",
+                                   request_ptr="*i32", grid_ptr=words, out_ptr=out_type, num_out="i32",
+                                   codes_stride="i32", scales_stride="i32", out_stride="i32", group_stride="i32"),
+                              dict(N=group_size, A=a, B=b, NUM_POINTS=quantizer.num_points,
+                                   J_PAD=hk.dot_codewords(b, p), HAS_TABLE=has_table, CODES_ALIGN=align,
+                                   BLOCK_T=config.block, ROW_GROUPS=row_groups, **meta),
+                              config.num_warps, config.num_stages)
         if gqa is None:
             continue
         for index, config in enumerate(hk.SCORE_CONFIGS):

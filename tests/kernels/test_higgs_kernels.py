@@ -284,6 +284,40 @@ def test_dequantize_gather_batch_separate_stores(group_size, channels):
         hk.dequantize_gather_batch(quantizer, [stores[0][0]], [], request, index)
 
 
+@pytest.mark.parametrize("group_size", [64, 1024])
+@pytest.mark.parametrize("strided", [False, True])
+def test_dequantize_gather_group_major_records(group_size, strided):
+    """Rows of two groups (yakv's K|V records) read whole: group g of row index[i] lands at out[g, i],
+    equal to the torch path; in stores of several requests, rows with a row stride past the record."""
+    quantizer = HiggsQuantizer(group_size, 2, 4)
+    lengths = [11, 5]
+    stores = []
+    for n in lengths:
+        codes, scales = _store(quantizer, n, 2 * group_size, seed=60 + n)
+        if strided:  # each record inside a wider row (a padded layout): views with a larger row stride
+            wide_codes = torch.zeros(n, codes.shape[1] + 16, dtype=codes.dtype, device=DEVICE)
+            wide_scales = torch.zeros(n, 3, dtype=scales.dtype, device=DEVICE)
+            wide_codes[:, :codes.shape[1]], wide_scales[:, :2] = codes, scales
+            codes, scales = wide_codes[:, :codes.shape[1]], wide_scales[:, :2]
+        stores.append((codes, scales))
+    request = torch.tensor([1, 0, 0, 1, 0], dtype=torch.int32, device=DEVICE)
+    index = torch.tensor([4, 10, 0, 0, 10], device=DEVICE)
+    config = hk.dequantize_gather_configs(group_size, 2)[0]
+    got = hk.dequantize_gather_batch(quantizer, [c for c, _ in stores], [sc for _, sc in stores], request, index,
+                                     dtype=torch.float32, config=config, group_major=True)
+    assert got.shape == (2, 5, group_size)
+    ref = hk.dequantize_gather_batch_ref(quantizer, [c for c, _ in stores], [sc for _, sc in stores], request,
+                                         index, torch.float32, group_major=True)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    for i in range(5):  # the reference itself: K's group, then V's, of each record
+        codes, scales = stores[request[i].item()]
+        row = hk.dequantize_gather_ref(quantizer, codes, scales, index[i:i + 1], torch.float32)[0]
+        torch.testing.assert_close(ref[:, i], row.view(2, group_size), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="group_major gathers rows of 2 groups"):
+        hk.dequantize_gather_batch(quantizer, [c[:, :c.shape[1] // 2] for c, _ in stores],
+                                   [sc[:, :1] for _, sc in stores], request, index, group_major=True)
+
+
 def test_dequantize_gather_rejects_bad_input():
     quantizer = HiggsQuantizer(64, 4, 2)
     codes, scales = _store(quantizer, 8, 128, seed=3)
@@ -500,6 +534,28 @@ def test_gpu_score_batch_device_and_pinned(config):
                                   [sc.cpu().pin_memory() for sc in scales], config=config)
         for b, n in enumerate(lengths):  # same kernel, same bytes
             torch.testing.assert_close(got_host[b, :, :n], got[b, :, :n], rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("group_size", [128, 1024])
+def test_gpu_dequantize_gather_records_every_config(group_size):
+    """The group-major gather of K|V records from pinned host memory at every config (and the
+    tuned pick) equals the torch path, over 20K random rows of two requests."""
+    quantizer = HiggsQuantizer(group_size, 2, 4)
+    lengths = [40_000, 9]
+    stores = [_store(quantizer, n, 2 * group_size, seed=70 + n) for n in lengths]
+    host = [(c.cpu().pin_memory(), sc) for c, sc in stores]  # the scales stay on the GPU
+    gen = torch.Generator(device=DEVICE).manual_seed(71)
+    request = torch.randint(0, 2, (20_000,), device=DEVICE, generator=gen, dtype=torch.int32)
+    index = (torch.rand(20_000, device=DEVICE, generator=gen) * torch.tensor(lengths, device=DEVICE)[request]).long()
+    ref = hk.dequantize_gather_batch_ref(quantizer, [c for c, _ in stores], [sc for _, sc in stores], request, index,
+                                         torch.float32, group_major=True)
+    row_rms = ref.square().mean(-1, keepdim=True).sqrt()
+    for config in [*hk.dequantize_gather_configs(group_size, 2), None]:
+        got = hk.dequantize_gather_batch(quantizer, [c for c, _ in host], [sc for _, sc in host], request, index,
+                                         dtype=torch.float32, config=config, group_major=True)
+        assert ((got - ref).abs() <= 1e-5 * ref.abs() + F32_RMS * row_rms).all(), config
 
 
 @pytest.mark.gpu

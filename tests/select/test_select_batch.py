@@ -102,9 +102,9 @@ def test_yakv_device_cache_reads_what_the_host_holds(payload_group, cache, ks, k
         for s in summaries:  # every filled slot holds its row's bytes
             rows = s.device["cache_row"]
             filled = (rows >= 0).nonzero().squeeze(1)
-            host, scales = sel._payload_rows(s.payload, s.device)["v"]
-            assert torch.equal(s.device["cache_v_codes"].view(rows.numel(), -1)[filled], host[rows[filled]])
-            assert torch.equal(s.device["cache_v_scales"].view(rows.numel(), -1)[filled], scales[rows[filled]])
+            host, scales = sel._payload_rows(s.payload, s.device)  # K|V records
+            assert torch.equal(s.device["cache_kv_codes"].view(rows.numel(), -1)[filled], host[rows[filled]])
+            assert torch.equal(s.device["cache_kv_scales"].view(rows.numel(), -1)[filled], scales[rows[filled]])
     assert hits > 0
 
 

@@ -284,9 +284,13 @@ def test_yakv_gather_dequantizes_only_the_selected_rows(group):
     summary = sel.build(k, v)
     width_group = 128 if group == "token" else 32
     hq = HiggsQuantizer(width_group, 2, 4)
-    assert "k_scales" not in summary.payload  # only the codes go to the host
-    full_k = hq.dequantize(summary.payload["k_codes"], summary.device["k_scales"]).view(150, 4, 32)
-    full_v = hq.dequantize(summary.payload["v_codes"], summary.device["v_scales"]).view(150, 4, 32)
+    assert list(summary.payload) == ["kv_codes"]  # only the codes go to the host
+    rows = 1 if group == "token" else 4  # payload rows per token, each a K|V record
+    codes = summary.payload["kv_codes"].view(150, rows, 2, -1)  # (L, rows, K|V, group / 2)
+    scales = summary.device["kv_scales"]  # (L, rows, K|V)
+    assert scales.shape == (150, rows, 2)
+    full_k = hq.dequantize(codes[:, :, 0], scales[..., 0:1]).view(150, 4, 32)
+    full_v = hq.dequantize(codes[:, :, 1], scales[..., 1:2]).view(150, 4, 32)
     idx = sel.select(q, summary, 9, 0.2)
     gk, gv = sel.gather(summary, idx)
     heads = _heads(4)
