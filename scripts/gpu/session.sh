@@ -26,6 +26,9 @@
 #             32 x 64K stage profile (scripts/gpu/profile_layer.py)
 #   fasttoken python -m sglang_kv.bench layer at 32 x 64K, 3.125%, token groups (the paper's), the step
 #             whole and in 2 chunks of requests; then batches 1 and 8 at 64K, head groups
+#   records  python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups (the K|V records read whole),
+#             then the same from BASE_TREE when set (a carried `git archive` of another revision, as
+#             QWEN_TREE below: the bench runs from that folder), then the GPU tests of the group-major gather
 #   pcielayout scripts/gpu/pcie_layout_probe.py: zero-copy reads of the head-group payload rows in
 #             several host layouts (separate tensors vs one record per row) vs DMA; then
 #             scripts/gpu/profile_layer.py at 32 x 64K, head groups (the step's stages)
@@ -174,6 +177,20 @@ for stage in "$@"; do
         --out "$OUT/layer_llama31_8b_h200_32x64k_token_fastpath.json"
       run layer_head_small_64k python3 -m sglang_kv.bench layer --batches 1 8 --contexts 65536 --budgets 0.03125 \
         --iters 7 --host-gib 48 --payload-group head --out "$OUT/layer_llama31_8b_h200_64k_head_b1_b8_fastpath.json"
+      ;;
+    records)
+      layer_args=(--batches 32 --contexts 65536 --budgets 0.03125 --iters 7 --host-gib 8 --payload-group head)
+      run layer_head_32x64k_records python3 -m sglang_kv.bench layer "${layer_args[@]}" \
+        --out "$OUT/layer_llama31_8b_h200_32x64k_head_records.json"
+      if [ -n "${BASE_TREE:-}" ]; then
+        repo=$(pwd)
+        cd "$BASE_TREE" || exit 1
+        run layer_head_32x64k_base python3 -m sglang_kv.bench layer "${layer_args[@]}" \
+          --out "$OUT/layer_llama31_8b_h200_32x64k_head_base.json"
+        cd "$repo"
+      fi
+      run gpu_tests_records python3 -m pytest tests/kernels/test_higgs_kernels.py -q -ra -p no:cacheprovider \
+        -k "records or group_major"
       ;;
     pcielayout)
       run pcie_layout_probe python3 scripts/gpu/pcie_layout_probe.py --out "$OUT/pcie_layout_probe_h200.json"
