@@ -27,7 +27,7 @@
 #   fasttoken python -m sglang_kv.bench layer at 32 x 64K, 3.125%, token groups (the paper's), the step
 #             whole and in 2 chunks of requests; then batches 1 and 8 at 64K, head groups
 #   records  python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups (the K|V records read whole),
-#             then the same from BASE_TREE when set (a carried `git archive` of another revision, as
+#             then the same from BASE_TREE when set (a carried `git archive` of revision BASE_COMMIT, as
 #             QWEN_TREE below: the bench runs from that folder), then the GPU tests of the group-major gather
 #   pcielayout scripts/gpu/pcie_layout_probe.py: zero-copy reads of the head-group payload rows in
 #             several host layouts (separate tensors vs one record per row) vs DMA; then
@@ -183,10 +183,12 @@ for stage in "$@"; do
       run layer_head_32x64k_records python3 -m sglang_kv.bench layer "${layer_args[@]}" \
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_records.json"
       if [ -n "${BASE_TREE:-}" ]; then
-        repo=$(pwd)
+        repo=$(pwd) commit=$SGLANG_KV_COMMIT
         cd "$BASE_TREE" || exit 1
+        export SGLANG_KV_COMMIT=${BASE_COMMIT:-unknown}  # the base's revision, recorded in its result
         run layer_head_32x64k_base python3 -m sglang_kv.bench layer "${layer_args[@]}" \
           --out "$OUT/layer_llama31_8b_h200_32x64k_head_base.json"
+        export SGLANG_KV_COMMIT=$commit
         cd "$repo"
       fi
       run gpu_tests_records python3 -m pytest tests/kernels/test_higgs_kernels.py -q -ra -p no:cacheprovider \
