@@ -45,6 +45,10 @@
 #             (e.g. shadowkv: GRAPH64K_OFFLOAD_ARGS="--kv-offload-host-mem 72 --kv-offload-decode-timing 4"
 #             GRAPH64K_BENCH_ARGS="--output-len 12")
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
+#   servegraph16k the same, stock with its CUDA graphs (--cuda-graph-max-bs 8), yakv and shadowkv with
+#             --kv-offload-decode-graph 1 and the step timing logged; GRAPH16K_TAG names the result
+#   headchunks python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups, the step whole and in 2
+#             chunks of requests, twice each (the split lost with head groups before the fast path)
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
 #             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each);
 #             QWEN_OFFLOAD_ARGS adds --kv-offload-* flags (e.g. "--kv-offload-decode-chunks 2"; offload
@@ -214,6 +218,19 @@ for stage in "$@"; do
         --offload-args "${GRAPH64K_OFFLOAD_ARGS:---kv-offload-host-mem 72 --kv-offload-decode-timing 4 --kv-offload-decode-graph 1}" \
         --log-dir "$OUT/logs64k_$tag" ${GRAPH64K_BENCH_ARGS:-} --out results/serve_llama31_8b_32x64k_h200_${method}_$tag.json
       cp results/serve_llama31_8b_32x64k_h200_${method}_$tag.json "$OUT/" 2>/dev/null
+      ;;
+    servegraph16k)
+      tag=${GRAPH16K_TAG:-graph}
+      run serve_llama_8x16k_$tag python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods none,yakv,shadowkv \
+        --num-requests 8 --prompt-len 16384 --output-len 32 --vocab 128000 --server-args "--cuda-graph-max-bs 8" \
+        --offload-args "--kv-offload-host-mem 24 --kv-offload-decode-timing 4 --kv-offload-decode-graph 1" \
+        --log-dir "$OUT/logs16k_$tag" --out results/serve_llama31_8b_8x16k_h200_$tag.json
+      cp results/serve_llama31_8b_8x16k_h200_$tag.json "$OUT/" 2>/dev/null
+      ;;
+    headchunks)
+      run layer_head_chunks python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
+        --iters 15 --host-gib 8 --payload-group head --chunks 1 2 1 2 \
+        --out "$OUT/layer_llama31_8b_h200_32x64k_head_chunks_fastpath.json"
       ;;
     serve16k)
       run serve_llama_8x16k python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods none,yakv,shadowkv \
