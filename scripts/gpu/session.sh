@@ -36,7 +36,7 @@
 #   sdpa      scripts/gpu/sdpa_growing.py: the decode attention call at a growing key length, without
 #             cuDNN (the package's choice) and with cuDNN first (a graph build per length)
 #   graph     tests/server/test_decode_graph_gpu.py: --kv-offload-decode-graph 1 serves the eager server's
-#             tokens (a tiny Llama on the GPU; server logs under $OUT/graph_logs)
+#             tokens for yakv, shadowkv and quest (a tiny Llama on the GPU; server logs under $OUT/graph_logs)
 #   serve64k  python -m sglang_kv.bench serve: Llama-3.1-8B shape, 32 x 64K prompts, --kv-offload yakv
 #   servegraph64k the same with decode graphs (--kv-offload-decode-graph 1), 32 output tokens and the
 #             step timing logged; GRAPH64K_TAG names the result (default: graph); GRAPH64K_METHOD

@@ -1,5 +1,6 @@
 """--kv-offload-decode-graph 1 on a GPU: the decode step replays SGLang's breakable CUDA graphs with
-the offloaded attention eager between their segments, and serves the tokens the eager server does.
+the offloaded attention eager between their segments, and serves the tokens the eager server does,
+for each offload method a user serves (yakv, shadowkv, quest).
 
 A tiny random-weight Llama (head_dim 128, the HIGGS kernels' group) on the GPU host; skipped on CPU.
 """
@@ -19,10 +20,9 @@ from tests.server.util import generate, prompt_ids
 pytestmark = [pytest.mark.server, pytest.mark.gpu]
 
 # min-prompt 300: the 260-token prompt of BATCH stays stock, so its batch mixes offloaded and plain rows
-ARGS = ["--attention-backend", "triton", "--sampling-backend", "pytorch", "--mem-fraction-static", "0.3",
-        "--cuda-graph-max-bs", "8", "--decode-log-interval", "1",
-        "--kv-offload", "yakv", "--kv-offload-budget", "0.1", "--kv-offload-min-prompt", "300",
-        "--kv-offload-host-mem", "4"]
+SERVER_ARGS = ["--attention-backend", "triton", "--sampling-backend", "pytorch", "--mem-fraction-static", "0.3",
+               "--cuda-graph-max-bs", "8", "--decode-log-interval", "1"]
+OFFLOAD_ARGS = ["--kv-offload-budget", "0.1", "--kv-offload-min-prompt", "300", "--kv-offload-host-mem", "4"]
 PADDED = [prompt_ids(n, seed=7 + n) for n in (320, 450, 610)]  # 3 requests: replayed in the graph of 4
 
 
@@ -33,17 +33,20 @@ def _serve(model, args, log_dir):
         return outputs, padded, server.offload_stats(), server.log()
 
 
-def test_decode_graph_serves_the_eager_tokens(tmp_path_factory, server_log_dir):
+@pytest.mark.parametrize("method", ["yakv", "shadowkv", "quest"])
+def test_decode_graph_serves_the_eager_tokens(method, tmp_path_factory, server_log_dir):
     model = make_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama-d128", hidden_size=512, num_heads=4,
                             num_kv_heads=2)
+    args = [*SERVER_ARGS, "--kv-offload", method, *OFFLOAD_ARGS]
     with cf.ThreadPoolExecutor(2) as pool:  # both servers at once on the one GPU: half the wall time
-        eager_run = pool.submit(_serve, model, ARGS, server_log_dir)
-        graph_run = pool.submit(_serve, model, [*ARGS, "--kv-offload-decode-graph", "1"], server_log_dir)
+        eager_run = pool.submit(_serve, model, args, server_log_dir)
+        graph_run = pool.submit(_serve, model, [*args, "--kv-offload-decode-graph", "1"], server_log_dir)
         (eager, eager_padded, eager_stats, eager_log), (graph, graph_padded, stats, log) = (
             eager_run.result(), graph_run.result())
     assert re.search(r"Decode batch.*cuda graph: False", eager_log)
     assert not re.search(r"Decode batch.*cuda graph: False", log)  # every decode step replayed a graph
     assert re.search(r"Decode batch.*cuda graph: True", log)
+    assert stats["method"] == method
     assert stats["decode_steps"] == eager_stats["decode_steps"] > 0  # the offloaded rows took the sparse path
     assert stats["loaded_bytes"] == eager_stats["loaded_bytes"] > 0
     # batch sizes 1 and 4 replay graphs of their own size: the same kernels on the same shapes
