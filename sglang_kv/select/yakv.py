@@ -11,12 +11,14 @@ Follows the accuracy path of ``shared/reference/methods.md`` (YAKV, Bocharnikov 
   ``landmark_bits - 1``; landmark = q(mean) + q(residual), scored as the sum of the two scores.
 * select: softmax over all candidates per query head, max over the GQA group, top-k per kv head.
 * payload: keys and values at ``kv_bits`` (4: HIGGS on the 2-dimensional 256-point grid
-  "EDEN2-256"; 8: float8 e4m3 cast; 16: exact). At 4 bits only the codes go to the host; the
-  float16 scales (one per HIGGS group) stay on the GPU next to the landmarks. A zero-copy gather
-  then reads one 64 B piece per head row over PCIe instead of a 64 B and a 2 B one: on the H200
-  plain row copies of a 32 x 64K step's head rows took 1.54 ms with the scales on the GPU against
-  2.28 ms with them in pinned memory (``scripts/gpu/pcie_layout_probe.py``,
-  ``results/pcie_layout_probe_h200.json``). HIGGS groups (``payload_group``):
+  "EDEN2-256"; 8: float8 e4m3 cast; 16: exact). At 4 bits only the codes go to the host, as K|V
+  records (each payload row's K codes, then its V codes: 128 B per (token, kv head) at Llama's
+  shape), read whole by one zero-copy load; the float16 scales (one per HIGGS group) stay on the GPU
+  next to the landmarks. On the H200 plain row copies of a 32 x 64K step's head rows took 1.31 ms
+  as records against 1.54 ms as separate K and V codes and 2.28 ms with the scales in pinned memory
+  too (``scripts/gpu/pcie_layout_probe.py``, ``results/pcie_layout_probe_h200.json``); the layer step
+  took 3.79 against 3.95 ms (``results/layer_llama31_8b_h200_32x64k_head_{records,base}.json``).
+  HIGGS groups (``payload_group``):
 
   - ``"head"`` (default): one group per kv head, one scale per (token, head); each head copies only
     its own rows.
