@@ -44,7 +44,7 @@ from sglang_kv.devices import device_ints
 from sglang_kv.select import ModelShape, RopeParams, Selector, make_selector
 from sglang_kv.select.attention import selected_attention, sparse_decode_attention
 from sglang_kv.state import RequestState, RequestTable
-from sglang_kv.streams import chunk_streams, run_chunked
+from sglang_kv.streams import decode_streams, run_pipelined
 from sglang_kv.store.device import TieredKVPool
 from sglang_kv.store.host import HostArena, HostBlock, HostStoreFull
 from sglang_kv.timing import DecodeTimer
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from sglang.srt.layers.radix_attention import RadixAttention
     from sglang.srt.model_executor.forward_batch_info import ForwardBatch
     from sglang.srt.model_executor.model_runner import ModelRunner
+
+    from sglang_kv.select.base import BatchSelection
 
 logger = logging.getLogger("sglang_kv")
 
@@ -100,7 +102,7 @@ class OffloadRuntime:
         self.owned_from: dict[str, int] = {}
         self.shape = model_shape(model_runner.model_config)
         self.selector = make_offload_selector(config, self.shape, model_runner.model_config.hf_config)
-        self.decode_streams = chunk_streams(config.decode_chunks, torch.device(model_runner.device))
+        self.decode_streams = decode_streams(config.decode_chunks, torch.device(model_runner.device))
         # --kv-offload-decode-timing: device and host time of the offloaded decode attention per step
         # (None = off); per stage only on one stream
         self.decode_timer = (DecodeTimer(model_runner.device, config.decode_timing, stages=config.decode_chunks == 1)
@@ -442,27 +444,33 @@ class OffloadAttnBackend:
     def _sparse_attention(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan]) -> torch.Tensor:
         """Attention of each row's decode query ``q [len(rows), Hq, D]`` over its [sink | selected |
         local | generated] tokens -> ``[len(rows), Hq, Dv]``, in ``--kv-offload-decode-chunks``
-        chunks of rows (:mod:`sglang_kv.streams`; one chunk by default)."""
+        chunks of rows pipelined over two streams (:mod:`sglang_kv.streams`; one chunk by default)."""
         out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
-        run_chunked(len(rows), self.runtime.decode_streams,
-                    lambda part: self._sparse_attention_rows(layer, q[part], rows[part], out[part]))
+        run_pipelined(len(rows), self.runtime.decode_streams,
+                      lambda part: self._select_rows(layer, q[part], rows[part]),
+                      lambda part, selection: self._finish_rows(layer, q[part], rows[part], selection, out[part]))
         return out
 
-    def _sparse_attention_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan],
-                               out: torch.Tensor) -> None:
-        """:meth:`_sparse_attention` of one chunk of rows into ``out [len(rows), Hq, Dv]``: one batched
-        select and gather for its rows (``select_batch`` / ``gather_batch``), then one attention call
-        per group of rows with the same windows and selection size (in a batch of equal prompts, one
-        group)."""
+    def _select_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan]) -> BatchSelection:
+        """The tokens each of ``rows`` selects for query ``q [len(rows), Hq, D]``: one batched
+        ``select_batch`` for the chunk."""
+        summaries = [row.state.summaries[layer.layer_id] for row in rows]
+        budgets = [self.config.budget_tokens(row.state.prompt_len) for row in rows]
+        selection = self.runtime.selector.select_batch(q, summaries, budgets, layer.scaling)
+        if self.runtime.decode_timer is not None:
+            self.runtime.decode_timer.mark("select")
+        return selection
+
+    def _finish_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan], selection: BatchSelection,
+                     out: torch.Tensor) -> None:
+        """The rest of one chunk's step into ``out [len(rows), Hq, Dv]``: one batched ``gather_batch`` of
+        ``selection``, then one attention call per group of rows with the same windows and selection
+        size (in a batch of equal prompts, one group)."""
         runtime = self.runtime
         pool = runtime.token_to_kv_pool
         summaries = [row.state.summaries[layer.layer_id] for row in rows]
-        budgets = [self.config.budget_tokens(row.state.prompt_len) for row in rows]
         k_cache, v_cache = pool.get_key_buffer(layer.layer_id), pool.get_value_buffer(layer.layer_id)
         timer = runtime.decode_timer
-        selection = runtime.selector.select_batch(q, summaries, budgets, layer.scaling)
-        if timer is not None:
-            timer.mark("select")
         selected = runtime.selector.gather_batch(summaries, selection, dtype=k_cache.dtype)
         if timer is not None:
             timer.mark("gather")

@@ -68,7 +68,7 @@ class OffloadConfig:
     landmark_residual: int = 0  # yakv residual landmarks: mean of m tokens + residual (0 = off)
     payload_group: str = "head"  # yakv 4-bit payload Hadamard group: head | token
     cache: float = 0.0  # yakv device cache of selected payload rows: fraction of the prompt in [0, 1] (0 = off)
-    decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, one CUDA stream each
+    decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, pipelined over two streams
     decode_timing: int = 0  # log the offloaded decode attention's device time every N decode steps (0 = off)
     decode_graph: int = 0  # 1: decode in breakable CUDA graphs, the offloaded attention eager between segments
     shadowkv_rank: int = 160
@@ -214,9 +214,9 @@ _FLAG_HELP = {
                      "copies the whole token's row, and num_kv_heads * head_dim must be a power of two)",
     "cache": "yakv device cache of recently selected payload rows, per request and layer, as a fraction of the "
              "prompt in [0, 1] (0 = off, default): hits are read from GPU memory, only misses cross PCIe",
-    "decode_chunks": "split each layer's offloaded decode step into N chunks of requests, each on its own CUDA stream, "
-                     "so one chunk's selection overlaps another's PCIe gather (default 1; 2 measured 6-10%% faster "
-                     "with token payload groups and no cache at 32 x 64K, slower with the cache)",
+    "decode_chunks": "split each layer's offloaded decode step into N chunks of requests, their selections on one "
+                     "CUDA stream and their gathers and attention on another, so one chunk's PCIe gather overlaps "
+                     "the next chunk's selection (default 1)",
     "decode_timing": "every N decode steps, log the device time the offloaded decode attention took per step, "
                      "summed over layers and split by stage, the host's time for the same stages and the step's "
                      "wall time ('sglang-kv decode timing: ...'; CUDA events, read a step late so nothing waits; "

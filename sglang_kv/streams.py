@@ -1,47 +1,78 @@
-"""A decode batch in chunks of requests, each chunk on its own CUDA stream
+"""A decode batch in chunks of requests, pipelined over two CUDA streams
 (``--kv-offload-decode-chunks``).
 
-A layer's offloaded decode step is select (scores, top-k) -> gather (host rows over PCIe) ->
-attention, each stage waiting on the one before. Split into chunks on separate streams, one
-chunk's select and attention can run while another chunk's gather waits on PCIe. Measured at
-32 x 64K, 3.125%, Llama-3.1-8B shape on the H200 (``python -m sglang_kv.bench layer --chunks``):
-two chunks took 6-10% off the step with token payload groups and no device cache; more chunks, the
-cached step and per-head groups were slower. The results do not depend on the split.
+A layer's offloaded decode step is select (scores, top-k) -> finish (gather of the selected host
+rows over PCIe, then attention), each waiting on the one before. Split into chunks, every chunk's
+select runs in turn on one stream and every chunk's finish in turn on another, each finish after
+its own chunk's select: chunk ``i``'s gather waits on PCIe while chunk ``i + 1``'s scores run.
+
+The schedule before 2026-12-03 (commit 7b3d71f) put each chunk's whole step on a stream of its
+own, so the chunks' selects ran at once and finished together and no gather overlapped a select;
+measured at 32 x 64K, 3.125%, Llama-3.1-8B shape on the H200 (``python -m sglang_kv.bench layer
+--chunks``), 2 such chunks took 6-10% off the step with token payload groups and lost with per-head
+groups. The results do not depend on the split or the schedule.
 """
 
 from __future__ import annotations
 
-import contextlib
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import torch
 
-T = TypeVar("T")
+S = TypeVar("S")
+R = TypeVar("R")
 
 
-def chunk_streams(chunks: int, device: torch.device) -> list[torch.cuda.Stream | None]:
-    """One stream per chunk on CUDA; ``[None] * chunks`` (run in turn on the current stream) for one
-    chunk or another device."""
+@dataclass(frozen=True)
+class DecodeStreams:
+    """Where :func:`run_pipelined` runs a step: ``chunks`` chunks of requests, their selects on
+    ``select`` and their finishes on ``finish`` (both None: in turn on the current stream)."""
+
+    chunks: int
+    select: torch.cuda.Stream | None = None
+    finish: torch.cuda.Stream | None = None
+
+
+def decode_streams(chunks: int, device: torch.device) -> DecodeStreams:
+    """Two streams for ``chunks > 1`` on CUDA; none (the current stream) for one chunk or another
+    device."""
     if chunks > 1 and device.type == "cuda":
-        return [torch.cuda.Stream(device) for _ in range(chunks)]
-    return [None] * chunks
+        return DecodeStreams(chunks, torch.cuda.Stream(device), torch.cuda.Stream(device))
+    return DecodeStreams(chunks)
 
 
-def run_chunked(batch: int, streams: list[torch.cuda.Stream | None], step: Callable[[slice], T]) -> list[T]:
-    """``step(part)`` for contiguous slices ``part`` of ``range(batch)``, one per stream (fewer when
-    ``batch < len(streams)``), chunk ``i`` launched on ``streams[i]`` after it waits for the work
-    already queued on the current stream; the current stream then waits for every chunk. ``step``
-    must only read tensors made before the call (or in its own chunk) and write disjoint outputs."""
-    chunks = min(batch, len(streams))
-    bounds = [batch * i // chunks for i in range(chunks + 1)]
-    used = [s for s in streams[:chunks] if s is not None]
-    main = torch.cuda.current_stream(used[0].device) if used else None
+def chunk_bounds(batch: int, chunks: int) -> list[slice]:
+    """``min(batch, chunks)`` contiguous slices covering ``range(batch)`` in order, sizes within one."""
+    n = min(batch, chunks)
+    return [slice(batch * i // n, batch * (i + 1) // n) for i in range(n)]
+
+
+def run_pipelined(batch: int, streams: DecodeStreams, select: Callable[[slice], S],
+                  finish: Callable[[slice, S], R]) -> list[R]:
+    """``finish(part, select(part))`` for the chunks ``part`` of ``range(batch)``
+    (:func:`chunk_bounds`). On streams: both wait for the work already queued on the current
+    stream; every ``select`` is launched on ``streams.select`` in chunk order, then every
+    ``finish`` on ``streams.finish``, each after its chunk's select; the current stream then waits
+    for both. ``select`` and ``finish`` must only read tensors made before the call or by their own
+    chunk, and write disjoint outputs. What ``select`` returns stays referenced until both streams
+    are joined, so its memory is not reused while a finish may still read it."""
+    parts = chunk_bounds(batch, streams.chunks)
+    if streams.select is None:
+        return [finish(part, select(part)) for part in parts]
+    device = streams.select.device
+    main = torch.cuda.current_stream(device)
+    streams.select.wait_stream(main)
+    streams.finish.wait_stream(main)
+    selected = []
+    with torch.cuda.stream(streams.select):
+        for part in parts:
+            selected.append((select(part), streams.select.record_event()))
     results = []
-    for i, stream in enumerate(streams[:chunks]):
-        if stream is not None:
-            stream.wait_stream(main)
-        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-            results.append(step(slice(bounds[i], bounds[i + 1])))
-    for stream in used:
-        main.wait_stream(stream)
+    with torch.cuda.stream(streams.finish):
+        for part, (chosen, done) in zip(parts, selected):
+            streams.finish.wait_event(done)
+            results.append(finish(part, chosen))
+    main.wait_stream(streams.select)
+    main.wait_stream(streams.finish)
     return results

@@ -47,8 +47,10 @@
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   servegraph16k the same, stock with its CUDA graphs (--cuda-graph-max-bs 8), yakv and shadowkv with
 #             --kv-offload-decode-graph 1 and the step timing logged; GRAPH16K_TAG names the result
-#   headchunks python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups, the step whole and in 2
-#             chunks of requests, twice each (the split lost with head groups before the fast path)
+#   pipeline  python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups, the step whole and in 2 / 4
+#             chunks of requests pipelined over two streams, twice each; then the same from BASE_TREE
+#             when set (as in records: the schedule before, each chunk's step on a stream of its own,
+#             chunks 1 / 2 twice); then the GPU test of sglang_kv/streams.py
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
 #             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each);
 #             QWEN_OFFLOAD_ARGS adds --kv-offload-* flags (e.g. "--kv-offload-decode-chunks 2"; offload
@@ -227,10 +229,20 @@ for stage in "$@"; do
         --log-dir "$OUT/logs16k_$tag" --out results/serve_llama31_8b_8x16k_h200_$tag.json
       cp results/serve_llama31_8b_8x16k_h200_$tag.json "$OUT/" 2>/dev/null
       ;;
-    headchunks)
-      run layer_head_chunks python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
-        --iters 15 --host-gib 8 --payload-group head --chunks 1 2 1 2 \
-        --out "$OUT/layer_llama31_8b_h200_32x64k_head_chunks_fastpath.json"
+    pipeline)
+      layer_args=(--batches 32 --contexts 65536 --budgets 0.03125 --iters 15 --host-gib 8 --payload-group head)
+      run layer_head_pipeline python3 -m sglang_kv.bench layer "${layer_args[@]}" --chunks 1 2 4 1 2 4 \
+        --out "$OUT/layer_llama31_8b_h200_32x64k_head_pipeline.json"
+      if [ -n "${BASE_TREE:-}" ]; then
+        repo=$(pwd) commit=$SGLANG_KV_COMMIT
+        cd "$BASE_TREE" || exit 1
+        export SGLANG_KV_COMMIT=${BASE_COMMIT:-unknown}  # the base's revision, recorded in its result
+        run layer_head_chunks_base python3 -m sglang_kv.bench layer "${layer_args[@]}" --chunks 1 2 1 2 \
+          --out "$OUT/layer_llama31_8b_h200_32x64k_head_chunks_base.json"
+        export SGLANG_KV_COMMIT=$commit
+        cd "$repo"
+      fi
+      run gpu_test_streams python3 -m pytest tests/unit/test_streams.py -q -ra -p no:cacheprovider
       ;;
     serve16k)
       run serve_llama_8x16k python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods none,yakv,shadowkv \

@@ -19,10 +19,10 @@ step, ``q`` and the noise standard normal), after ``--warmup-steps`` untimed ste
 caches. Reported then: the hit rate of the timed steps, their mean host bytes, the floor on those
 bytes and the floor without the cache (``floor_uncached_ms``).
 
-With ``--chunks N ...`` each setting is also timed with the step split into ``N`` chunks of requests,
-chunk ``i`` on its own CUDA stream, as the server runs it with ``--kv-offload-decode-chunks N``
-(:mod:`sglang_kv.streams`: one chunk's scores and top-k may run while another's gather waits on
-PCIe); on CPU the chunks run one after another.
+With ``--chunks N ...`` each setting is also timed with the step split into ``N`` chunks of requests
+pipelined over two CUDA streams, as the server runs it with ``--kv-offload-decode-chunks N``
+(:mod:`sglang_kv.streams`: chunk ``i + 1``'s scores and top-k may run while chunk ``i``'s gather
+waits on PCIe); on CPU the chunks run one after another.
 
 Reported: times, bytes, ratio to the floor and to full attention. GPU only.
 """
@@ -46,7 +46,7 @@ from sglang_kv.select import ModelShape, make_selector
 from sglang_kv.select.base import BatchKV
 from sglang_kv.select.attention import selected_attention
 from sglang_kv.store.host import HostArena, HostBlock
-from sglang_kv.streams import chunk_streams, run_chunked
+from sglang_kv.streams import DecodeStreams, decode_streams, run_pipelined
 
 PCIE_BYTES_PER_S = 55e9
 HBM_BYTES_PER_S = 4.0e12
@@ -101,7 +101,7 @@ def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: S
         k_budget = OffloadConfig(method=method, budget=b).budget_tokens(context)
         for drift, n_chunks in itertools.product(drifts, chunks):
             step = functools.partial(_chunked_step, sel, summaries, locals_, k_budget=k_budget, scale=scale,
-                                     streams=chunk_streams(n_chunks, dev))
+                                     streams=decode_streams(n_chunks, dev))
             noise = torch.randn(warmup_steps + iters + 1, *q.shape, device=dev, dtype=torch.bfloat16)
             queries = iter(q + drift * noise)  # one per step: the untimed ones, _median_ms's warm-up, the timed ones
             for _ in range(warmup_steps if cache else 0):
@@ -131,28 +131,34 @@ def _full_attention_ms(q: torch.Tensor, num_kv_heads: int, context: int, scale: 
         qf, full_k, full_v, enable_gqa=True, scale=scale), iters)
 
 
-def _decode_step(sel, summaries, locals_, q, k_budget: int, scale: float) -> BatchKV:
-    """The serving decode step of one layer for every request (equal prompts: one attention call, as
-    the backend groups them; the local windows ``(B, LOCAL, Hkv, D)`` read as rows of a KV pool).
-    Returns ``gather_batch``'s :class:`BatchKV`."""
+def _select(sel, summaries, q, k_budget: int, scale: float):
+    """The serving decode step's select for every request (``select_batch``)."""
+    return sel.select_batch(q, summaries, [k_budget] * q.shape[0], scale)
+
+
+def _finish(sel, summaries, locals_, q, selection, scale: float) -> BatchKV:
+    """The rest of the serving decode step: ``gather_batch`` of ``selection``, then one attention
+    call for every request (equal prompts: one call, as the backend groups them; the local windows
+    ``(B, LOCAL, Hkv, D)`` read as rows of a KV pool). Returns ``gather_batch``'s :class:`BatchKV`."""
     batch = q.shape[0]
     k_local, v_local = (x.flatten(0, 1) for x in locals_)  # (B * LOCAL, Hkv, D)
-    selection = sel.select_batch(q, summaries, [k_budget] * batch, scale)
     selected = sel.gather_batch(summaries, selection, dtype=torch.bfloat16)
     window = torch.arange(batch * LOCAL, device=q.device).view(batch, LOCAL)
     selected_attention(q, selected, slice(None), selection.counts[0], k_local, v_local, window, 0, scale)
     return selected
 
 
-def _chunked_step(sel, summaries, locals_, q, k_budget: int, scale: float, streams: list) -> StepCounts:
-    """:func:`_decode_step` on ``len(streams)`` chunks of the requests (:func:`sglang_kv.streams.run_chunked`,
-    as the backend runs them with ``--kv-offload-decode-chunks``). Returns the bytes and cache
-    counts of all chunks."""
-    def chunk(part: slice) -> StepCounts:
-        kv = _decode_step(sel, summaries[part], tuple(x[part] for x in locals_), q[part], k_budget, scale)
+def _chunked_step(sel, summaries, locals_, q, k_budget: int, scale: float, streams: DecodeStreams) -> StepCounts:
+    """The decode step on ``streams.chunks`` chunks of the requests, pipelined as the backend runs
+    them with ``--kv-offload-decode-chunks`` (:func:`sglang_kv.streams.run_pipelined`). Returns the
+    bytes and cache counts of all chunks."""
+    def finish(part: slice, selection) -> StepCounts:
+        kv = _finish(sel, summaries[part], tuple(x[part] for x in locals_), q[part], selection, scale)
         return StepCounts(kv.load_bytes, kv.cache_lookups, kv.cache_hits)
 
-    return StepCounts(*(sum(column) for column in zip(*run_chunked(q.shape[0], streams, chunk))))
+    steps = run_pipelined(q.shape[0], streams, lambda part: _select(sel, summaries[part], q[part], k_budget, scale),
+                          finish)
+    return StepCounts(*(sum(column) for column in zip(*steps)))
 
 
 class StepCounts(NamedTuple):
@@ -191,7 +197,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="per-step query noise (relative to the unit-variance query); decides the cache's hit rate")
     p.add_argument("--warmup-steps", type=int, default=8, help="untimed steps that fill the cache")
     p.add_argument("--chunks", type=int, nargs="+", default=[1],
-                   help="also time the step split into N chunks of requests, each on its own CUDA stream "
+                   help="also time the step split into N chunks of requests pipelined over two CUDA streams "
                         "(as --kv-offload-decode-chunks N runs it)")
     p.add_argument("--host-gib", type=float, default=40.0, help="pinned host store for the payloads")
     p.add_argument("--cpu", action="store_true", help="functional smoke run on CPU (times are not meaningful)")
