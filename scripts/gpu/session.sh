@@ -77,6 +77,15 @@ run() {  # run NAME CMD...: time a stage, keep its log, remember failures
   echo "=== $name: exit $rc after $(( $(date +%s) - t0 )) s"; tail -n 25 "$OUT/$name.log"
   [ $rc -eq 0 ] || status=1
 }
+run_base() {  # run_base NAME CMD...: run from BASE_TREE (when set), its result recording BASE_COMMIT
+  [ -n "${BASE_TREE:-}" ] || return 0
+  local repo=$PWD commit=$SGLANG_KV_COMMIT
+  cd "$BASE_TREE" || exit 1
+  export SGLANG_KV_COMMIT=${BASE_COMMIT:-unknown}
+  run "$@"
+  export SGLANG_KV_COMMIT=$commit
+  cd "$repo"
+}
 for stage in "$@"; do
   case $stage in
     install)
@@ -188,15 +197,8 @@ for stage in "$@"; do
       layer_args=(--batches 32 --contexts 65536 --budgets 0.03125 --iters 7 --host-gib 8 --payload-group head)
       run layer_head_32x64k_records python3 -m sglang_kv.bench layer "${layer_args[@]}" \
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_records.json"
-      if [ -n "${BASE_TREE:-}" ]; then
-        repo=$(pwd) commit=$SGLANG_KV_COMMIT
-        cd "$BASE_TREE" || exit 1
-        export SGLANG_KV_COMMIT=${BASE_COMMIT:-unknown}  # the base's revision, recorded in its result
-        run layer_head_32x64k_base python3 -m sglang_kv.bench layer "${layer_args[@]}" \
-          --out "$OUT/layer_llama31_8b_h200_32x64k_head_base.json"
-        export SGLANG_KV_COMMIT=$commit
-        cd "$repo"
-      fi
+      run_base layer_head_32x64k_base python3 -m sglang_kv.bench layer "${layer_args[@]}" \
+        --out "$OUT/layer_llama31_8b_h200_32x64k_head_base.json"
       run gpu_tests_records python3 -m pytest tests/kernels/test_higgs_kernels.py -q -ra -p no:cacheprovider \
         -k "records or group_major"
       ;;
@@ -233,15 +235,8 @@ for stage in "$@"; do
       layer_args=(--batches 32 --contexts 65536 --budgets 0.03125 --iters 15 --host-gib 8 --payload-group head)
       run layer_head_pipeline python3 -m sglang_kv.bench layer "${layer_args[@]}" --chunks 1 2 4 1 2 4 \
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_pipeline.json"
-      if [ -n "${BASE_TREE:-}" ]; then
-        repo=$(pwd) commit=$SGLANG_KV_COMMIT
-        cd "$BASE_TREE" || exit 1
-        export SGLANG_KV_COMMIT=${BASE_COMMIT:-unknown}  # the base's revision, recorded in its result
-        run layer_head_chunks_base python3 -m sglang_kv.bench layer "${layer_args[@]}" --chunks 1 2 1 2 \
-          --out "$OUT/layer_llama31_8b_h200_32x64k_head_chunks_base.json"
-        export SGLANG_KV_COMMIT=$commit
-        cd "$repo"
-      fi
+      run_base layer_head_chunks_base python3 -m sglang_kv.bench layer "${layer_args[@]}" --chunks 1 2 1 2 \
+        --out "$OUT/layer_llama31_8b_h200_32x64k_head_chunks_base.json"
       run gpu_test_streams python3 -m pytest tests/unit/test_streams.py -q -ra -p no:cacheprovider
       ;;
     serve16k)
