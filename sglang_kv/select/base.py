@@ -351,8 +351,10 @@ def blocks_to_tokens(block_scores: torch.Tensor, block_size: int, num_tokens: in
     table = torch.arange(num_blocks * block_size, device=block_scores.device).view(num_blocks, block_size)
     tokens = table[order].reshape(rows, -1)  # (rows, nb * bs) in block-rank order
     if num_blocks * block_size != num_tokens:
-        # only the short last block has slots >= num_tokens: every row keeps num_tokens entries
-        tokens = tokens[tokens < num_tokens].view(rows, num_tokens)
+        # only the short last block has slots >= num_tokens: a stable sort moves them to the end of
+        # each row (no boolean indexing, so no device sync) and every row keeps num_tokens entries
+        past = torch.argsort((tokens >= num_tokens).to(torch.uint8), dim=-1, stable=True)
+        tokens = tokens.gather(1, past)[:, :num_tokens]
     picked = tokens[:, :take]
     if num_fixed:
         picked = torch.cat([picked, fixed.to(picked.device)], dim=1)

@@ -15,7 +15,11 @@ Follows ``shared/reference/methods.md`` (ShadowKV, ICML 2025, its accuracy class
 * select: softmax of ``scale * q . landmark`` over the non-outlier chunks per query head, max over the
   GQA group, chunks in score order, tokens cut at ``k`` per kv head, plus the outlier tokens.
 * gather: keys rebuilt as ``A[rows] B[:, head]`` then RoPE at the rows' positions; values copied from
-  the host payload (outliers: both exact from the GPU).
+  the host payload (outliers: both exact from the GPU). Serving (``gather_batch``) reads every
+  request's values in one zero-copy row copy from pinned host memory, as yakv reads its payload, and
+  counts the bytes without a device sync; the keys are rebuilt per request. Before 2026-12-03 each
+  request's values made a host round trip (indices to the host, a CPU gather, a copy back: three
+  syncs per request and layer), which the H200 runs at 9cca07c measured (README).
 
 Not modelled: ShadowKV's reuse of the chunks selected at the previous step (``step_bytes`` and
 ``load_bytes`` count every selected value as copied).
@@ -27,8 +31,9 @@ import math
 
 import torch
 
-from sglang_kv.select.base import (EXACT_BYTES, Footprint, LayerSummary, Selector, StepBytes, blocks_to_tokens,
-                                   group_max_softmax, knob, take)
+from sglang_kv.devices import device_ints
+from sglang_kv.select.base import (EXACT_BYTES, BatchKV, Footprint, LayerSummary, Selector, StepBytes,
+                                   blocks_to_tokens, group_max_softmax, knob, take, use_kernels)
 from sglang_kv.select.rope import apply_rope, inverse_rope
 
 _INDEX_BYTES = 4  # outlier chunk ids are stored as int32
@@ -111,19 +116,59 @@ class ShadowkvSelector(Selector):
         return blocks_to_tokens(scores, self.chunk, summary.num_tokens, k, summary.fixed)
 
     def gather(self, summary, index, dtype=torch.float32):
+        heads = torch.arange(self.shape.num_kv_heads, device=index.device)[:, None]
+        return self._rebuild(summary, index, take(summary.payload["values"], index, heads), dtype)
+
+    def _rebuild(self, summary, index, values, dtype):
+        """Keys rebuilt for ``index [Hkv, n]`` (``A[rows] B[:, head]``, then RoPE) and the values
+        ``values [Hkv, n, D]`` read for it, the outlier tokens' keys and values taken exact from the
+        GPU instead -> ``(k, v)`` in ``dtype``."""
         hkv, d = self.shape.num_kv_heads, self.shape.head_dim
         a, b = summary.device["factor_a"].float(), summary.device["factor_b"].float()
         n = index.shape[1]
         k_pre = torch.einsum("hnr,rhd->hnd", a[index], b.view(-1, hkv, d))  # (Hkv, n, D)
         pos = summary.positions[index].reshape(-1)
         k = apply_rope(k_pre.reshape(hkv * n, 1, d), pos, self.rope).view(hkv, n, d)
-        heads = torch.arange(hkv, device=index.device)[:, None]
-        v = take(summary.payload["values"], index, heads).float()
+        v = values.float()
         if summary.fixed is not None:
+            heads = torch.arange(hkv, device=index.device)[:, None]
             slot, is_fixed = _lookup(summary.fixed, index)
             k = torch.where(is_fixed[..., None], summary.device["outlier_keys"][heads, slot].float(), k)
             v = torch.where(is_fixed[..., None], summary.device["outlier_values"][heads, slot].float(), v)
         return k.to(dtype), v.to(dtype)
+
+    def gather_batch(self, summaries, selection, dtype=torch.float32):
+        """``gather`` for every request, the values of all of them read in one row copy
+        (:func:`~sglang_kv.kernels.rows.copy_rows_batch`: zero-copy from pinned host memory on CUDA, as
+        yakv's payload; its torch reference elsewhere) instead of a host round trip per request, and
+        without a device sync: the bytes read are counted from the selection sizes, as every outlier
+        token is selected once per kv head and never read from the host."""
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        index = selection.index  # (B, Hkv, W)
+        batch, _, width = index.shape
+        device = index.device
+        stores = [s.payload["values"].view(-1, d) for s in summaries]  # (L * Hkv, D): row = token * Hkv + head
+        values = torch.zeros((batch, hkv, width, d), dtype=stores[0].dtype, device=device)
+        flat = values.view(-1, d)
+        column = torch.arange(width, device=device)
+        rows = index * hkv + torch.arange(hkv, device=device)[:, None]  # (B, Hkv, W) rows of each store
+        # padding columns are not read (a negative destination skips the row); outliers are read too,
+        # then replaced by their exact GPU copies
+        dst = torch.arange(flat.shape[0], device=device).view(batch, hkv, width)
+        dst = torch.where(column < device_ints(selection.counts, device)[:, None, None], dst, -1)
+        request = torch.arange(batch, device=device, dtype=torch.int32)[:, None, None].expand_as(index)
+        from sglang_kv.kernels import rows as row_kernels  # lazy, as the other selectors' kernels
+
+        copy = row_kernels.copy_rows_batch if use_kernels(index) else row_kernels.copy_rows_batch_ref
+        copy(stores, [flat] * batch, request.reshape(-1), rows.reshape(-1), dst.reshape(-1))
+        k = torch.zeros((batch, hkv, width, d), dtype=dtype, device=device)
+        v = torch.zeros_like(k)
+        loaded = 0
+        for b, (summary, n) in enumerate(zip(summaries, selection.counts)):
+            k[b, :, :n], v[b, :, :n] = self._rebuild(summary, index[b, :, :n].contiguous(), values[b, :, :n], dtype)
+            fixed = 0 if summary.fixed is None else summary.fixed.numel()
+            loaded += (hkv * n - fixed) * d * stores[b].element_size()
+        return BatchKV.of_dense(k, v, loaded)
 
     # ---- accounting -----------------------------------------------------------------------
     def footprint(self, num_tokens):

@@ -190,6 +190,36 @@ def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape, cache):
     assert (hits > 0) == bool(cache)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_shadowkv_batch_from_pinned_host_equals_the_loop():
+    """ShadowKV's values read in one zero-copy row copy from pinned host memory (the compiled kernel)
+    equal the per-request ``gather``'s host round trip; the bytes are counted without a sync."""
+    from sglang_kv.store.host import HostArena, HostBlock
+
+    shape = ModelShape(32, 8, 128)
+    sel = make_selector("shadowkv", shape, OffloadConfig(method="shadowkv"), rope=ROPE)
+    arena = HostArena(1 << 28, pin=True)
+    gen = torch.Generator().manual_seed(5)
+    lengths, ks = [3000, 700, 5003], [96, 800, 160]
+    summaries, blocks = [], []
+    for n in lengths:
+        keys = torch.randn(n, shape.num_kv_heads, shape.head_dim, generator=gen).cuda().bfloat16()
+        summary = sel.build(keys, torch.randn_like(keys))
+        blocks.append(HostBlock(arena, summary.payload))
+        summaries.append(dataclasses.replace(summary, payload=blocks[-1].tensors))
+    assert summaries[0].payload["values"].is_pinned()
+    q = torch.randn(len(lengths), shape.num_q_heads, shape.head_dim, generator=gen).cuda()
+    selection = sel.select_batch(q, summaries, ks, shape.head_dim ** -0.5)
+    kv = sel.gather_batch(summaries, selection, torch.bfloat16)
+    assert kv.load_bytes == sum(sel.load_bytes(s, selection.index[b, :, :n])
+                                for b, (s, n) in enumerate(zip(summaries, selection.counts)))
+    for b, summary in enumerate(summaries):
+        n = selection.counts[b]
+        k_ref, v_ref = sel.gather(summary, selection.index[b, :, :n].contiguous(), dtype=torch.bfloat16)
+        assert torch.equal(kv.k[b, :, :n], k_ref) and torch.equal(kv.v[b, :, :n], v_ref)
+
+
 @pytest.mark.parametrize("batch,heads,n", [(2, 3, 40), (1, 8, 1), (4, 2, 77)])
 def test_distinct_rows_without_unique_equals_unique(batch, heads, n):
     """The gather's sync-free path for keys known distinct (per-head rows, no padding columns): keys
