@@ -152,6 +152,21 @@ def test_pad_selections_and_bad_batches():
         sel.select_batch(q, summaries, [4, 4], 0.2)
 
 
+def _pinned_requests(sel, shape, lengths, gen):
+    """bf16 requests of ``lengths`` tokens built on the GPU, their payloads moved to pinned host
+    blocks (as serving stores them) -> (summaries, the blocks, to keep alive)."""
+    from sglang_kv.store.host import HostArena, HostBlock
+
+    arena = HostArena(1 << 28, pin=True)
+    summaries, blocks = [], []
+    for n in lengths:
+        keys = torch.randn(n, shape.num_kv_heads, shape.head_dim, generator=gen).cuda().bfloat16()
+        summary = sel.build(keys, torch.randn_like(keys))
+        blocks.append(HostBlock(arena, summary.payload))
+        summaries.append(dataclasses.replace(summary, payload=blocks[-1].tensors))
+    return summaries, blocks
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("shape", [ModelShape(32, 8, 128), ModelShape(9, 3, 64)])
@@ -159,18 +174,10 @@ def test_pad_selections_and_bad_batches():
 def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape, cache):
     """Compiled kernels, payload in pinned host memory; with the device cache, over three steps of
     drifting queries (misses copied in, hits read from the GPU, some rows bypassing a full cache)."""
-    from sglang_kv.store.host import HostArena, HostBlock
-
     sel = make_selector("yakv", shape, OffloadConfig(method="yakv", cache=cache))
-    arena = HostArena(1 << 28, pin=True)
     gen = torch.Generator().manual_seed(4)
     lengths, ks = [3000, 700, 5000], [96, 800, 160]
-    summaries, blocks = [], []
-    for n in lengths:
-        keys = torch.randn(n, shape.num_kv_heads, shape.head_dim, generator=gen).cuda().bfloat16()
-        summary = sel.build(keys, torch.randn_like(keys))
-        blocks.append(HostBlock(arena, summary.payload))
-        summaries.append(dataclasses.replace(summary, payload=blocks[-1].tensors))
+    summaries, _blocks = _pinned_requests(sel, shape, lengths, gen)
     q = torch.randn(len(lengths), shape.num_q_heads, shape.head_dim, generator=gen).cuda()
     hits = 0
     for step in range(3 if cache else 1):
@@ -195,19 +202,11 @@ def test_gpu_yakv_batch_from_pinned_host_equals_the_loop(shape, cache):
 def test_gpu_shadowkv_batch_from_pinned_host_equals_the_loop():
     """ShadowKV's values read in one zero-copy row copy from pinned host memory (the compiled kernel)
     equal the per-request ``gather``'s host round trip; the bytes are counted without a sync."""
-    from sglang_kv.store.host import HostArena, HostBlock
-
     shape = ModelShape(32, 8, 128)
     sel = make_selector("shadowkv", shape, OffloadConfig(method="shadowkv"), rope=ROPE)
-    arena = HostArena(1 << 28, pin=True)
     gen = torch.Generator().manual_seed(5)
     lengths, ks = [3000, 700, 5003], [96, 800, 160]
-    summaries, blocks = [], []
-    for n in lengths:
-        keys = torch.randn(n, shape.num_kv_heads, shape.head_dim, generator=gen).cuda().bfloat16()
-        summary = sel.build(keys, torch.randn_like(keys))
-        blocks.append(HostBlock(arena, summary.payload))
-        summaries.append(dataclasses.replace(summary, payload=blocks[-1].tensors))
+    summaries, _blocks = _pinned_requests(sel, shape, lengths, gen)
     assert summaries[0].payload["values"].is_pinned()
     q = torch.randn(len(lengths), shape.num_q_heads, shape.head_dim, generator=gen).cuda()
     selection = sel.select_batch(q, summaries, ks, shape.head_dim ** -0.5)
