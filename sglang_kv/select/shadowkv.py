@@ -142,7 +142,7 @@ class ShadowkvSelector(Selector):
         (:func:`~sglang_kv.kernels.rows.copy_rows_batch`: zero-copy from pinned host memory on CUDA, as
         yakv's payload; its torch reference elsewhere) instead of a host round trip per request, and
         without a device sync: the bytes read are counted from the selection sizes, as every outlier
-        token is selected once per kv head and never read from the host."""
+        token is selected once per kv head and is not read from the host."""
         hkv, d = self.shape.num_kv_heads, self.shape.head_dim
         index = selection.index  # (B, Hkv, W)
         batch, _, width = index.shape
@@ -152,10 +152,13 @@ class ShadowkvSelector(Selector):
         flat = values.view(-1, d)
         column = torch.arange(width, device=device)
         rows = index * hkv + torch.arange(hkv, device=device)[:, None]  # (B, Hkv, W) rows of each store
-        # padding columns are not read (a negative destination skips the row); outliers are read too,
-        # then replaced by their exact GPU copies
-        dst = torch.arange(flat.shape[0], device=device).view(batch, hkv, width)
-        dst = torch.where(column < device_ints(selection.counts, device)[:, None, None], dst, -1)
+        # padding columns and outlier tokens (exact on the GPU) are not read: a negative destination
+        # skips the row
+        read = (column < device_ints(selection.counts, device)[:, None, None]).expand(batch, hkv, width).clone()
+        for b, summary in enumerate(summaries):
+            if summary.fixed is not None:
+                read[b] &= ~_lookup(summary.fixed, index[b].contiguous())[1]
+        dst = torch.where(read, torch.arange(flat.shape[0], device=device).view(batch, hkv, width), -1)
         request = torch.arange(batch, device=device, dtype=torch.int32)[:, None, None].expand_as(index)
         from sglang_kv.kernels import rows as row_kernels  # lazy, as the other selectors' kernels
 

@@ -57,6 +57,31 @@ def test_default_batch_is_the_per_request_loop(method):
     _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
 
 
+def test_shadowkv_batch_counts_the_rows_it_copies(monkeypatch):
+    """ShadowKV's batched gather copies no padding column and no outlier token from the host, and the
+    bytes it counts without a sync are the rows its one copy reads."""
+    from sglang_kv.kernels import rows as row_kernels
+
+    sel = make_selector("shadowkv", SHAPE, OffloadConfig(method="shadowkv", shadowkv_outliers=2), rope=ROPE)
+    q, summaries = _requests(sel, [70, 33, 120], seed=3)
+    assert all(s.fixed is not None for s in summaries)
+    selection = sel.select_batch(q, summaries, [16, 40, 24], 0.2)
+    copied = []
+    real_copy = row_kernels.copy_rows_batch_ref
+
+    def counting_copy(src, dst, request, src_index, dst_index):
+        copied.append(int((dst_index >= 0).sum()))
+        real_copy(src, dst, request, src_index, dst_index)
+
+    monkeypatch.setattr(row_kernels, "copy_rows_batch_ref", counting_copy)
+    monkeypatch.setattr(row_kernels, "copy_rows_batch", counting_copy)
+    kv = sel.gather_batch(summaries, selection)
+    row_bytes = SHAPE.head_dim * summaries[0].payload["values"].element_size()
+    fixed = sum(s.fixed.numel() for s in summaries)
+    assert copied == [SHAPE.num_kv_heads * sum(selection.counts) - fixed]
+    assert kv.load_bytes == copied[0] * row_bytes
+
+
 @pytest.mark.parametrize("payload_group", ["token", "head"])
 @pytest.mark.parametrize("lengths,ks", [([70, 33, 120], [16, 40, 24]), ([50, 50], [12, 12])])
 def test_yakv_batched_kernels_equal_the_loop(payload_group, lengths, ks):
