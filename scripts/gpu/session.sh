@@ -2,7 +2,8 @@
 # One GPU-host session (see README "GPU host"): run from the repository root on the lent H200 after
 # the wheelhouse chunks were copied to /tmp/wh (three carry calls). Stages, any subset, in order:
 #   install   wheels into /tmp/site (PYTHONPATH) and this project into the system python
-#   tests     GPU-only tests: HIGGS kernels at full size, selectors on CUDA
+#   tests     GPU-only tests: HIGGS kernels at full size, selectors on CUDA (GPU_TEST_PATHS: the test paths,
+#             default "tests/quant tests/kernels tests/select", which takes longer than one 600 s call)
 #   quant     python -m sglang_kv.quant.bench (kernel GB/s against the measured copy bandwidth)
 #   layer     python -m sglang_kv.bench layer: one decode step of one layer vs its floor and full attention
 #   layer64k  the same at 64K only (batches 1, 8, 32), whole-token and per-head payload groups
@@ -46,7 +47,8 @@
 #             GRAPH64K_BENCH_ARGS="--output-len 12")
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   servegraph16k the same, stock with its CUDA graphs (--cuda-graph-max-bs 8), yakv and shadowkv with
-#             --kv-offload-decode-graph 1 and the step timing logged; GRAPH16K_TAG names the result
+#             --kv-offload-decode-graph 1 and the step timing logged; GRAPH16K_TAG names the result,
+#             GRAPH16K_METHODS picks the servers (default none,yakv,shadowkv)
 #   pipeline  python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups, the step whole and in 2 / 4
 #             chunks of requests pipelined over two streams, twice each; then the same from BASE_TREE
 #             when set (as in records: the schedule before, each chunk's step on a stream of its own,
@@ -95,7 +97,8 @@ for stage in "$@"; do
       python3 -c "import torch, triton, sglang; print(torch.__version__, triton.__version__, sglang.__version__)" | tee -a "$OUT/gpu.txt"
       ;;
     tests)
-      run gpu_tests python3 -m pytest tests/quant tests/kernels tests/select -q -ra -p no:cacheprovider
+      # shellcheck disable=SC2086  # GPU_TEST_PATHS: test paths, word-split on purpose
+      run gpu_tests python3 -m pytest ${GPU_TEST_PATHS:-tests/quant tests/kernels tests/select} -q -ra -p no:cacheprovider
       ;;
     quant)
       run quant_bench python3 -m sglang_kv.quant.bench --out results/quant_bench_h200.json
@@ -225,7 +228,8 @@ for stage in "$@"; do
       ;;
     servegraph16k)
       tag=${GRAPH16K_TAG:-graph}
-      run serve_llama_8x16k_$tag python3 -m sglang_kv.bench serve --model llama-3.1-8b --methods none,yakv,shadowkv \
+      run serve_llama_8x16k_$tag python3 -m sglang_kv.bench serve --model llama-3.1-8b \
+        --methods "${GRAPH16K_METHODS:-none,yakv,shadowkv}" \
         --num-requests 8 --prompt-len 16384 --output-len 32 --vocab 128000 --server-args "--cuda-graph-max-bs 8" \
         --offload-args "--kv-offload-host-mem 24 --kv-offload-decode-timing 4 --kv-offload-decode-graph 1" \
         --log-dir "$OUT/logs16k_$tag" --out results/serve_llama31_8b_8x16k_h200_$tag.json
