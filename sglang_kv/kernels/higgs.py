@@ -201,9 +201,12 @@ def dequantize_gather_configs(group_size: int, row_groups: int = 1) -> list[Kern
 def dequantize_gather_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
                           index: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
     """Torch path. Per selected row: reads ``C * bits / 8 + G * scale.itemsize`` bytes and the index,
-    writes ``C * dtype.itemsize``."""
+    writes ``C * dtype.itemsize``; a negative index gives a row of zeros (the kernel reads nothing for
+    it, this path reads row 0 and drops it)."""
     rows = index.to(codes.device).long()
-    return quantizer.dequantize(codes[rows].to(index.device), scales[rows].to(index.device), dtype)
+    kept = rows.clamp_min(0)
+    out = quantizer.dequantize(codes[kept].to(index.device), scales[kept].to(index.device), dtype)
+    return torch.where((index < 0)[..., None], torch.zeros((), dtype=out.dtype, device=out.device), out)
 
 
 def dequantize_gather_batch_ref(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
@@ -229,7 +232,7 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     codes: uint8 ``[rows, C * bits / 8]``; scales: ``[rows, C / group_size]`` (both with a contiguous
     last dimension, any row stride; on ``index.device`` or in pinned host memory, read directly).
     index: int32 / int64 ``[..., k]`` on the compute device, values in ``[0, rows)`` (not checked on the
-    device). Returns ``out [..., k, C]`` in ``dtype`` (bfloat16 / float16 / float32), equal to
+    device) or negative: a row of zeros, for which nothing is read. Returns ``out [..., k, C]`` in ``dtype`` (bfloat16 / float16 / float32), equal to
     ``HiggsQuantizer.dequantize(codes[index], scales[index])`` to the output's rounding (float32
     output: within 1e-5 of the row RMS, the rounding of a float32 transform).
 

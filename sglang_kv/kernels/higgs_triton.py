@@ -242,7 +242,7 @@ def higgs_dequantize_gather_kernel(
     address a multiple of ``CODES_ALIGN``); ``codes_ptr`` / ``scales_ptr`` only give the element
     types. ``J_PAD``: codewords per row of ``X`` (``B / P``) padded to the dot's minimum of 16. Per
     output row: reads ``C * bits / 8 + num_groups * scale.itemsize`` plus the index, writes
-    ``C * out.itemsize`` bytes.
+    ``C * out.itemsize`` bytes; a row with a negative index reads nothing and is written as zeros.
     """
     G: tl.constexpr = ROW_GROUPS
     group = tl.program_id(1) * G  # the first of the program's groups
@@ -255,18 +255,19 @@ def higgs_dequantize_gather_kernel(
         offs = block * BLOCK_T + tl.arange(0, BLOCK_T)
         mask = offs < num_out
         rows = tl.load(index_ptr + offs, mask=mask, other=0).to(tl.int64)
+        read = mask & (rows >= 0)  # a negative index reads nothing: its output row is zeros
         if HAS_TABLE:
-            request = tl.load(request_ptr + offs, mask=mask, other=0).to(tl.int64)
+            request = tl.load(request_ptr + offs, mask=read, other=0).to(tl.int64)
             codes_base = tl.multiple_of(
-                tl.load(table_ptr + request * 2, mask=mask, other=0).to(tl.pointer_type(tl.uint8)), [CODES_ALIGN])
-            scales_base = tl.load(table_ptr + request * 2 + 1, mask=mask, other=0).to(
+                tl.load(table_ptr + request * 2, mask=read, other=0).to(tl.pointer_type(tl.uint8)), [CODES_ALIGN])
+            scales_base = tl.load(table_ptr + request * 2 + 1, mask=read, other=0).to(
                 tl.pointer_type(scales_ptr.dtype.element_ty))
         else:
             codes_base = codes_ptr
             scales_base = scales_ptr
         # each row's G groups as G * A rows of B values (B / P codewords), adjacent in memory: one
         # load; x = H_A X H_B per group
-        idx = _load_index_rows(codes_base + rows * codes_stride + group * (W * U), mask, G * A, B // P, J_PAD,
+        idx = _load_index_rows(codes_base + rows * codes_stride + group * (W * U), read, G * A, B // P, J_PAD,
                                IDX_BITS, K, U, BLOCK_T)  # (T*G*A, J_PAD)
         y = _transform_codewords(_codewords(grid_words, idx, BLOCK_T * G * A, J_PAD), B, B // P, J_PAD, P)  # X H_B
         if A == 1:
@@ -274,7 +275,7 @@ def higgs_dequantize_gather_kernel(
         else:
             x = _hadamard_finish(y, h_a, BLOCK_T * G, N, A, B)  # (T*G, N)
         scale_ptrs = (scales_base + rows * scales_stride + group)[:, None] + offs_g[None, :]
-        scale = tl.load(scale_ptrs, mask=mask[:, None], other=0.0).to(tl.float32)  # (T, G)
+        scale = tl.load(scale_ptrs, mask=read[:, None], other=0.0).to(tl.float32)  # (T, G): 0 for skipped rows
         x = tl.reshape(x, (BLOCK_T, G, N)) * (scale / N)[:, :, None]
         out_ptrs = (out_ptr + offs.to(tl.int64)[:, None, None] * out_stride
                     + (group + offs_g).to(tl.int64)[None, :, None] * group_stride + offs_n[None, None, :])

@@ -318,6 +318,30 @@ def test_dequantize_gather_group_major_records(group_size, strided):
                                    [sc[:, :1] for _, sc in stores], request, index, group_major=True)
 
 
+@pytest.mark.parametrize("group_major", [False, True])
+def test_dequantize_gather_negative_index_reads_nothing(group_major):
+    """A negative index (a padding column) gives a row of zeros in the kernel and the torch path; the
+    other rows are unchanged. Its request may be any value: the kernel reads neither the table nor
+    the store for it (here an out-of-range request, which a read would turn into a fault or garbage)."""
+    quantizer = HiggsQuantizer(64, 2, 4)
+    stores = [_store(quantizer, n, 128, seed=70 + n) for n in (9, 6)]
+    index = torch.tensor([3, -1, 8, 0, -1, 5], device=DEVICE)
+    request = torch.tensor([1, 7, 0, 1, 0, 0], dtype=torch.int32, device=DEVICE)
+    config = hk.dequantize_gather_configs(64, 2 if group_major else 1)[0]
+    got = hk.dequantize_gather_batch(quantizer, [c for c, _ in stores], [sc for _, sc in stores], request, index,
+                                     dtype=torch.float32, config=config, group_major=group_major)
+    ref_request = torch.where(index < 0, 0, request).to(torch.int32)  # the torch path indexes its store list
+    ref = hk.dequantize_gather_batch_ref(quantizer, [c for c, _ in stores], [sc for _, sc in stores], ref_request,
+                                         index, torch.float32, group_major=group_major)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    rows = got if not group_major else got.transpose(0, 1).reshape(6, -1)  # (6, 128) either way
+    assert (rows[index < 0] == 0).all() and (rows[index >= 0] != 0).any(dim=1).all()
+    valid = index >= 0
+    kept = hk.dequantize_gather_batch_ref(quantizer, [c for c, _ in stores], [sc for _, sc in stores],
+                                          request[valid], index[valid], torch.float32)
+    torch.testing.assert_close(rows[valid], kept, rtol=1e-5, atol=1e-5)
+
+
 def test_dequantize_gather_rejects_bad_input():
     quantizer = HiggsQuantizer(64, 4, 2)
     codes, scales = _store(quantizer, 8, 128, seed=3)

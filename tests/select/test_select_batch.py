@@ -97,6 +97,27 @@ def test_yakv_batched_kernels_equal_the_loop(payload_group, lengths, ks):
     _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
 
 
+def test_yakv_head_rows_of_unequal_counts_need_no_unique(monkeypatch):
+    """Per-head rows with unequal selection counts (requests of different lengths): the padding columns
+    get keys of their own and read nothing, so the gather needs no ``torch.unique`` (which waits for
+    the GPU); it still equals the loop and counts only the selected rows' bytes."""
+    sel = make_selector("yakv", SHAPE, OffloadConfig(method="yakv", payload_group="head"))
+    q, summaries = _requests(sel, [70, 33, 120], seed=6)
+    ks = [16, 40, 24]
+    selection = sel._select_batch_kernels(q, summaries, ks, 0.2)
+    assert len(set(selection.counts)) > 1
+
+    def no_unique(*args, **kwargs):
+        raise AssertionError("torch.unique called")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "unique", no_unique)
+        kv = sel._gather_batch_rows(summaries, selection, torch.float32, kernels=True)
+    row_bytes = sel.payload_row_bytes()
+    assert kv.load_bytes == SHAPE.num_kv_heads * sum(selection.counts) * row_bytes
+    _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
+
+
 @pytest.mark.parametrize("kernels", [False, True], ids=["torch", "triton"])
 @pytest.mark.parametrize("payload_group,cache,ks", [("token", 0.3, [16, 40, 24]), ("head", 0.3, [16, 40, 24]),
                                                     ("head", 0.3, [16, 16, 16]), ("token", 0.05, [16, 40, 24])])
