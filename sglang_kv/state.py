@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 
 @dataclass
 class RequestState:
@@ -38,7 +40,9 @@ class RequestState:
 
 @dataclass
 class OffloadStats:
-    """Counters since startup (monotonic)."""
+    """Counters since startup (monotonic). ``loaded_bytes`` and ``cache_hits`` may hold an int64 0-d
+    device tensor between reads (the device cache counts hits on the GPU, so that the decode step
+    does not wait for it); :meth:`settled` turns them into ints."""
 
     requests_offloaded: int = 0
     requests_released: int = 0
@@ -48,6 +52,13 @@ class OffloadStats:
     cache_lookups: int = 0  # payload rows looked up in the device caches (--kv-offload-cache)
     cache_hits: int = 0  # of those, rows read from GPU memory instead of the host
     peak_live_requests: int = 0  # most offloaded requests alive at once
+
+    def settled(self) -> dict[str, int]:
+        """Every counter as an int (device counts are read, which waits for the GPU, and kept as ints)."""
+        for name, value in self.__dict__.items():
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, int(value))
+        return dict(self.__dict__)
 
 
 class RequestTable:
@@ -92,5 +103,5 @@ class RequestTable:
             "live_candidate_tokens": sum(s.num_candidates for s in live),
             "device_bytes": sum(s.device_bytes for s in live),
             "host_bytes": sum(s.host_bytes for s in live),
-            **self.stats.__dict__,
+            **self.stats.settled(),
         }

@@ -162,11 +162,12 @@ def _chunked_step(sel, summaries, locals_, q, k_budget: int, scale: float, strea
 
 
 class StepCounts(NamedTuple):
-    """What one decode step moved: host bytes, device-cache lookups and hits (as :class:`BatchKV`)."""
+    """What one decode step moved: host bytes, device-cache lookups and hits (as :class:`BatchKV`: with
+    the cache, bytes and hits are device tensors)."""
 
-    load_bytes: int
+    load_bytes: int | torch.Tensor
     cache_lookups: int
-    cache_hits: int
+    cache_hits: int | torch.Tensor
 
 
 def _time_offload(step, payload_row_bytes: int, queries, iters: int) -> dict:
@@ -175,8 +176,9 @@ def _time_offload(step, payload_row_bytes: int, queries, iters: int) -> dict:
     steps = []
     offload_ms = _median_ms(lambda: steps.append(step(next(queries))), iters)
     timed = steps[1:]
-    lookups, hits = sum(s.cache_lookups for s in timed), sum(s.cache_hits for s in timed)
-    loaded = sum(s.load_bytes for s in timed) / len(timed)
+    # with the device cache, hits and bytes are device tensors: read once the steps are timed
+    lookups, hits = sum(s.cache_lookups for s in timed), int(sum(s.cache_hits for s in timed))
+    loaded = int(sum(s.load_bytes for s in timed)) / len(timed)
     uncached = lookups * payload_row_bytes / len(timed) if lookups else loaded
     return {"offload_ms": offload_ms, "pcie_bytes": loaded, "pcie_bytes_uncached": uncached,
             "cache_hit_rate": hits / lookups if lookups else None}

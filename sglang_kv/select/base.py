@@ -286,9 +286,10 @@ class BatchKV(NamedTuple):
     k_rows: torch.Tensor  # [R, head_dim]: any row stride, last dimension contiguous
     v_rows: torch.Tensor  # [R, v_head_dim]
     rows: torch.Tensor  # int64 [B, num_kv_heads, max(counts)]: the row of each selected token
-    load_bytes: int  # host -> device bytes the gather read (as ``load_bytes`` summed over requests, less cache hits)
+    # host -> device bytes the gather read (as ``load_bytes`` summed over requests, less cache hits)
+    load_bytes: int | torch.Tensor  # with the device caches an int64 0-d device tensor (reading it waits for the GPU)
     cache_lookups: int = 0  # distinct payload rows looked up in the device caches (0 without them)
-    cache_hits: int = 0  # of those, rows the caches already held
+    cache_hits: int | torch.Tensor = 0  # of those, rows the caches already held (a device tensor, as load_bytes)
 
     @property
     def k(self) -> torch.Tensor:

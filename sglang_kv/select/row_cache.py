@@ -47,7 +47,7 @@ class CachePlan(NamedTuple):
 
     slot: torch.Tensor  # int64 [n]: the slot of its request's cache serving row i; -1: read from host
     fill: torch.Tensor  # bool [n]: row i is copied host -> slot[i] before the read
-    hits: int  # rows served by a slot that already held them
+    hits: torch.Tensor  # int64 0-d, on the device: rows served by a slot that already held them
 
 
 def plan(row_tables: list[torch.Tensor], stamp_tables: list[torch.Tensor], request: torch.Tensor,
@@ -57,7 +57,7 @@ def plan(row_tables: list[torch.Tensor], stamp_tables: list[torch.Tensor], reque
     row_tables[b], stamp_tables[b]: request ``b``'s ``cache_row`` / ``cache_stamp`` (``[C_b]``, any
     ``C_b >= 0``). request, row: int64 ``[n]``, the (request, row) pairs read, sorted by request
     then row and distinct, every row ``< num_rows``. step: larger than every earlier step's (the LRU
-    clock). All on one device; one host sync (the hit count).
+    clock). All on one device; no host sync (the hit count stays on the device).
     """
     device = row.device
     n = row.numel()
@@ -65,7 +65,7 @@ def plan(row_tables: list[torch.Tensor], stamp_tables: list[torch.Tensor], reque
     total = sum(sizes)
     if total == 0 or n == 0:
         return CachePlan(torch.full((n,), -1, dtype=torch.int64, device=device),
-                         torch.zeros(n, dtype=torch.bool, device=device), 0)
+                         torch.zeros(n, dtype=torch.bool, device=device), torch.zeros((), dtype=torch.int64, device=device))
     span = num_rows + 1  # key = request * span + row; an empty slot's row is num_rows
     size = device_ints(sizes, device)  # (B,)
     offsets = size.cumsum(0) - size  # (B,) first flat slot of each request
@@ -95,4 +95,4 @@ def plan(row_tables: list[torch.Tensor], stamp_tables: list[torch.Tensor], reque
     torch._foreach_copy_(row_tables, list(cached[:total].split(sizes)))
     torch._foreach_copy_(stamp_tables, list(stamp[:total].split(sizes)))
     slot = torch.where(flat >= 0, flat - offsets[request], -1)
-    return CachePlan(slot, fill, int(hit.sum()))
+    return CachePlan(slot, fill, hit.sum())
