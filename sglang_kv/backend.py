@@ -446,29 +446,30 @@ class OffloadAttnBackend:
         local | generated] tokens -> ``[len(rows), Hq, Dv]``, in ``--kv-offload-decode-chunks``
         chunks of rows pipelined over two streams (:mod:`sglang_kv.streams`; one chunk by default)."""
         out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
+        summaries = [row.state.summaries[layer.layer_id] for row in rows]
         run_pipelined(len(rows), self.runtime.decode_streams,
-                      lambda part: self._select_rows(layer, q[part], rows[part]),
-                      lambda part, selection: self._finish_rows(layer, q[part], rows[part], selection, out[part]))
+                      lambda part: self._select_rows(layer, q[part], rows[part], summaries[part]),
+                      lambda part, selection: self._finish_rows(layer, q[part], rows[part], summaries[part], selection,
+                                                                out[part]))
         return out
 
-    def _select_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan]) -> BatchSelection:
-        """The tokens each of ``rows`` selects for query ``q [len(rows), Hq, D]``: one batched
-        ``select_batch`` for the chunk."""
-        summaries = [row.state.summaries[layer.layer_id] for row in rows]
+    def _select_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan],
+                     summaries: list) -> BatchSelection:
+        """The tokens each of ``rows`` (with this layer's ``summaries``) selects for query
+        ``q [len(rows), Hq, D]``: one batched ``select_batch`` for the chunk."""
         budgets = [self.config.budget_tokens(row.state.prompt_len) for row in rows]
         selection = self.runtime.selector.select_batch(q, summaries, budgets, layer.scaling)
         if self.runtime.decode_timer is not None:
             self.runtime.decode_timer.mark("select")
         return selection
 
-    def _finish_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan], selection: BatchSelection,
-                     out: torch.Tensor) -> None:
+    def _finish_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan], summaries: list,
+                     selection: BatchSelection, out: torch.Tensor) -> None:
         """The rest of one chunk's step into ``out [len(rows), Hq, Dv]``: one batched ``gather_batch`` of
         ``selection``, then one attention call per group of rows with the same windows and selection
         size (in a batch of equal prompts, one group)."""
         runtime = self.runtime
         pool = runtime.token_to_kv_pool
-        summaries = [row.state.summaries[layer.layer_id] for row in rows]
         k_cache, v_cache = pool.get_key_buffer(layer.layer_id), pool.get_value_buffer(layer.layer_id)
         timer = runtime.decode_timer
         selected = runtime.selector.gather_batch(summaries, selection, dtype=k_cache.dtype)

@@ -232,9 +232,10 @@ def dequantize_gather(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: to
     codes: uint8 ``[rows, C * bits / 8]``; scales: ``[rows, C / group_size]`` (both with a contiguous
     last dimension, any row stride; on ``index.device`` or in pinned host memory, read directly).
     index: int32 / int64 ``[..., k]`` on the compute device, values in ``[0, rows)`` (not checked on the
-    device) or negative: a row of zeros, for which nothing is read. Returns ``out [..., k, C]`` in ``dtype`` (bfloat16 / float16 / float32), equal to
-    ``HiggsQuantizer.dequantize(codes[index], scales[index])`` to the output's rounding (float32
-    output: within 1e-5 of the row RMS, the rounding of a float32 transform).
+    device) or negative: a row of zeros, for which nothing is read. Returns ``out [..., k, C]`` in
+    ``dtype`` (bfloat16 / float16 / float32), equal to ``HiggsQuantizer.dequantize(codes[index],
+    scales[index])`` to the output's rounding (float32 output: within 1e-5 of the row RMS, the rounding
+    of a float32 transform).
 
     A per-head store ``[rows, Hkv, D * bits / 8]`` can be gathered per (token, head) by viewing it as
     ``[rows * Hkv, D * bits / 8]`` with indices ``token * Hkv + head``.

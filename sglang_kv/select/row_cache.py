@@ -65,7 +65,8 @@ def plan(row_tables: list[torch.Tensor], stamp_tables: list[torch.Tensor], reque
     total = sum(sizes)
     if total == 0 or n == 0:
         return CachePlan(torch.full((n,), -1, dtype=torch.int64, device=device),
-                         torch.zeros(n, dtype=torch.bool, device=device), torch.zeros((), dtype=torch.int64, device=device))
+                         torch.zeros(n, dtype=torch.bool, device=device),
+                         torch.zeros((), dtype=torch.int64, device=device))
     span = num_rows + 1  # key = request * span + row; an empty slot's row is num_rows
     size = device_ints(sizes, device)  # (B,)
     offsets = size.cumsum(0) - size  # (B,) first flat slot of each request

@@ -117,12 +117,14 @@ class ShadowkvSelector(Selector):
 
     def gather(self, summary, index, dtype=torch.float32):
         heads = torch.arange(self.shape.num_kv_heads, device=index.device)[:, None]
-        return self._rebuild(summary, index, take(summary.payload["values"], index, heads), dtype)
+        outliers = None if summary.fixed is None else _lookup(summary.fixed, index)
+        return self._rebuild(summary, index, take(summary.payload["values"], index, heads), outliers, dtype)
 
-    def _rebuild(self, summary, index, values, dtype):
+    def _rebuild(self, summary, index, values, outliers, dtype):
         """Keys rebuilt for ``index [Hkv, n]`` (``A[rows] B[:, head]``, then RoPE) and the values
         ``values [Hkv, n, D]`` read for it, the outlier tokens' keys and values taken exact from the
-        GPU instead -> ``(k, v)`` in ``dtype``."""
+        GPU instead (``outliers``: :func:`_lookup` of ``index`` in ``summary.fixed``, None without
+        outliers) -> ``(k, v)`` in ``dtype``."""
         hkv, d = self.shape.num_kv_heads, self.shape.head_dim
         a, b = summary.device["factor_a"].float(), summary.device["factor_b"].float()
         n = index.shape[1]
@@ -130,9 +132,9 @@ class ShadowkvSelector(Selector):
         pos = summary.positions[index].reshape(-1)
         k = apply_rope(k_pre.reshape(hkv * n, 1, d), pos, self.rope).view(hkv, n, d)
         v = values.float()
-        if summary.fixed is not None:
+        if outliers is not None:
             heads = torch.arange(hkv, device=index.device)[:, None]
-            slot, is_fixed = _lookup(summary.fixed, index)
+            slot, is_fixed = outliers
             k = torch.where(is_fixed[..., None], summary.device["outlier_keys"][heads, slot].float(), k)
             v = torch.where(is_fixed[..., None], summary.device["outlier_values"][heads, slot].float(), v)
         return k.to(dtype), v.to(dtype)
@@ -155,9 +157,11 @@ class ShadowkvSelector(Selector):
         # padding columns and outlier tokens (exact on the GPU) are not read: a negative destination
         # skips the row
         read = (column < device_ints(selection.counts, device)[:, None, None]).expand(batch, hkv, width).clone()
-        for b, summary in enumerate(summaries):
-            if summary.fixed is not None:
-                read[b] &= ~_lookup(summary.fixed, index[b].contiguous())[1]
+        outliers = [None if s.fixed is None else _lookup(s.fixed, index[b].contiguous())
+                    for b, s in enumerate(summaries)]
+        for b, found in enumerate(outliers):
+            if found is not None:
+                read[b] &= ~found[1]
         dst = torch.where(read, torch.arange(flat.shape[0], device=device).view(batch, hkv, width), -1)
         request = torch.arange(batch, device=device, dtype=torch.int32)[:, None, None].expand_as(index)
         from sglang_kv.kernels import rows as row_kernels  # lazy, as the other selectors' kernels
@@ -167,8 +171,9 @@ class ShadowkvSelector(Selector):
         k = torch.zeros((batch, hkv, width, d), dtype=dtype, device=device)
         v = torch.zeros_like(k)
         loaded = 0
-        for b, (summary, n) in enumerate(zip(summaries, selection.counts)):
-            k[b, :, :n], v[b, :, :n] = self._rebuild(summary, index[b, :, :n].contiguous(), values[b, :, :n], dtype)
+        for b, (summary, n, found) in enumerate(zip(summaries, selection.counts, outliers)):
+            found = None if found is None else tuple(t[:, :n] for t in found)
+            k[b, :, :n], v[b, :, :n] = self._rebuild(summary, index[b, :, :n], values[b, :, :n], found, dtype)
             fixed = 0 if summary.fixed is None else summary.fixed.numel()
             loaded += (hkv * n - fixed) * d * stores[b].element_size()
         return BatchKV.of_dense(k, v, loaded)

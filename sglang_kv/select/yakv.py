@@ -117,12 +117,12 @@ def _padding_keys(keys: torch.Tensor, counts: list[int], num_rows: int) -> torch
 
 
 def _distinct_rows(keys: torch.Tensor, distinct: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.unique(keys, return_inverse=True)`` of the gather's keys ``[B, H, n]``: the sorted
-    distinct keys and where each key landed. ``distinct`` says every key is distinct already, each
-    row ascending and request ``b``'s keys all below request ``b + 1``'s (per-head rows without
-    padding columns, or with :func:`_padding_keys`). Then each key's place is the number of keys below it in its request's ``H`` rows (one
-    batched binary search), with none of ``unique``'s wait for the GPU (its output size is data
-    dependent, so it synchronizes the stream once per layer) and no sort (about 20 launches)."""
+    """``torch.unique(keys, return_inverse=True)`` of the gather's keys ``[B, H, n]``: the sorted distinct keys
+    and where each key landed. ``distinct`` says every key is distinct already, each row ascending and
+    request ``b``'s keys all below request ``b + 1``'s (per-head rows without padding columns, or with
+    :func:`_padding_keys`). Then each key's place is the number of keys below it in its request's ``H``
+    rows (one batched binary search), with none of ``unique``'s wait for the GPU (its output size is
+    data dependent, so it synchronizes the stream once per layer) and no sort (about 20 launches)."""
     if not distinct:
         return torch.unique(keys, return_inverse=True)
     batch, heads, n = keys.shape
