@@ -102,7 +102,8 @@ class OffloadRuntime:
         self.owned_from: dict[str, int] = {}
         self.shape = model_shape(model_runner.model_config)
         self.selector = make_offload_selector(config, self.shape, model_runner.model_config.hf_config)
-        self.decode_streams = decode_streams(config.decode_chunks, torch.device(model_runner.device))
+        self.decode_streams = decode_streams(config.decode_chunks, torch.device(model_runner.device),
+                                             config.decode_finish_sms)
         # --kv-offload-decode-timing: device and host time of the offloaded decode attention per step
         # (None = off); per stage only on one stream
         self.decode_timer = (DecodeTimer(model_runner.device, config.decode_timing, stages=config.decode_chunks == 1)

@@ -69,6 +69,7 @@ class OffloadConfig:
     payload_group: str = "head"  # yakv 4-bit payload Hadamard group: head | token
     cache: float = 0.0  # yakv device cache of selected payload rows: fraction of the prompt in [0, 1] (0 = off)
     decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, pipelined over two streams
+    decode_finish_sms: int = 0  # SMs the chunks' gathers and attention size their grids for (0 = all)
     decode_timing: int = 0  # log the offloaded decode attention's device time every N decode steps (0 = off)
     decode_graph: int = 0  # 1: decode in breakable CUDA graphs, the offloaded attention eager between segments
     shadowkv_rank: int = 160
@@ -98,6 +99,7 @@ class OffloadConfig:
         for name in ("local", "sink", "min_prompt", "landmark_residual"):
             _require_int(name, getattr(self, name), minimum=0)
         _require_int("decode_chunks", self.decode_chunks, minimum=1)
+        _require_int("decode_finish_sms", self.decode_finish_sms, minimum=0)
         _require_int("decode_timing", self.decode_timing, minimum=0)
         if self.decode_graph not in (0, 1) or isinstance(self.decode_graph, bool):
             raise ConfigError(f"--kv-offload-decode-graph: must be 0 (off) or 1 (on), got {self.decode_graph!r}")
@@ -217,6 +219,10 @@ _FLAG_HELP = {
     "decode_chunks": "split each layer's offloaded decode step into N chunks of requests, their selections on one "
                      "CUDA stream and their gathers and attention on another, so one chunk's PCIe gather overlaps "
                      "the next chunk's selection (default 1)",
+    "decode_finish_sms": "the offloaded decode's gather kernels size their grids for N SMs; with "
+                         "--kv-offload-decode-chunks > 1 the gathers and attention also run on a top-priority "
+                         "stream, so the next chunk's selection keeps the other SMs (same outputs; 0 = all SMs, "
+                         "default)",
     "decode_timing": "every N decode steps, log the device time the offloaded decode attention took per step, "
                      "summed over layers and split by stage, the host's time for the same stages and the step's "
                      "wall time ('sglang-kv decode timing: ...'; CUDA events, read a step late so nothing waits; "

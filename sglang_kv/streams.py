@@ -23,6 +23,8 @@ from typing import Callable, TypeVar
 
 import torch
 
+from sglang_kv.kernels._triton_utils import sm_limit
+
 S = TypeVar("S")
 R = TypeVar("R")
 
@@ -30,19 +32,26 @@ R = TypeVar("R")
 @dataclass(frozen=True)
 class DecodeStreams:
     """Where :func:`run_pipelined` runs a step: ``chunks`` chunks of requests, their selects on
-    ``select`` and their finishes on ``finish`` (both None: in turn on the current stream)."""
+    ``select`` and their finishes on ``finish`` (both None: in turn on the current stream);
+    ``finish_sms``: the SMs the finishes' persistent kernels size their grids for (0: all)."""
 
     chunks: int
     select: torch.cuda.Stream | None = None
     finish: torch.cuda.Stream | None = None
+    finish_sms: int = 0
 
 
-def decode_streams(chunks: int, device: torch.device) -> DecodeStreams:
+def decode_streams(chunks: int, device: torch.device, finish_sms: int = 0) -> DecodeStreams:
     """Two streams for ``chunks > 1`` on CUDA; none (the current stream) for one chunk or another
-    device."""
+    device. With ``finish_sms`` the finish stream has the highest priority, so the block scheduler
+    starts a gather's programs before the select kernels' pending ones: the gather holds about
+    ``finish_sms`` SMs while the next chunk's select runs on the others."""
+    if finish_sms < 0:
+        raise ValueError(f"finish_sms must be >= 0 (0: all SMs), got {finish_sms}")
     if chunks > 1 and device.type == "cuda":
-        return DecodeStreams(chunks, torch.cuda.Stream(device), torch.cuda.Stream(device))
-    return DecodeStreams(chunks)
+        finish = torch.cuda.Stream(device, priority=-100 if finish_sms else 0)  # clamped to the highest
+        return DecodeStreams(chunks, torch.cuda.Stream(device), finish, finish_sms)
+    return DecodeStreams(chunks, finish_sms=finish_sms)
 
 
 def chunk_bounds(batch: int, chunks: int) -> list[slice]:
@@ -59,10 +68,17 @@ def run_pipelined(batch: int, streams: DecodeStreams, select: Callable[[slice], 
     ``finish`` on ``streams.finish``, each after its chunk's select; the current stream then waits
     for both. ``select`` and ``finish`` must only read tensors made before the call or by their own
     chunk, and write disjoint outputs. What ``select`` returns stays referenced until both streams
-    are joined, so its memory is not reused while a finish may still read it."""
+    are joined, so its memory is not reused while a finish may still read it. Every ``finish`` runs
+    under :func:`~sglang_kv.kernels._triton_utils.sm_limit` of ``streams.finish_sms`` (0: none)."""
     parts = chunk_bounds(batch, streams.chunks)
+    limit = streams.finish_sms or None
     if streams.select is None:
-        return [finish(part, select(part)) for part in parts]
+        results = []
+        for part in parts:
+            chosen = select(part)
+            with sm_limit(limit):
+                results.append(finish(part, chosen))
+        return results
     device = streams.select.device
     main = torch.cuda.current_stream(device)
     streams.select.wait_stream(main)
@@ -72,7 +88,7 @@ def run_pipelined(batch: int, streams: DecodeStreams, select: Callable[[slice], 
         for part in parts:
             selected.append((select(part), streams.select.record_event()))
     results = []
-    with torch.cuda.stream(streams.finish):
+    with torch.cuda.stream(streams.finish), sm_limit(limit):
         for part, (chosen, done) in zip(parts, selected):
             streams.finish.wait_event(done)
             results.append(finish(part, chosen))

@@ -53,6 +53,9 @@
 #             chunks of requests pipelined over two streams, twice each; then the same from BASE_TREE
 #             when set (as in records: the schedule before, each chunk's step on a stream of its own,
 #             chunks 1 / 2 twice); then the GPU test of sglang_kv/streams.py
+#   finishsms python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups: 1 / 2 / 4 chunks, each with
+#             the gathers' grids on all SMs and sized for 8 / 16 / 32 SMs on a top-priority stream
+#             (--finish-sms, as --kv-offload-decode-finish-sms runs it); then the GPU tests of sglang_kv/streams.py
 #   serveqwen Qwen3-30B-A3B shape, 32 x 32K prompts (beyond stock capacity), one method per stage
 #             run: QWEN_METHOD=none|yakv|shadowkv (each takes several minutes; one call each);
 #             QWEN_OFFLOAD_ARGS adds --kv-offload-* flags (e.g. "--kv-offload-decode-chunks 2"; offload
@@ -241,6 +244,12 @@ for stage in "$@"; do
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_pipeline.json"
       run_base layer_head_chunks_base python3 -m sglang_kv.bench layer "${layer_args[@]}" --chunks 1 2 1 2 \
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_chunks_base.json"
+      run gpu_test_streams python3 -m pytest tests/unit/test_streams.py -q -ra -p no:cacheprovider
+      ;;
+    finishsms)
+      run layer_head_finish_sms python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
+        --iters 15 --host-gib 8 --payload-group head --chunks 1 2 4 --finish-sms 0 8 16 32 \
+        --out "$OUT/layer_llama31_8b_h200_32x64k_head_finish_sms.json"
       run gpu_test_streams python3 -m pytest tests/unit/test_streams.py -q -ra -p no:cacheprovider
       ;;
     serve16k)

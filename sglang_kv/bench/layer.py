@@ -22,7 +22,9 @@ bytes and the floor without the cache (``floor_uncached_ms``).
 With ``--chunks N ...`` each setting is also timed with the step split into ``N`` chunks of requests
 pipelined over two CUDA streams, as the server runs it with ``--kv-offload-decode-chunks N``
 (:mod:`sglang_kv.streams`: chunk ``i + 1``'s scores and top-k may run while chunk ``i``'s gather
-waits on PCIe); on CPU the chunks run one after another.
+waits on PCIe); on CPU the chunks run one after another. ``--finish-sms N ...`` times each chunk
+count again with the gathers' persistent grids sized for ``N`` SMs on a top-priority stream
+(``--kv-offload-decode-finish-sms N``), so that the next chunk's selection keeps the other SMs.
 
 Reported: times, bytes, ratio to the floor and to full attention. GPU only.
 """
@@ -76,10 +78,13 @@ def _median_ms(fn, iters: int) -> float:
 
 def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: Sequence[float], iters: int,
             arena: HostArena, payload_group: str = PAYLOAD_GROUPS[0], cache: float = 0.0, drifts: Sequence[float] = (0.0,),
-            warmup_steps: int = 8, chunks: Sequence[int] = (1,)) -> list[dict]:
-    """Build ``batch`` requests once, then time one decode step per budget, query drift and chunk count."""
+            warmup_steps: int = 8, chunks: Sequence[int] = (1,), finish_sms: Sequence[int] = (0,)) -> list[dict]:
+    """Build ``batch`` requests once, then time one decode step per budget, query drift, chunk count
+    and finish SM limit."""
     if any(not 1 <= n <= batch for n in chunks):
         raise ValueError(f"--chunks must lie in [1, batch={batch}], got {list(chunks)}")
+    if any(n < 0 for n in finish_sms):
+        raise ValueError(f"--finish-sms must be >= 0 (0: all SMs), got {list(finish_sms)}")
     sel = make_selector(method, shape, OffloadConfig(method=method, payload_group=payload_group, cache=cache))
     dev = torch.device("cuda" if arena.pinned else "cpu")
     hkv, d, scale = shape.num_kv_heads, shape.head_dim, shape.head_dim ** -0.5
@@ -99,15 +104,16 @@ def measure(shape: ModelShape, method: str, batch: int, context: int, budgets: S
     rows = []
     for b in budgets:
         k_budget = OffloadConfig(method=method, budget=b).budget_tokens(context)
-        for drift, n_chunks in itertools.product(drifts, chunks):
+        for drift, n_chunks, sms in itertools.product(drifts, chunks, finish_sms):
             step = functools.partial(_chunked_step, sel, summaries, locals_, k_budget=k_budget, scale=scale,
-                                     streams=decode_streams(n_chunks, dev))
+                                     streams=decode_streams(n_chunks, dev, sms))
             noise = torch.randn(warmup_steps + iters + 1, *q.shape, device=dev, dtype=torch.bfloat16)
             queries = iter(q + drift * noise)  # one per step: the untimed ones, _median_ms's warm-up, the timed ones
             for _ in range(warmup_steps if cache else 0):
                 step(next(queries))
             row = _time_offload(step, sel.payload_row_bytes(), queries, iters)
-            rows.append(row | {"k": k_budget, "budget": b, "cache": cache, "drift": drift, "chunks": n_chunks})
+            rows.append(row | {"k": k_budget, "budget": b, "cache": cache, "drift": drift, "chunks": n_chunks,
+                               "finish_sms": sms})
     for block in blocks:
         block.release()
     hbm = batch * (summaries[0].device_bytes + 2 * hkv * LOCAL * d * 2)  # landmarks + local window
@@ -201,6 +207,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--chunks", type=int, nargs="+", default=[1],
                    help="also time the step split into N chunks of requests pipelined over two CUDA streams "
                         "(as --kv-offload-decode-chunks N runs it)")
+    p.add_argument("--finish-sms", type=int, nargs="+", default=[0],
+                   help="also time each chunk count with the gathers' grids sized for N SMs on a top-priority "
+                        "stream (as --kv-offload-decode-finish-sms N runs it; 0: all SMs)")
     p.add_argument("--host-gib", type=float, default=40.0, help="pinned host store for the payloads")
     p.add_argument("--cpu", action="store_true", help="functional smoke run on CPU (times are not meaningful)")
     p.add_argument("--out", default=None)
@@ -219,10 +228,11 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
         for batch in args.batches:
             t0 = time.time()
             for row in measure(shape, args.method, batch, context, args.budgets, args.iters, arena, args.payload_group,
-                               args.cache, args.drifts, args.warmup_steps, args.chunks):
+                               args.cache, args.drifts, args.warmup_steps, args.chunks, args.finish_sms):
                 rows.append(row)
                 hit = "" if row["cache_hit_rate"] is None else f" drift {row['drift']} hits {row['cache_hit_rate']:.0%}"
                 hit += f" chunks {row['chunks']}" if row["chunks"] > 1 else ""
+                hit += f" finish SMs {row['finish_sms']}" if row["finish_sms"] else ""
                 print(f"B={batch:3d} L={context:6d} budget={row['budget']:.4f}{hit}: offload {row['offload_ms']:8.2f} ms, "
                       f"floor {row['floor_ms']:6.3f} ms (x{row['offload_over_floor']:.1f}), full attention "
                       f"{row['full_ms']:6.3f} ms (x{row['offload_over_full']:.1f}) [{time.time() - t0:.0f} s]",
@@ -232,7 +242,7 @@ def run(args: argparse.Namespace, command: str | None = None) -> int:
     if args.out:
         write_result(args.out, {"model_shape": args.model_shape, "method": args.method, "local": LOCAL,
                                 "payload_group": args.payload_group, "cache": args.cache, "drifts": args.drifts,
-                                "warmup_steps": args.warmup_steps, "chunks": args.chunks,
+                                "warmup_steps": args.warmup_steps, "chunks": args.chunks, "finish_sms": args.finish_sms,
                                 "pcie_GB_s": PCIE_BYTES_PER_S / 1e9, "hbm_TB_s": HBM_BYTES_PER_S / 1e12},
                      {"rows": rows}, command=command or shlex.join(["python", "-m", "sglang_kv.bench.layer",
                                                                       *sys.argv[1:]]))

@@ -3,10 +3,12 @@ config choice."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import os
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -16,6 +18,8 @@ logger = logging.getLogger(__name__)
 # key -> {"chosen": config, "median_ms": {config: ms}, "failed": {config: error}}; read by benchmarks
 TUNING_LOG: dict[Hashable, dict[str, Any]] = {}
 _CHOSEN: dict[Hashable, Any] = {}
+# SMs the persistent kernels launched in this context size their grids for (None: all); see sm_limit
+_SM_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("sglang_kv_sm_limit", default=None)
 
 
 def is_interpreter() -> bool:
@@ -97,10 +101,31 @@ def element_type(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.empty(0, dtype=dtype, device=device)
 
 
+def device_sms(device: torch.device) -> int:
+    """The device's SMs (4 off CUDA)."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+
+
 def num_sms(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 4
-    return torch.cuda.get_device_properties(device).multi_processor_count
+    """SMs a persistent kernel launched now spreads its programs over: the device's, or fewer inside
+    :func:`sm_limit`."""
+    limit = _SM_LIMIT.get()
+    return device_sms(device) if limit is None else min(device_sms(device), limit)
+
+
+@contextlib.contextmanager
+def sm_limit(sms: int | None) -> Iterator[None]:
+    """Inside, the persistent kernels (dequantize-gather, score, row copies) size their grids for at
+    most ``sms`` SMs (None: no limit), so that work on another stream keeps the other SMs. Their
+    results do not depend on the grid. (The attention's split count, which changes its rounding,
+    always uses :func:`device_sms`.)"""
+    if sms is not None and sms < 1:
+        raise ValueError(f"sm_limit needs at least 1 SM or None, got {sms}")
+    token = _SM_LIMIT.set(sms)
+    try:
+        yield
+    finally:
+        _SM_LIMIT.reset(token)
 
 
 def pick_config(key: Hashable, candidates: Sequence[Any], run: Callable[[Any], None]) -> Any:

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 
 from sglang_kv.kernels._triton_utils import (
-    cdiv, check_config, check_kernel_device, check_out, is_interpreter, next_pow2, num_sms, pick_config,
+    cdiv, check_config, check_kernel_device, check_out, device_sms, is_interpreter, next_pow2, pick_config,
     size_bucket,
 )
 from sglang_kv.kernels.higgs import INDEX_DTYPES, OUT_DTYPES
@@ -114,7 +114,7 @@ def sparse_decode_attention_rows(q: torch.Tensor, sel_k: torch.Tensor, sel_v: to
     gqa = num_q_heads // num_kv_heads
 
     def run(cfg: AttentionConfig) -> None:
-        splits = cfg.splits or split_count(batch * num_kv_heads, num_tokens, cfg.block, num_sms(q.device))
+        splits = cfg.splits or split_count(batch * num_kv_heads, num_tokens, cfg.block, device_sms(q.device))
         per_split, splits = split_tokens(num_tokens, splits, cfg.block)
         if splits > 1:
             part_acc = torch.empty((batch, num_q_heads, splits, v_head_dim), dtype=torch.float32, device=q.device)

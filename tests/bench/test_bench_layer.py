@@ -57,3 +57,11 @@ def test_layer_bench_chunked_step_counts_the_same_bytes(tmp_path):
     assert rows[0]["pcie_bytes"] > 0 and len({r["pcie_bytes"] for r in rows}) == 1
     with pytest.raises(ValueError, match="--chunks"):
         main(args + ["4"])
+    with pytest.raises(SystemExit) as exit_info:  # each chunk count with each finish SM limit
+        main(args + ["1", "2", "--finish-sms", "0", "1"])
+    assert exit_info.value.code == 0
+    rows = json.loads(out.read_text())["figures"]["rows"]
+    assert [(r["chunks"], r["finish_sms"]) for r in rows] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert len({r["pcie_bytes"] for r in rows}) == 1
+    with pytest.raises(ValueError, match="--finish-sms"):
+        main(args + ["2", "--finish-sms", "-1"])

@@ -261,6 +261,33 @@ def test_dequantize_gather_per_head_rows():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_sm_limit_changes_grids_not_results():
+    """Under ``sm_limit`` the persistent gather and score launch fewer programs (one per SM here),
+    each looping over more blocks; their outputs are bit-identical to the full grids'."""
+    from sglang_kv.kernels._triton_utils import sm_limit
+
+    quantizer = HiggsQuantizer(64, 2, 4)
+    stores = [_store(quantizer, n, 2 * 64, seed=70 + n) for n in (45, 23)]
+    codes, scales = [c for c, _ in stores], [sc for _, sc in stores]
+    gen = torch.Generator().manual_seed(71)
+    request = torch.randint(0, 2, (3, 40), generator=gen, dtype=torch.int32).to(DEVICE)
+    index = torch.randint(0, 23, (3, 40), generator=gen).to(DEVICE)
+    q = randn(2, 4, 64, seed=72, dtype=torch.bfloat16)
+    gather_config, score_config = hk.KernelConfig(16, 4, programs_per_sm=1), hk.KernelConfig(16, 4, 1)
+
+    def run():
+        return (hk.dequantize_gather_batch(quantizer, codes, scales, request, index, dtype=torch.float32,
+                                           config=gather_config),
+                hk.score_batch(quantizer, q, codes, scales, config=score_config))
+
+    full = run()
+    with sm_limit(1):
+        limited = run()
+    assert torch.equal(full[0], limited[0])
+    for b, n in enumerate((45, 23)):  # score columns past a request's rows are not written
+        assert torch.equal(full[1][b, :, :n], limited[1][b, :, :n])
+
+
 @pytest.mark.parametrize("group_size,channels", [(64, 128), (1024, 1024)])
 def test_dequantize_gather_batch_separate_stores(group_size, channels):
     """Rows of several requests' stores in one launch, each output row naming its request."""

@@ -46,14 +46,16 @@ def test_full_budget_4bit_yakv_agreement_is_measured(tiny_model, server_log_dir,
 
 def test_device_cache_and_decode_chunks_change_no_output(tiny_model, server_log_dir):
     """--kv-offload-cache serves hits from copies of the same bytes, and --kv-offload-decode-chunks
-    only splits the decode batch: the greedy tokens are those of the plain server; the cache reads
+    only splits the decode batch (--kv-offload-decode-finish-sms only shrinks the gathers' grids): the
+    greedy tokens are those of the plain server; the cache reads
     fewer payload bytes from the host, the chunked server the same bytes."""
     args = ["--kv-offload", "yakv", "--kv-offload-budget", "0.1", "--kv-offload-min-prompt", "16"]
     with cpu_server(tiny_model, args, log_dir=server_log_dir) as server:
         plain, plain_stats = greedy_outputs(server.url), server.offload_stats()
     with cpu_server(tiny_model, [*args, "--kv-offload-cache", "0.5"], log_dir=server_log_dir) as server:
         cached, stats = greedy_outputs(server.url), server.offload_stats()
-    with cpu_server(tiny_model, [*args, "--kv-offload-decode-chunks", "3"], log_dir=server_log_dir) as server:
+    chunk_args = ["--kv-offload-decode-chunks", "3", "--kv-offload-decode-finish-sms", "1"]
+    with cpu_server(tiny_model, [*args, *chunk_args], log_dir=server_log_dir) as server:
         chunked, chunked_stats = greedy_outputs(server.url), server.offload_stats()
     assert cached == plain
     assert plain_stats["cache_lookups"] == 0

@@ -44,6 +44,7 @@ def test_budget_fraction_and_token_count():
         ({"quest_page": 0}, "--kv-offload-quest-page"),
         ({"decode_chunks": 0}, "--kv-offload-decode-chunks"),
         ({"decode_chunks": 1.5}, "--kv-offload-decode-chunks"),
+        ({"decode_finish_sms": -1}, "--kv-offload-decode-finish-sms"),
         ({"decode_timing": -1}, "--kv-offload-decode-timing"),
         ({"decode_graph": 2}, "--kv-offload-decode-graph"),
         ({"decode_graph": True}, "--kv-offload-decode-graph"),
@@ -69,12 +70,12 @@ def test_from_flags_parses_every_flag():
         "--kv-offload-kv-bits", "16", "--kv-offload-landmark-bits", "3", "--kv-offload-landmark-residual", "4",
         "--kv-offload-payload-group", "token", "--kv-offload-shadowkv-rank", "64", "--kv-offload-shadowkv-chunk", "4",
         "--kv-offload-shadowkv-outliers", "2", "--kv-offload-quest-page", "8", "--kv-offload-decode-chunks", "2",
-        "--kv-offload-decode-timing", "8", "--kv-offload-decode-graph", "1",
+        "--kv-offload-decode-finish-sms", "16", "--kv-offload-decode-timing", "8", "--kv-offload-decode-graph", "1",
     ])
     assert cfg == OffloadConfig(
         method="shadowkv", budget=0.05, local=16, sink=4, min_prompt=100, host_mem="2GB", kv_bits=16,
         landmark_bits=3, landmark_residual=4, payload_group="token", shadowkv_rank=64, shadowkv_chunk=4, shadowkv_outliers=2,
-        quest_page=8, decode_chunks=2, decode_timing=8, decode_graph=1,
+        quest_page=8, decode_chunks=2, decode_finish_sms=16, decode_timing=8, decode_graph=1,
     )
     assert OffloadConfig.from_json(cfg.to_json()) == cfg
     assert json.loads(cfg.to_json())["method"] == "shadowkv"

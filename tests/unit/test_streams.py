@@ -4,6 +4,7 @@ on another."""
 import pytest
 import torch
 
+from sglang_kv.kernels._triton_utils import device_sms, num_sms, sm_limit
 from sglang_kv.streams import DecodeStreams, chunk_bounds, decode_streams, run_pipelined
 
 
@@ -28,6 +29,39 @@ def test_cpu_runs_each_chunk_select_then_finish_in_turn():
     assert decode_streams(3, torch.device("cpu")) == DecodeStreams(3)
     assert run_pipelined(7, decode_streams(3, torch.device("cpu")), select, finish) == [2, 24, 47]
     assert calls == [("select", 0), ("finish", 0), ("select", 2), ("finish", 2), ("select", 4), ("finish", 4)]
+
+
+def test_sm_limit_caps_num_sms_in_its_context_only():
+    cpu = torch.device("cpu")
+    assert num_sms(cpu) == device_sms(cpu) == 4
+    with sm_limit(2):
+        assert num_sms(cpu) == 2
+        with sm_limit(None):
+            assert num_sms(cpu) == 4
+        with sm_limit(9):  # never above the device's
+            assert num_sms(cpu) == 4
+        assert num_sms(cpu) == 2
+    assert num_sms(cpu) == 4
+    with pytest.raises(ValueError, match="at least 1 SM"):
+        with sm_limit(0):
+            pass
+
+
+def test_finishes_run_under_the_finish_sm_limit():
+    """Every finish sees ``finish_sms`` SMs, every select all of them."""
+    cpu = torch.device("cpu")
+    seen = []
+    streams = decode_streams(2, cpu, finish_sms=3)
+    assert streams == DecodeStreams(2, finish_sms=3)
+    run_pipelined(4, streams, lambda part: seen.append(("select", num_sms(cpu))),
+                  lambda part, _: seen.append(("finish", num_sms(cpu))))
+    assert seen == [("select", 4), ("finish", 3)] * 2
+    seen.clear()
+    run_pipelined(4, decode_streams(2, cpu), lambda part: seen.append(num_sms(cpu)),
+                  lambda part, _: seen.append(num_sms(cpu)))
+    assert seen == [4] * 4
+    with pytest.raises(ValueError, match="finish_sms must be >= 0"):
+        decode_streams(2, cpu, finish_sms=-1)
 
 
 @pytest.mark.gpu
@@ -61,3 +95,16 @@ def test_gpu_pipeline_orders_each_finish_after_its_select():
     assert seen == [("select", streams.select)] * 3 + [("finish", streams.finish)] * 3
     expected = torch.tensor([3.0, 3, 5, 5, 7, 7], device=device)[:, None].expand_as(out)
     assert torch.equal(out, expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_finish_sms_gives_the_finish_stream_top_priority():
+    device = torch.device("cuda")
+    _, highest = torch.cuda.Stream.priority_range()
+    streams = decode_streams(2, device, finish_sms=16)
+    assert streams.finish.priority == highest and streams.select.priority == 0
+    assert decode_streams(2, device).finish.priority == 0
+    seen = []
+    run_pipelined(4, streams, lambda part: seen.append(num_sms(device)), lambda part, _: seen.append(num_sms(device)))
+    assert seen == [device_sms(device)] * 2 + [16] * 2
