@@ -73,7 +73,7 @@ def copy_rows_batch(src: Sequence[torch.Tensor], dst: Sequence[torch.Tensor], re
     src[b], dst[b]: 2-D ``[rows_b, W]`` of one dtype, last dimension contiguous, every ``src`` with
     the same row stride and every ``dst`` with the same row stride; ``src`` on the compute device
     or in pinned host memory, ``dst`` on the compute device. request: int32 ``[n]``; src_index,
-    dst_index: int32 / int64 ``[n]``, all on the compute device (values not checked there); rows
+    dst_index: int32 / int64 ``[n]`` (any stride), all on the compute device (values not checked there); rows
     with ``dst_index[i] < 0`` are skipped. Destination rows must be distinct. Per copied row: reads
     and writes ``W * itemsize`` bytes.
     """
@@ -101,6 +101,9 @@ def copy_rows_pairs(pairs: Sequence[CopyPair], request: torch.Tensor, src_index:
         raise ValueError("need at least one store pair, all with the same row bytes and row strides")
     if n == 0:
         return
+    # the kernel reads the index tensors densely: an expanded one (stride 0, e.g. every row of one
+    # request) would be read past its storage
+    request, src_index, dst_index = request.contiguous(), src_index.contiguous(), dst_index.contiguous()
     row_bytes, src_stride, dst_stride, src_device = pairs[0].layout
     addresses = [a for p in pairs for a in (p.src, p.dst)]
     unit = next(u for u in _UNITS if all(v % u == 0 for v in (row_bytes, src_stride, dst_stride, *addresses)))

@@ -46,6 +46,26 @@ def test_copy_rows_batch_equals_reference(width, dtype, stride_pad):
     assert (expected[0].view(torch.uint8).reshape(12, -1).ne(0).any(1)).sum() == 7  # only the 7 destinations
 
 
+def test_copy_rows_batch_reads_strided_and_expanded_indices():
+    """Index tensors that are not dense: every row of one request as an expanded (stride-0) view
+    (ShadowKV's batch of one request builds it so), source rows every other element. The kernel
+    must read their values, not the memory behind them (here zeros: request 0's store)."""
+    gen = torch.Generator().manual_seed(3)
+    src = _stores(gen, 2, (30, 16), torch.uint8)
+    dst = [torch.zeros(10, 16, dtype=torch.uint8, device=DEVICE) for _ in range(2)]
+    base = torch.zeros(64, dtype=torch.int32, device=DEVICE)
+    base[0] = 1
+    request = base[:1].expand(10)  # stride 0: request 1 for every row
+    src_index = torch.randint(0, 30, (20,), generator=gen).to(DEVICE)[::2]  # stride 2
+    dst_index = torch.randperm(10, generator=gen).to(DEVICE)
+    assert request.stride() == (0,) and src_index.stride() == (2,)
+    expected = [d.clone() for d in dst]
+    rows.copy_rows_batch_ref(src, expected, request, src_index, dst_index)
+    rows.copy_rows_batch(src, dst, request, src_index, dst_index)
+    assert torch.equal(dst[0], expected[0]) and torch.equal(dst[1], expected[1])
+    assert dst[0].eq(0).all() and torch.equal(dst[1][dst_index], src[1][src_index])
+
+
 def test_copy_rows_batch_rejects_bad_input():
     src = [torch.zeros(4, 8, dtype=torch.uint8, device=DEVICE)]
     dst = [torch.zeros(4, 8, dtype=torch.uint8, device=DEVICE)]

@@ -60,15 +60,16 @@ def test_selected_attention_fused_kernel_equals_the_sdpa_path(sink):
     from sglang_kv.select.base import BatchKV
 
     gen = torch.Generator().manual_seed(sink + 1)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the fused kernel's device
     batch, hq, hkv, d, width, n, pool_rows, window = 3, 8, 2, 64, 40, 33, 50, 12
-    q = torch.randn(batch, hq, d, generator=gen)
+    q = torch.randn(batch, hq, d, generator=gen).to(device)
     num_rows = batch * hkv * width
-    k_rows, v_rows = torch.randn(2, num_rows, d, generator=gen)
-    rows = torch.randperm(num_rows, generator=gen).view(batch, hkv, width)
+    k_rows, v_rows = torch.randn(2, num_rows, d, generator=gen).to(device)
+    rows = torch.randperm(num_rows, generator=gen).view(batch, hkv, width).to(device)
     selected = BatchKV(k_rows, v_rows, rows, load_bytes=0)
-    pool_k, pool_v = torch.randn(2, pool_rows, hkv, d, generator=gen)
-    members = torch.tensor([2, 0])
-    win_rows = torch.randint(0, pool_rows, (2, window), generator=gen)
+    pool_k, pool_v = torch.randn(2, pool_rows, hkv, d, generator=gen).to(device)
+    members = torch.tensor([2, 0], device=device)
+    win_rows = torch.randint(0, pool_rows, (2, window), generator=gen).to(device)
     args = (q[members], selected, members, n, pool_k, pool_v, win_rows, sink, d ** -0.5)
     fused = selected_attention(*args, fused=True)
     unfused = selected_attention(*args, fused=False)
