@@ -12,8 +12,11 @@ measured at 32 x 64K, 3.125%, Llama-3.1-8B shape on the H200 (``python -m sglang
 --chunks``), 2 such chunks took 6-10% off the step with token payload groups and lost with per-head
 groups. This schedule, measured the same way with per-head groups against 7b3d71f's in one call:
 2 chunks within 2% of 1 (3.88 / 3.77 vs 3.80 / 3.76 ms), 4 chunks 13-16% slower; the selects' and
-gathers' persistent kernels likely hold the SMs the other stage would need. So the server's default
-stays 1 chunk. The results do not depend on the split or the schedule.
+gathers' persistent kernels likely hold the SMs the other stage would need. ``finish_sms``
+(``--kv-offload-decode-finish-sms``) tested that: the gather from host alone took as long on 8 SMs
+as on all 132, and with the finishes sized for 32 SMs on a top-priority stream 2 chunks took 3.56
+against 3.81 ms (-6%; 8d322c5, one run). So the server's default stays 1 chunk on all SMs. The
+results do not depend on the split, the schedule or the SM limit.
 """
 
 from __future__ import annotations
