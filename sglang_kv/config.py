@@ -69,7 +69,7 @@ class OffloadConfig:
     payload_group: str = "head"  # yakv 4-bit payload Hadamard group: head | token
     cache: float = 0.0  # yakv device cache of selected payload rows: fraction of the prompt in [0, 1] (0 = off)
     decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, pipelined over two streams
-    decode_finish_sms: int = 0  # SMs the chunks' gathers and attention size their grids for (0 = all)
+    decode_finish_sms: int = 0  # SMs the decode's gather kernels size their grids for (0 = all)
     decode_timing: int = 0  # log the offloaded decode attention's device time every N decode steps (0 = off)
     decode_graph: int = 0  # 1: decode in breakable CUDA graphs, the offloaded attention eager between segments
     shadowkv_rank: int = 160
