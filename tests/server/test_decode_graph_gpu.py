@@ -66,7 +66,7 @@ def _first_differences(got: dict, want: dict) -> dict:
     request's greedy output differs (None: identical), so a failure says where decoding split.
     (The batch's first request, 260 tokens, stays stock; quest's batch failed here at 8d322c5.)"""
     def first(a: list, b: list):
-        same_length = None if len(a) == len(b) else min(len(a), len(b))
-        return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), same_length)
+        end_of_shorter = None if len(a) == len(b) else min(len(a), len(b))
+        return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), end_of_shorter)
 
     return {group: [first(a, b) for a, b in zip(got[group], want[group])] for group in want}
