@@ -73,6 +73,8 @@ mkdir -p "$OUT" results
 export PYTHONUNBUFFERED=1 SGLANG_KV_COMMIT=${SGLANG_KV_COMMIT:-$(cat .commit 2>/dev/null || echo unknown)}
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 status=0
+# one decode step of one layer at 32 x 64K, 3.125%, head groups (records, pipeline, finishsms; + --iters N)
+head64k=(--batches 32 --contexts 65536 --budgets 0.03125 --host-gib 8 --payload-group head)
 run() {  # run NAME CMD...: time a stage, keep its log, remember failures
   local name=$1; shift
   local t0=$(date +%s)
@@ -200,7 +202,7 @@ for stage in "$@"; do
         --iters 7 --host-gib 48 --payload-group head --out "$OUT/layer_llama31_8b_h200_64k_head_b1_b8_fastpath.json"
       ;;
     records)
-      layer_args=(--batches 32 --contexts 65536 --budgets 0.03125 --iters 7 --host-gib 8 --payload-group head)
+      layer_args=("${head64k[@]}" --iters 7)
       run layer_head_32x64k_records python3 -m sglang_kv.bench layer "${layer_args[@]}" \
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_records.json"
       run_base layer_head_32x64k_base python3 -m sglang_kv.bench layer "${layer_args[@]}" \
@@ -239,7 +241,7 @@ for stage in "$@"; do
       cp results/serve_llama31_8b_8x16k_h200_$tag.json "$OUT/" 2>/dev/null
       ;;
     pipeline)
-      layer_args=(--batches 32 --contexts 65536 --budgets 0.03125 --iters 15 --host-gib 8 --payload-group head)
+      layer_args=("${head64k[@]}" --iters 15)
       run layer_head_pipeline python3 -m sglang_kv.bench layer "${layer_args[@]}" --chunks 1 2 4 1 2 4 \
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_pipeline.json"
       run_base layer_head_chunks_base python3 -m sglang_kv.bench layer "${layer_args[@]}" --chunks 1 2 1 2 \
@@ -247,9 +249,8 @@ for stage in "$@"; do
       run gpu_test_streams python3 -m pytest tests/unit/test_streams.py -q -ra -p no:cacheprovider
       ;;
     finishsms)
-      run layer_head_finish_sms python3 -m sglang_kv.bench layer --batches 32 --contexts 65536 --budgets 0.03125 \
-        --iters 15 --host-gib 8 --payload-group head --chunks 1 2 4 --finish-sms 0 8 16 32 \
-        --out "$OUT/layer_llama31_8b_h200_32x64k_head_finish_sms.json"
+      run layer_head_finish_sms python3 -m sglang_kv.bench layer "${head64k[@]}" --iters 15 \
+        --chunks 1 2 4 --finish-sms 0 8 16 32 --out "$OUT/layer_llama31_8b_h200_32x64k_head_finish_sms.json"
       run gpu_test_streams python3 -m pytest tests/unit/test_streams.py -q -ra -p no:cacheprovider
       ;;
     serve16k)

@@ -110,7 +110,8 @@ def num_sms(device: torch.device) -> int:
     """SMs a persistent kernel launched now spreads its programs over: the device's, or fewer inside
     :func:`sm_limit`."""
     limit = _SM_LIMIT.get()
-    return device_sms(device) if limit is None else min(device_sms(device), limit)
+    total = device_sms(device)
+    return total if limit is None else min(total, limit)
 
 
 @contextlib.contextmanager
