@@ -21,6 +21,10 @@
 #   topklayer python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups, with this tree's top-k
 #             kernel and with the baseline's (its topk.py and topk_triton.py, both copied to
 #             .wh/topk_base; TOPK_BASELINE as above), one after the other
+#   graphprobe scripts/gpu/decode_graph_probe.py: two eager and two decode-graph servers of one method
+#             (PROBE_METHOD, default quest) at once, the test prompts twice each; where every pair differs
+#   shadowkvbatch GPU tests of ShadowKV's batched select and gather; scripts/gpu/shadowkv_gather_probe.py
+#             at 8 x 16K (checked against the per-request path, then both timed)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   fastpath  GPU tests of the attention kernel and the selectors; python -m sglang_kv.bench layer at 32 x 64K
 #             (Llama-3.1-8B shape) and 32 x 32K (Qwen3-30B-A3B shape), 3.125%, head groups; the
@@ -180,6 +184,14 @@ for stage in "$@"; do
     graph)
       SGLANG_KV_TEST_LOGS=$OUT/graph_logs run gpu_tests_graph python3 -m pytest -q -ra -s -p no:cacheprovider \
         tests/server/test_decode_graph_gpu.py
+      ;;
+    graphprobe)
+      run decode_graph_probe_${PROBE_METHOD:-quest} python3 scripts/gpu/decode_graph_probe.py \
+        --method "${PROBE_METHOD:-quest}" --out "$OUT/decode_graph_probe_${PROBE_METHOD:-quest}.json"
+      ;;
+    shadowkvbatch)
+      run gpu_tests_shadowkv python3 -m pytest tests/select/test_select_batch.py -q -ra -s -p no:cacheprovider -k shadowkv
+      run shadowkv_gather_probe python3 scripts/gpu/shadowkv_gather_probe.py --batch 8 --tokens 16384
       ;;
     gather)
       run gather_probe python3 scripts/gpu/gather_probe.py --out results/gather_probe_h200.json

@@ -1,20 +1,24 @@
-"""Probe of ShadowKV's batched serving gather at the server's shape: ``batch`` requests of ``tokens``
+"""Probe of ShadowKV's batched serving path at the server's shape: ``batch`` requests of ``tokens``
 Llama-3.1-8B-shaped bf16 tokens, payloads in one pinned ``HostArena`` as the server stores them, one
-``select_batch`` + ``gather_batch``, then the per-request ``gather`` for comparison. Run with
-``CUDA_LAUNCH_BLOCKING=1`` so a failing kernel is named where it fails.
+``select_batch`` + ``gather_batch`` (the row copies' arguments printed before each launch), checked
+against the per-request ``select`` and ``gather``; then both timed side by side (host time to issue
+one layer's call, and wall time with the GPU). Run with ``CUDA_LAUNCH_BLOCKING=1`` to have a failing
+kernel named where it fails (the timings then include every kernel's wait).
 
-    CUDA_LAUNCH_BLOCKING=1 python scripts/gpu/shadowkv_gather_probe.py --batch 8 --tokens 16384
+    python scripts/gpu/shadowkv_gather_probe.py --batch 8 --tokens 16384
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 
 import torch
 
 from sglang_kv.config import OffloadConfig
 from sglang_kv.select import ModelShape, RopeParams, make_selector
+from sglang_kv.select.base import Selector
 from sglang_kv.store.host import HostArena, HostBlock
 
 
@@ -23,6 +27,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--tokens", type=int, default=16384)
     p.add_argument("--host-gib", type=float, default=4.0)
+    p.add_argument("--iters", type=int, default=10)
     args = p.parse_args()
     shape = ModelShape(32, 8, 128)
     config = OffloadConfig(method="shadowkv")
@@ -65,11 +70,38 @@ def main() -> int:
     kv = sel.gather_batch(summaries, selection, dtype=torch.bfloat16)
     torch.cuda.synchronize()
     print("gather_batch ok:", tuple(kv.k.shape), int(kv.load_bytes), flush=True)
+    row_kernels.copy_rows_batch = copy
+    bit_equal = []
     for b, summary in enumerate(summaries):
         count = selection.counts[b]
+        assert torch.equal(selection.index[b, :, :count], sel.select(q[b], summary, budget, shape.head_dim ** -0.5))
         k_ref, v_ref = sel.gather(summary, selection.index[b, :, :count].contiguous(), dtype=torch.bfloat16)
-        assert torch.equal(kv.k[b, :, :count], k_ref) and torch.equal(kv.v[b, :, :count], v_ref), b
-    print("equal to the per-request gather", flush=True)
+        assert torch.equal(kv.v[b, :, :count], v_ref), b
+        torch.testing.assert_close(kv.k[b, :, :count], k_ref, rtol=2 ** -7, atol=1e-5)
+        bit_equal.append(torch.equal(kv.k[b, :, :count], k_ref))
+    print("equal to the per-request select and gather; keys bit-equal per request:", bit_equal, flush=True)
+    budgets = [budget] * args.batch
+    scale = shape.head_dim ** -0.5
+
+    def batched():
+        sel.gather_batch(summaries, sel.select_batch(q, summaries, budgets, scale), dtype=torch.bfloat16)
+
+    def per_request():  # the readable references: select and gather per request (values via the host)
+        selection = Selector.select_batch(sel, q, summaries, budgets, scale)
+        for b, summary in enumerate(summaries):
+            sel.gather(summary, selection.index[b, :, :selection.counts[b]].contiguous(), dtype=torch.bfloat16)
+
+    for name, step in (("batched", batched), ("per-request loop", per_request)):
+        step()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(args.iters):
+            step()
+        host = (time.perf_counter() - start) / args.iters
+        torch.cuda.synchronize()
+        wall = (time.perf_counter() - start) / args.iters
+        print(f"{name}: select + gather of one layer, {args.batch} x {args.tokens}: host {1e3 * host:.2f} ms, "
+              f"wall {1e3 * wall:.2f} ms per call", flush=True)
     return 0
 
 

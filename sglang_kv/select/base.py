@@ -42,6 +42,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 
+from sglang_kv.devices import device_ints
 from sglang_kv.select.rope import RopeParams
 
 EXACT_BYTES = 2  # bytes per exact value (bf16 / fp16 serving)
@@ -221,9 +222,7 @@ class Selector(ABC):
     def select_batch(self, q: torch.Tensor, summaries: list[LayerSummary], ks: list[int],
                      scale: float) -> BatchSelection:
         """``select`` for each request: q ``[B, num_q_heads, head_dim]``, one summary and budget each."""
-        if q.dim() != 3 or len(summaries) != q.shape[0] or len(ks) != q.shape[0]:
-            raise ValueError(f"{self.name}: select_batch needs q [B, Hq, D] with one summary and budget per "
-                             f"request, got q {tuple(q.shape)}, {len(summaries)} summaries, {len(ks)} budgets")
+        self._check_batch(q, summaries, ks)
         return pad_selections([self.select(q[b], s, k, scale) for b, (s, k) in enumerate(zip(summaries, ks))])
 
     def gather_batch(self, summaries: list[LayerSummary], selection: BatchSelection,
@@ -263,6 +262,11 @@ class Selector(ABC):
     @abstractmethod
     def load_bytes(self, summary: LayerSummary, index: torch.Tensor) -> int:
         """Host -> device bytes ``gather(summary, index)`` copies (no cache of earlier steps)."""
+
+    def _check_batch(self, q: torch.Tensor, summaries: list[LayerSummary], ks: list[int]) -> None:
+        if q.dim() != 3 or len(summaries) != q.shape[0] or len(ks) != q.shape[0]:
+            raise ValueError(f"{self.name}: select_batch needs q [B, Hq, D] with one summary and budget per "
+                             f"request, got q {tuple(q.shape)}, {len(summaries)} summaries, {len(ks)} budgets")
 
     def _check_q(self, q: torch.Tensor) -> None:
         if q.shape != (self.shape.num_q_heads, self.shape.head_dim):
@@ -345,18 +349,53 @@ def blocks_to_tokens(block_scores: torch.Tensor, block_size: int, num_tokens: in
     fixed: ``[rows, num_fixed]`` or None. Returns int64 ``[rows, min(k, num_tokens - num_fixed) + num_fixed]``
     ascending. Exact cut at ``k`` keeps the result rectangular when the last block is short.
     """
-    rows, num_blocks = block_scores.shape
-    num_fixed = 0 if fixed is None else fixed.shape[1]
-    take = min(k, num_tokens - num_fixed)
-    order = torch.argsort(block_scores, dim=-1, descending=True, stable=True)  # (rows, nb)
-    table = torch.arange(num_blocks * block_size, device=block_scores.device).view(num_blocks, block_size)
-    tokens = table[order].reshape(rows, -1)  # (rows, nb * bs) in block-rank order
-    if num_blocks * block_size != num_tokens:
-        # only the short last block has slots >= num_tokens: a stable sort moves them to the end of
-        # each row (no boolean indexing, so no device sync) and every row keeps num_tokens entries
-        past = torch.argsort((tokens >= num_tokens).to(torch.uint8), dim=-1, stable=True)
-        tokens = tokens.gather(1, past)[:, :num_tokens]
-    picked = tokens[:, :take]
-    if num_fixed:
-        picked = torch.cat([picked, fixed.to(picked.device)], dim=1)
-    return torch.sort(picked, dim=-1).values
+    return blocks_to_tokens_batch(block_scores[None], block_size, [num_tokens], [k], [fixed]).index[0]
+
+
+_PAST_END = torch.iinfo(torch.int64).max  # a token id that sorts after every real one
+
+
+def pad_columns(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    """``t [rows, n]`` (any integer dtype) with ``width - n`` columns of ``value`` appended (exact for
+    every int64; ``torch.nn.functional.pad`` takes its value as a float)."""
+    return torch.cat([t, t.new_full((t.shape[0], width - t.shape[1]), value)], dim=-1)
+
+
+def blocks_to_tokens_batch(block_scores: torch.Tensor, block_size: int, num_tokens: list[int], ks: list[int],
+                           fixed: list[torch.Tensor | None]) -> "BatchSelection":
+    """:func:`blocks_to_tokens` for ``B`` requests at once, each with its own length, budget and fixed
+    tokens, without a device sync.
+
+    block_scores: ``[B, rows, num_blocks]`` with ``num_blocks * block_size >= max(num_tokens)``; a
+    request's blocks past ``ceil(num_tokens[b] / block_size)`` (padding) must score below all of its
+    other blocks, fixed ones included. fixed[b]: ``[rows, num_fixed_b]`` ascending, or None.
+    Request ``b`` selects ``min(ks[b], num_tokens[b] - num_fixed_b) + num_fixed_b`` tokens per row.
+    """
+    batch, rows, num_blocks = block_scores.shape
+    device = block_scores.device
+    num_fixed = [0 if f is None else f.shape[1] for f in fixed]
+    takes = [min(k, n - f) for k, n, f in zip(ks, num_tokens, num_fixed)]
+    order = torch.argsort(block_scores, dim=-1, descending=True, stable=True)  # (B, rows, nb)
+    table = torch.arange(num_blocks * block_size, device=device).view(num_blocks, block_size)
+    tokens = table[order].reshape(batch, rows, -1)  # (B, rows, nb * bs) in block-rank order
+    if any(num_blocks * block_size != n for n in num_tokens):
+        # slots past a request's length (its short last block, its padding blocks) move to the end of
+        # each row in a stable sort (no boolean indexing, so no device sync)
+        past = torch.argsort((tokens >= device_ints(num_tokens, device)[:, None, None]).to(torch.uint8), dim=-1,
+                             stable=True)
+        tokens = tokens.gather(-1, past)
+    picked = tokens[..., :max(takes)]
+    if min(takes) < max(takes):
+        column = torch.arange(picked.shape[-1], device=device)
+        picked = picked.masked_fill(column >= device_ints(takes, device)[:, None, None], _PAST_END)
+    if any(num_fixed):
+        width = max(num_fixed)
+        empty = picked.new_empty((rows, 0))
+        pads = [pad_columns(empty if f is None else f.to(device=device, dtype=picked.dtype), width, _PAST_END)
+                for f in fixed]
+        picked = torch.cat([picked, torch.stack(pads)], dim=-1)
+    counts = [t + f for t, f in zip(takes, num_fixed)]
+    index = torch.sort(picked, dim=-1).values[..., :max(counts)]
+    if min(counts) < max(counts):  # a request's columns past its count repeat its first selected token
+        index = torch.where(index == _PAST_END, index[..., :1], index)
+    return BatchSelection(index, counts)

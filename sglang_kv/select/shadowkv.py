@@ -15,11 +15,14 @@ Follows ``shared/reference/methods.md`` (ShadowKV, ICML 2025, its accuracy class
 * select: softmax of ``scale * q . landmark`` over the non-outlier chunks per query head, max over the
   GQA group, chunks in score order, tokens cut at ``k`` per kv head, plus the outlier tokens.
 * gather: keys rebuilt as ``A[rows] B[:, head]`` then RoPE at the rows' positions; values copied from
-  the host payload (outliers: both exact from the GPU). Serving (``gather_batch``) reads every
-  request's values in one zero-copy row copy from pinned host memory, as yakv reads its payload, and
-  counts the bytes without a device sync; the keys are rebuilt per request. Before 2026-12-03 each
-  request's values made a host round trip (indices to the host, a CPU gather, a copy back: three
-  syncs per request and layer), which the H200 runs at 9cca07c measured (README).
+  the host payload (outliers: both exact from the GPU).
+* serving (``select_batch``, ``gather_batch``): every request of the batch at once, a fixed number of
+  launches per layer whatever the batch: the chunk scores over the stacked landmarks, the values in
+  one zero-copy row copy from pinned host memory (as yakv reads its payload), the keys in one rebuild;
+  no device sync. ``select`` and ``gather`` are their readable per-request references. Before
+  2026-12-03 each request's values made a host round trip (three syncs per request and layer; the
+  H200 runs at 9cca07c), and until later that day the selection and the key rebuild ran per request
+  (the 8 x 16K run at 6612c4b, host-bound: README).
 
 Not modelled: ShadowKV's reuse of the chunks selected at the previous step (``step_bytes`` and
 ``load_bytes`` count every selected value as copied).
@@ -33,10 +36,12 @@ import torch
 
 from sglang_kv.devices import device_ints
 from sglang_kv.select.base import (EXACT_BYTES, BatchKV, Footprint, LayerSummary, Selector, StepBytes,
-                                   blocks_to_tokens, group_max_softmax, knob, take, use_kernels)
+                                   blocks_to_tokens, blocks_to_tokens_batch, group_max_softmax, knob, pad_columns,
+                                   take, use_kernels)
 from sglang_kv.select.rope import apply_rope, inverse_rope
 
 _INDEX_BYTES = 4  # outlier chunk ids are stored as int32
+_NO_TOKEN = torch.iinfo(torch.int64).max  # pads a request's fixed tokens: sorts last, matches no index
 
 
 class ShadowkvSelector(Selector):
@@ -115,6 +120,38 @@ class ShadowkvSelector(Selector):
         scores = scores.nan_to_num(nan=-1.0).masked_fill(outlier, -1.0)  # outliers rank last
         return blocks_to_tokens(scores, self.chunk, summary.num_tokens, k, summary.fixed)
 
+    def select_batch(self, q, summaries, ks, scale):
+        """``select`` for every request at once: one chunk score over the requests' landmarks stacked
+        and padded to the longest (padding chunks masked like outliers, then ranked below them), one
+        softmax, one :func:`blocks_to_tokens_batch`. Equal to ``select`` per request up to ties (the
+        padded products and sums may round differently)."""
+        self._check_batch(q, summaries, ks)
+        batch, hkv, d = q.shape[0], self.shape.num_kv_heads, self.shape.head_dim
+        device = q.device
+        landmarks = torch.nn.utils.rnn.pad_sequence([s.device["landmarks"] for s in summaries],
+                                                    batch_first=True).float()  # (B, nc, Hkv, D)
+        num_chunks = landmarks.shape[1]
+        logits = torch.einsum("bhgd,bchd->bhgc", q.float().view(batch, hkv, -1, d), landmarks) * scale
+        chunk = torch.arange(num_chunks, device=device)
+        padding = chunk >= device_ints([s.device["landmarks"].shape[0] for s in summaries], device)[:, None]
+        outlier = self._outlier_chunks(summaries, num_chunks, device)  # (B, Hkv, nc)
+        logits = logits.masked_fill((outlier | padding[:, None])[:, :, None], float("-inf"))
+        scores = group_max_softmax(logits.reshape(-1, num_chunks), batch * hkv).view(batch, hkv, num_chunks)
+        scores = scores.nan_to_num(nan=-1.0).masked_fill(outlier, -1.0).masked_fill(padding[:, None], -2.0)
+        return blocks_to_tokens_batch(scores, self.chunk, [s.num_tokens for s in summaries], ks,
+                                      [s.fixed for s in summaries])
+
+    def _outlier_chunks(self, summaries, num_chunks: int, device) -> torch.Tensor:
+        """bool ``[B, Hkv, num_chunks]``: each request's outlier chunks."""
+        hkv = self.shape.num_kv_heads
+        ids = [torch.empty((hkv, 0), dtype=torch.int32, device=device) if s.fixed is None else
+               s.device["outlier_chunks"] for s in summaries]
+        width = max(i.shape[1] for i in ids)
+        # requests with fewer outliers point their spare slots at an extra column, cut off below
+        padded = torch.stack([pad_columns(i, width, num_chunks) for i in ids])
+        mask = torch.zeros((len(summaries), hkv, num_chunks + 1), dtype=torch.bool, device=device)
+        return mask.scatter_(2, padded.long(), True)[..., :num_chunks]
+
     def gather(self, summary, index, dtype=torch.float32):
         heads = torch.arange(self.shape.num_kv_heads, device=index.device)[:, None]
         outliers = None if summary.fixed is None else _lookup(summary.fixed, index)
@@ -140,43 +177,80 @@ class ShadowkvSelector(Selector):
         return k.to(dtype), v.to(dtype)
 
     def gather_batch(self, summaries, selection, dtype=torch.float32):
-        """``gather`` for every request, the values of all of them read in one row copy
+        """``gather`` for every request at once: the values of all of them read in one row copy
         (:func:`~sglang_kv.kernels.rows.copy_rows_batch`: zero-copy from pinned host memory on CUDA, as
-        yakv's payload; its torch reference elsewhere) instead of a host round trip per request, and
-        without a device sync: the bytes read are counted from the selection sizes, as every outlier
-        token is selected once per kv head and is not read from the host."""
+        yakv's payload; its torch reference elsewhere) instead of a host round trip per request, the
+        selected rows of every request's ``A`` and their positions in two more, then one rebuild of all
+        keys (one product with the stacked ``B`` factors, one RoPE, one outlier lookup), without a
+        device sync. The bytes read are counted from the selection sizes, as every outlier token is
+        selected once per kv head and is not read from the host. Equal to ``gather`` per request up to
+        float32 rounding of the batched product. Requests whose factors differ in rank or dtype (a
+        prompt shorter than the rank is factored at full rank in float32) rebuild one at a time."""
         hkv, d = self.shape.num_kv_heads, self.shape.head_dim
         index = selection.index  # (B, Hkv, W)
         batch, _, width = index.shape
         device = index.device
-        stores = [s.payload["values"].view(-1, d) for s in summaries]  # (L * Hkv, D): row = token * Hkv + head
-        values = torch.zeros((batch, hkv, width, d), dtype=stores[0].dtype, device=device)
-        flat = values.view(-1, d)
         column = torch.arange(width, device=device)
-        rows = index * hkv + torch.arange(hkv, device=device)[:, None]  # (B, Hkv, W) rows of each store
+        selected = (column < device_ints(selection.counts, device)[:, None, None]).expand(batch, hkv, width)
+        fixed = self._fixed_lookup(summaries, index)  # (slot, is_fixed), each (B, Hkv, W)
         # padding columns and outlier tokens (exact on the GPU) are not read: a negative destination
         # skips the row
-        read = (column < device_ints(selection.counts, device)[:, None, None]).expand(batch, hkv, width).clone()
-        outliers = [None if s.fixed is None else _lookup(s.fixed, index[b].contiguous())
-                    for b, s in enumerate(summaries)]
-        for b, found in enumerate(outliers):
-            if found is not None:
-                read[b] &= ~found[1]
-        dst = torch.where(read, torch.arange(flat.shape[0], device=device).view(batch, hkv, width), -1)
-        request = torch.arange(batch, device=device, dtype=torch.int32)[:, None, None].expand_as(index)
-        from sglang_kv.kernels import rows as row_kernels  # lazy, as the other selectors' kernels
+        read = selected if fixed is None else selected & ~fixed[1]
+        stores = [s.payload["values"].view(-1, d) for s in summaries]  # (L * Hkv, D): row = token * Hkv + head
+        values = torch.zeros((batch * hkv * width, d), dtype=stores[0].dtype, device=device)
+        rows = index * hkv + torch.arange(hkv, device=device)[:, None]  # (B, Hkv, W) rows of each store
+        slots = torch.arange(batch * hkv * width, device=device)
+        _copy_rows(stores, values, index, rows, torch.where(read.reshape(-1), slots, -1))
+        values = values.view(batch, hkv, width, d)
+        factors = [s.device["factor_a"] for s in summaries]
+        if any(a.shape[1] != factors[0].shape[1] or a.dtype != factors[0].dtype for a in factors):
+            k = torch.stack([self._rebuild(s, index[b], values[b], None, torch.float32)[0]
+                             for b, s in enumerate(summaries)])
+        else:
+            a_rows = factors[0].new_empty((batch * hkv * width, factors[0].shape[1]))  # (B * Hkv * W, r)
+            _copy_rows(factors, a_rows, index, index, slots)
+            positions = torch.empty((batch * hkv * width, 1), dtype=torch.int64, device=device)
+            _copy_rows([s.positions.reshape(-1, 1) for s in summaries], positions, index, index, slots)
+            b_factors = torch.stack([s.device["factor_b"] for s in summaries]).float()  # (B, r, C)
+            k_pre = torch.einsum("bhnr,brhd->bhnd", a_rows.float().view(batch, hkv, width, -1),
+                                 b_factors.view(batch, -1, hkv, d))  # (B, Hkv, W, D)
+            k = apply_rope(k_pre.reshape(-1, 1, d), positions.view(-1), self.rope).view(batch, hkv, width, d)
+        v = values.float()
+        if fixed is not None:
+            slot, is_fixed = fixed
+            keys, vals = self._stacked_outliers(summaries)  # (B, Hkv, F, D)
+            take_slot = slot[..., None].expand(-1, -1, -1, d)
+            k = torch.where(is_fixed[..., None], keys.gather(2, take_slot).float(), k)
+            v = torch.where(is_fixed[..., None], vals.gather(2, take_slot).float(), v)
+        padding = ~selected[..., None]  # padding columns are zeros, as ``Selector.gather_batch``
+        k, v = k.masked_fill(padding, 0.0), v.masked_fill(padding, 0.0)
+        loaded = sum((hkv * n - (0 if s.fixed is None else s.fixed.numel())) * d * stores[b].element_size()
+                     for b, (s, n) in enumerate(zip(summaries, selection.counts)))
+        return BatchKV.of_dense(k.to(dtype), v.to(dtype), loaded)
 
-        copy = row_kernels.copy_rows_batch if use_kernels(index) else row_kernels.copy_rows_batch_ref
-        copy(stores, [flat] * batch, request.reshape(-1), rows.reshape(-1), dst.reshape(-1))
-        k = torch.zeros((batch, hkv, width, d), dtype=dtype, device=device)
-        v = torch.zeros_like(k)
-        loaded = 0
-        for b, (summary, n, found) in enumerate(zip(summaries, selection.counts, outliers)):
-            found = None if found is None else tuple(t[:, :n] for t in found)
-            k[b, :, :n], v[b, :, :n] = self._rebuild(summary, index[b, :, :n], values[b, :, :n], found, dtype)
-            fixed = 0 if summary.fixed is None else summary.fixed.numel()
-            loaded += (hkv * n - fixed) * d * stores[b].element_size()
-        return BatchKV.of_dense(k, v, loaded)
+    def _fixed_lookup(self, summaries, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """:func:`_lookup` of ``index [B, Hkv, W]`` in every request's fixed tokens (stacked, padded
+        with an id no token has); None when no request has outliers."""
+        if all(s.fixed is None for s in summaries):
+            return None
+        hkv = self.shape.num_kv_heads
+        width = max(0 if s.fixed is None else s.fixed.shape[1] for s in summaries)
+        empty = index.new_empty((hkv, 0))
+        fixed = torch.stack([pad_columns(empty if s.fixed is None else s.fixed, width, _NO_TOKEN) for s in summaries])
+        return _lookup(fixed, index.contiguous())
+
+    def _stacked_outliers(self, summaries) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every request's exact outlier keys and values ``[B, Hkv, F, D]`` (zeros past its own)."""
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        width = max(0 if s.fixed is None else s.fixed.shape[1] for s in summaries)
+        like = next(s.device["outlier_keys"] for s in summaries if s.fixed is not None)
+
+        def stacked(name: str) -> torch.Tensor:
+            return torch.stack([like.new_zeros((hkv, width, d)) if s.fixed is None else
+                                torch.nn.functional.pad(s.device[name], (0, 0, 0, width - s.fixed.shape[1]))
+                                for s in summaries])
+
+        return stacked("outlier_keys"), stacked("outlier_values")
 
     # ---- accounting -----------------------------------------------------------------------
     def footprint(self, num_tokens):
@@ -208,7 +282,19 @@ class ShadowkvSelector(Selector):
 
 
 def _lookup(fixed: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slot of each ``index`` entry in its row of ``fixed`` (both ``[rows, *]``, fixed ascending) and
-    whether it is there."""
-    slot = torch.searchsorted(fixed, index).clamp_max(fixed.shape[1] - 1)
-    return slot, fixed.gather(1, slot) == index
+    """Slot of each ``index`` entry in its row of ``fixed`` (both ``[..., rows, *]``, fixed ascending)
+    and whether it is there."""
+    slot = torch.searchsorted(fixed, index).clamp_max(fixed.shape[-1] - 1)
+    return slot, fixed.gather(-1, slot) == index
+
+
+def _copy_rows(stores: list[torch.Tensor], out: torch.Tensor, index: torch.Tensor, rows: torch.Tensor,
+               slots: torch.Tensor) -> None:
+    """``out[slots[i]] = stores[b][rows[b].flatten()[i]]`` for request ``b`` of each entry of ``index
+    [B, Hkv, W]`` (``rows`` shaped as ``index``; ``slots`` flat, negative: skipped), in one
+    :func:`~sglang_kv.kernels.rows.copy_rows_batch` launch on CUDA (its torch reference elsewhere)."""
+    from sglang_kv.kernels import rows as row_kernels  # lazy, as the other selectors' kernels
+
+    request = torch.arange(index.shape[0], device=index.device, dtype=torch.int32)[:, None, None].expand_as(index)
+    copy = row_kernels.copy_rows_batch if use_kernels(index) else row_kernels.copy_rows_batch_ref
+    copy(stores, [out] * len(stores), request.reshape(-1), rows.reshape(-1), slots)
