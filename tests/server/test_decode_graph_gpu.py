@@ -19,10 +19,13 @@ from tests.server.util import generate, prompt_ids
 
 pytestmark = [pytest.mark.server, pytest.mark.gpu]
 
-# min-prompt 300: the 260-token prompt of BATCH stays stock, so its batch mixes offloaded and plain rows
+# min-prompt 300: the 260-token prompt of BATCH stays stock, so its batch mixes offloaded and plain rows.
+# Token slots and exact rows are fixed: sized from the free memory, which differs between servers started
+# together, two eager quest servers decoded different tokens for the batch (scripts/gpu/decode_graph_probe.py).
 SERVER_ARGS = ["--attention-backend", "triton", "--sampling-backend", "pytorch", "--mem-fraction-static", "0.3",
-               "--cuda-graph-max-bs", "8", "--decode-log-interval", "1"]
-OFFLOAD_ARGS = ["--kv-offload-budget", "0.1", "--kv-offload-min-prompt", "300", "--kv-offload-host-mem", "4"]
+               "--cuda-graph-max-bs", "8", "--decode-log-interval", "1", "--max-total-tokens", "262144"]
+OFFLOAD_ARGS = ["--kv-offload-budget", "0.1", "--kv-offload-min-prompt", "300", "--kv-offload-host-mem", "4",
+                "--kv-offload-exact", "65536"]
 PADDED = [prompt_ids(n, seed=7 + n) for n in (320, 450, 610)]  # 3 requests: replayed in the graph of 4
 
 
