@@ -132,6 +132,11 @@ def sm_limit(sms: int | None) -> Iterator[None]:
 def pick_config(key: Hashable, candidates: Sequence[Any], run: Callable[[Any], None]) -> Any:
     """The fastest of ``candidates`` for ``key`` (the first one under the interpreter).
 
+    Only for kernels whose results do not depend on the config (the GPU test
+    ``tests/kernels/test_config_invariance.py`` checks each one's candidates give the same bits): a
+    config that changes the rounding would make served tokens depend on which candidate won a
+    timing race in that process. The attention and the softmax run a fixed config instead.
+
     On CUDA, the first call per key times ``run(config)`` for each candidate with
     ``triton.testing.do_bench`` (median) and caches the winner. A candidate that fails to compile
     or launch is logged and left out; if all fail, the first error is raised. ``run`` must be

@@ -19,8 +19,11 @@ merges into ``out``. :func:`split_count` picks the count: enough programs for ``
 per SM, each range at least ``MIN_SPLIT_BLOCKS`` blocks long, at most ``MAX_SPLITS``; with one split
 the first kernel writes ``out`` itself (one launch). A config may force the count (``splits > 0``).
 
-``config=None`` picks the fastest of ``ATTENTION_CONFIGS`` (block size, warps) on the first CUDA call
-per shape class (``pick_config``), the first under ``TRITON_INTERPRET=1``.
+``config=None`` runs ``DEFAULT_CONFIG``, never a timed pick: the block size and the warps change the
+order of the softmax's and the output's float32 sums, so a pick by timing (``pick_config``) made two
+servers started together decode different greedy tokens from the same prompts (on the H200,
+``scripts/gpu/decode_graph_probe.py``, 2026-12-03). ``ATTENTION_CONFIGS`` are the other configs the
+kernel supports (tested, and benchmarked by passing ``config``).
 """
 
 from __future__ import annotations
@@ -30,8 +33,7 @@ from typing import NamedTuple
 import torch
 
 from sglang_kv.kernels._triton_utils import (
-    cdiv, check_config, check_kernel_device, check_out, device_sms, is_interpreter, next_pow2, pick_config,
-    size_bucket,
+    cdiv, check_config, check_kernel_device, check_out, device_sms, is_interpreter, next_pow2,
 )
 from sglang_kv.kernels.higgs import INDEX_DTYPES, OUT_DTYPES
 
@@ -46,6 +48,7 @@ class AttentionConfig(NamedTuple):
 
 
 ATTENTION_CONFIGS = [AttentionConfig(block, warps) for block in (64, 32, 128) for warps in (4, 8)]
+DEFAULT_CONFIG = ATTENTION_CONFIGS[0]  # what config=None runs: the results depend only on the shapes
 
 PROGRAMS_PER_SM = 2  # split_count aims for this many programs per SM ...
 MIN_SPLIT_BLOCKS = 4  # ... without cutting a token range below this many blocks
@@ -136,12 +139,7 @@ def sparse_decode_attention_rows(q: torch.Tensor, sel_k: torch.Tensor, sel_v: to
                 part_acc, part_stats, out, splits, out.stride(0), out.stride(1),
                 DV=v_head_dim, DV_PAD=next_pow2(v_head_dim), SPLITS_PAD=next_pow2(splits), num_warps=4)
 
-    if config is None:
-        key = ("sparse_decode_attention_rows", str(q.device), gqa, head_dim, v_head_dim,
-               q.dtype, sel_k.dtype, sel_v.dtype, win_k.dtype, win_v.dtype,
-               size_bucket(batch * num_kv_heads), size_bucket(num_sel), size_bucket(num_win))
-        config = pick_config(key, ATTENTION_CONFIGS, run)
-    run(config)
+    run(DEFAULT_CONFIG if config is None else config)
     return out
 
 
