@@ -23,6 +23,8 @@
 #             .wh/topk_base; TOPK_BASELINE as above), one after the other
 #   graphprobe scripts/gpu/decode_graph_probe.py: two eager and two decode-graph servers of one method
 #             (PROBE_METHOD, default quest) at once, the test prompts twice each; where every pair differs
+#   attnsweep scripts/gpu/attention_sweep.py: every launch config of the decode attention at the served
+#             shapes (batch 1 / 8 / 32, 3.125% of 16K-64K), timed and checked (the kernel runs a fixed one)
 #   shadowkvbatch GPU tests of ShadowKV's batched select and gather; scripts/gpu/shadowkv_gather_probe.py
 #             at 8 x 16K (checked against the per-request path, then both timed)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
@@ -188,6 +190,9 @@ for stage in "$@"; do
     graphprobe)
       run decode_graph_probe_${PROBE_METHOD:-quest} python3 scripts/gpu/decode_graph_probe.py \
         --method "${PROBE_METHOD:-quest}" --out "$OUT/decode_graph_probe_${PROBE_METHOD:-quest}.json"
+      ;;
+    attnsweep)
+      run attention_sweep python3 scripts/gpu/attention_sweep.py --out "$OUT/attention_sweep_h200.json"
       ;;
     shadowkvbatch)
       run gpu_tests_shadowkv python3 -m pytest tests/select/test_select_batch.py -q -ra -s -p no:cacheprovider -k shadowkv
