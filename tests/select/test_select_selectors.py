@@ -10,7 +10,7 @@ import torch
 from sglang_kv.quant.higgs import HiggsQuantizer
 from sglang_kv.select import ModelShape, RopeParams, make_selector
 from sglang_kv.select.attention import windowed_decode_attention
-from sglang_kv.select.base import blocks_to_tokens, group_max_softmax, topk_sorted
+from sglang_kv.select.base import blocks_to_tokens, blocks_to_tokens_batch, group_max_softmax, topk_sorted
 from sglang_kv.select.rope import apply_rope, inverse_rope
 
 ROPE = RopeParams(theta=10000.0)
@@ -139,6 +139,22 @@ def test_blocks_to_tokens_ranks_blocks_and_cuts_at_k():
     fixed = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
     masked = torch.tensor([[-1.0, 0.9, 0.5], [0.8, -1.0, 0.3]])
     assert blocks_to_tokens(masked, 4, 10, 3, fixed).tolist() == [[0, 1, 2, 3, 4, 5, 6], [0, 1, 2, 4, 5, 6, 7]]
+
+
+def test_blocks_to_tokens_batch_cuts_each_request_at_its_own_length_and_budget():
+    """Two requests in one call: request 0 as above (10 tokens, 3 blocks of 4, fixed tokens), request 1
+    of 6 tokens (2 blocks; its third block is padding, ranked last) with a smaller budget and no fixed
+    tokens; its columns past its count repeat its first token."""
+    scores = torch.tensor([[[-1.0, 0.9, 0.5]],
+                           [[0.2, 0.7, -2.0]]])  # (B, rows, blocks)
+    fixed = [torch.tensor([[0, 1, 2, 3]]), None]
+    selection = blocks_to_tokens_batch(scores, 4, [10, 6], [3, 5], fixed)
+    assert selection.counts == [7, 5]
+    assert selection.index[0].tolist() == [[0, 1, 2, 3, 4, 5, 6]]
+    assert selection.index[1].tolist() == [[0, 1, 2, 4, 5, 0, 0]]  # block 1 (4, 5), then 0, 1, 2 of block 0
+    for b, (n, k) in enumerate(zip([10, 6], [3, 5])):  # each request alone gives the same tokens
+        alone = blocks_to_tokens(scores[b, :, : -(-n // 4)], 4, n, k, fixed[b])
+        assert selection.index[b, :, :selection.counts[b]].tolist() == alone.tolist()
 
 
 def test_unknown_and_unservable_configurations_fail_at_construction():
