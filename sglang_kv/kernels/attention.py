@@ -20,9 +20,10 @@ per SM, each range at least ``MIN_SPLIT_BLOCKS`` blocks long, at most ``MAX_SPLI
 the first kernel writes ``out`` itself (one launch). A config may force the count (``splits > 0``).
 
 ``config=None`` runs ``DEFAULT_CONFIG``, never a timed pick: the block size and the warps change the
-order of the softmax's and the output's float32 sums, so a pick by timing (``pick_config``) made two
-servers started together decode different greedy tokens from the same prompts (on the H200,
-``scripts/gpu/decode_graph_probe.py``, 2026-12-03). ``ATTENTION_CONFIGS`` are the other configs the
+order of the softmax's and the output's float32 sums, so with a pick by timing (``pick_config``) the
+rounding depends on which config won in that process. The likely cause of two servers started
+together decoding different greedy tokens from the same prompts (on the H200,
+``scripts/gpu/decode_graph_probe.py``, 2026-12-03; not yet re-run with the fixed config). ``ATTENTION_CONFIGS`` are the other configs the
 kernel supports (tested, and benchmarked by passing ``config``).
 """
 

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.server, pytest.mark.gpu]
 # min-prompt 300: the 260-token prompt of BATCH stays stock, so its batch mixes offloaded and plain rows.
 # Token slots and exact rows are fixed, so that both servers are configured alike whatever the free memory
 # when each starts. (That was not why two eager quest servers decoded different tokens for the batch at
-# dac80d3, scripts/gpu/decode_graph_probe.py: the attention then picked its config by timing; fdabf52.)
+# dac80d3, scripts/gpu/decode_graph_probe.py; the likely cause, the attention's config picked by timing,
+# is gone since fdabf52.)
 SERVER_ARGS = ["--attention-backend", "triton", "--sampling-backend", "pytorch", "--mem-fraction-static", "0.3",
                "--cuda-graph-max-bs", "8", "--decode-log-interval", "1", "--max-total-tokens", "262144"]
 OFFLOAD_ARGS = ["--kv-offload-budget", "0.1", "--kv-offload-min-prompt", "300", "--kv-offload-host-mem", "4",
