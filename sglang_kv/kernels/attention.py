@@ -23,7 +23,9 @@ the first kernel writes ``out`` itself (one launch). A config may force the coun
 order of the softmax's and the output's float32 sums, so with a pick by timing (``pick_config``) the
 rounding depends on which config won in that process. The likely cause of two servers started
 together decoding different greedy tokens from the same prompts (on the H200,
-``scripts/gpu/decode_graph_probe.py``, 2026-12-03; not yet re-run with the fixed config). ``ATTENTION_CONFIGS`` are the other configs the
+``scripts/gpu/decode_graph_probe.py``, 2026-12-03; with the fixed config all four probe servers agreed,
+2026-12-04). ``DEFAULT_CONFIG`` was the fastest of ``ATTENTION_CONFIGS`` at 32 x 64K, 3.125%
+(``scripts/gpu/attention_sweep.py``). ``ATTENTION_CONFIGS`` are the other configs the
 kernel supports (tested, and benchmarked by passing ``config``).
 """
 

@@ -2,7 +2,7 @@
 
 Two eager quest servers started together on the H200 decoded different greedy tokens from the same
 prompts, each consistent with itself (``scripts/gpu/decode_graph_probe.py``, 2026-12-03). The likely
-cause (the probe was not re-run after this fix): the decode attention picked its block size and warps
+cause (after this fix the probe's four servers agreed, 2026-12-04): the decode attention picked its block size and warps
 by timing (``pick_config``), and those change the order of its float32 sums. So:
 
 - the attention and the selection's softmax, whose configs change their rounding, run a fixed config
