@@ -9,7 +9,9 @@
   tokens x ``Hkv`` kv heads with GQA group ``Hq / Hkv`` -> float32 ``[Hq, rows]``;
   :func:`score_batch`: ``B`` requests, each with its own store, in one launch -> ``[B, Hq, max rows]``
   (:func:`score_refs`: the same on stores checked once, :func:`store_ref`).
-  The rotated query meets the looked-up codewords in tensor-core dots, one per codeword component.
+  The rotated query meets the looked-up codewords in tensor-core dots. The default 2-bit landmark
+  grid (4-D, 256 points) runs a CUDA kernel with a bank-conflict-free codeword table
+  (:mod:`sglang_kv.kernels.higgs_score_cuda`), other grids the Triton kernel (``SCORE_BACKENDS``).
 
 Batched launches find each request's store in a small int64 table of addresses (and row counts)
 copied to the device per call, so the stores need not be contiguous (pinned host blocks, per-request
@@ -27,6 +29,7 @@ from typing import NamedTuple
 import torch
 
 from sglang_kv.devices import device_ints
+from sglang_kv.kernels import higgs_score_cuda
 from sglang_kv.kernels._triton_utils import (
     cdiv, check_config, check_kernel_device, check_out, check_readable, common_alignment, element_type, next_pow2,
     num_sms, pick_config, size_bucket,
@@ -408,7 +411,12 @@ def _launch_gather(quantizer, num_channels, codes, scales, codes_stride, scales_
 
 
 # --- score -----------------------------------------------------------------------------------------
-# fastest on the H200 at 32 x 128K landmarks (``scripts/gpu/kernel_sweep.py``): 128 rows, 4 warps
+# ``config`` of the score wrappers: None runs the CUDA kernel where it serves the shape
+# (:func:`sglang_kv.kernels.higgs_score_cuda.supports`, on a CUDA device, aligned codes), else the Triton
+# kernel's timed pick; "cuda" / "triton" force one (an unsupported "cuda" raises); a KernelConfig runs
+# the Triton kernel with it.
+SCORE_BACKENDS = ("cuda", "triton")
+# Triton's candidates, fastest on the H200 at 32 x 128K landmarks (``scripts/gpu/kernel_sweep.py``): 128 rows, 4 warps
 SCORE_CONFIGS = [KernelConfig(128, 4, 4), KernelConfig(128, 4, 8), KernelConfig(256, 4, 4), KernelConfig(64, 4, 8),
                  KernelConfig(64, 4, 16)]
 
@@ -434,7 +442,7 @@ def score_batch_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[
 
 
 def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, *,
-          out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
+          out: torch.Tensor | None = None, config: KernelConfig | str | None = None) -> torch.Tensor:
     """Per-head scores ``q . dequantize(key)`` of per-head quantized keys of one request, without
     dequantizing.
 
@@ -442,7 +450,8 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
     q: ``[Hq, D]`` (float32 / float16 / bfloat16, unrotated).
     codes: uint8 ``[rows, Hkv * D * bits / 8]``; scales: ``[rows, Hkv]`` (on q's device or pinned).
     Query head ``h`` reads kv head ``h // (Hq / Hkv)``. Returns float32 ``out [Hq, rows]`` (``out``
-    may be a view with any row stride). No ``1 / sqrt(D)`` is applied.
+    may be a view with any row stride). No ``1 / sqrt(D)`` is applied. ``config``: the kernel
+    (``SCORE_BACKENDS`` above).
     """
     if q.dim() != 2:
         raise ValueError(f"q must be [Hq, D], got shape {tuple(q.shape)}; use score_batch for [B, Hq, D]")
@@ -455,13 +464,13 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
         out = torch.empty(q.shape[0], num_rows, dtype=torch.float32, device=q.device)
     check_out(out, (q.shape[0], num_rows), (torch.float32,), q.device, "out")
     _launch_score(quantizer, q[None], codes, scales, codes.stride(0), scales.stride(0), codes.device.type,
-                  num_kv_heads, None, 1, num_rows, out[None], config)
+                  num_kv_heads, None, common_alignment([codes.data_ptr()]), num_rows, out[None], config)
     return out
 
 
 def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torch.Tensor],
                 scales: Sequence[torch.Tensor], *, out: torch.Tensor | None = None,
-                config: KernelConfig | None = None) -> torch.Tensor:
+                config: KernelConfig | str | None = None) -> torch.Tensor:
     """:func:`score` for ``B`` requests in one launch, each with its own store.
 
     q: ``[B, Hq, D]``; codes[b], scales[b]: request ``b``'s ``[rows_b, Hkv * D * bits / 8]`` and
@@ -475,7 +484,7 @@ def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torc
 
 
 def score_refs(quantizer: HiggsQuantizer, q: torch.Tensor, stores: Sequence[StoreRef], rows: Sequence[int], *,
-               out: torch.Tensor | None = None, config: KernelConfig | None = None) -> torch.Tensor:
+               out: torch.Tensor | None = None, config: KernelConfig | str | None = None) -> torch.Tensor:
     """:func:`score_batch` on stores checked once by :func:`store_ref` (same layout for all);
     ``rows[b]``: the rows of request ``b``'s store."""
     if q.dim() != 3 or len(stores) != q.shape[0] or len(rows) != q.shape[0]:
@@ -521,16 +530,23 @@ def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, cod
         raise ValueError(f"out: last dimension must be contiguous, got strides {tuple(out.stride())}")
     if q3.stride(-1) != 1:
         q3 = q3.contiguous()
-    from sglang_kv.kernels.higgs_triton import higgs_score_kernel
-
     num_requests, num_q_heads, head_dim = q3.shape
     gqa = num_q_heads // num_kv_heads
     device = q3.device
+    words = grid_words(quantizer, device)
+    if _score_on_cuda(quantizer, gqa, q3.dtype, device, codes_align, codes_stride, config):
+        shape = higgs_score_cuda.ScoreShape(head_dim, gqa, table is not None, q3.dtype, quantizer.scale_dtype)
+        higgs_score_cuda.launch(shape, q3, codes, scales, table, words, out, num_rows, num_kv_heads, codes_stride,
+                                scales_stride, num_sms(device))
+        return
+    if config == "triton":
+        config = None
+    from sglang_kv.kernels.higgs_triton import higgs_score_kernel
+
     meta = _packing_meta(quantizer)
     sms = num_sms(device)
     has_table = table is not None
     table_arg = table if has_table else out
-    words = grid_words(quantizer, device)
 
     def run(cfg: KernelConfig) -> None:
         programs = max(1, min(cdiv(num_rows, cfg.block),
@@ -549,3 +565,20 @@ def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, cod
         config = pick_config(key, SCORE_CONFIGS, run)
     check_config(config, 16)
     run(config)
+
+
+def _score_on_cuda(quantizer, gqa, q_dtype, device, codes_align, codes_stride, config) -> bool:
+    """Whether a score launch runs the CUDA kernel (``config``: see ``SCORE_BACKENDS``)."""
+    if isinstance(config, str) and config not in SCORE_BACKENDS:
+        raise ValueError(f"score config: a KernelConfig, None or one of {SCORE_BACKENDS}, got {config!r}")
+    if config not in (None, "cuda"):
+        return False
+    need = higgs_score_cuda.code_alignment(quantizer.group_size)
+    served = (device.type == "cuda" and higgs_score_cuda.supports(quantizer, gqa, q_dtype)
+              and codes_align % need == 0 and codes_stride % need == 0)
+    if config == "cuda" and not served:
+        raise ValueError(f"the CUDA score kernel does not serve this launch (device {device}, p={quantizer.p}, "
+                         f"{quantizer.index_bits}-bit indices, group {quantizer.group_size}, GQA {gqa}, codes "
+                         f"aligned to {codes_align} bytes with row stride {codes_stride}; it needs "
+                         f"{higgs_score_cuda.code_alignment(quantizer.group_size)})")
+    return served

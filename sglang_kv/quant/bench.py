@@ -212,26 +212,29 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
         landmark_key_norm = landmark.dequantize(  # (Hkv, tokens): |k'| per token and kv head
             landmark_codes.view(tokens, NUM_KV_HEADS, -1), landmark_scales[..., None]).norm(dim=-1).T
         for num_requests in (1, 8, 32):
-            def step_score(num_requests=num_requests):
-                rows = tokens * num_requests
-                # each request its own store (views of one buffer), as the serving batch reads them
-                codes_b = landmark_codes.repeat(num_requests, 1).split(tokens)
-                scales_b = landmark_scales.repeat(num_requests, 1).split(tokens)
-                q = torch.randn(num_requests, NUM_Q_HEADS, HEAD_DIM, device=device, generator=gen)
-                if num_requests == 1:
-                    out = hk.score(landmark, q[0], codes_b[0], scales_b[0])[None]
-                    ms = _do_bench(lambda: hk.score(landmark, q[0], codes_b[0], scales_b[0], out=out[0]))
-                else:
-                    out = hk.score_batch(landmark, q, codes_b, scales_b)
-                    ms = _do_bench(lambda: hk.score_batch(landmark, q, codes_b, scales_b, out=out))
-                ref = hk.score_batch_ref(landmark, q, codes_b, scales_b)
-                key_norm = landmark_key_norm.repeat_interleave(NUM_Q_HEADS // NUM_KV_HEADS, 0)  # (Hq, tokens)
-                bound = 2e-6 * q.norm(dim=-1).amax(1)[:, None, None] * key_norm[None] + 1e-30  # (B, Hq, tokens)
-                num_bytes = rows * (landmark.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
-                return _record(f"score_landmark_batch{num_requests}", tokens, ms, num_bytes, copy_gbps,
-                               HBM_CEILING_GBPS, _check_close(out, ref, bound),
-                               {"requests": num_requests, "rows": rows})
-            run(f"score_batch{num_requests}", tokens, step_score)
+            for backend in hk.SCORE_BACKENDS:  # the default (CUDA) and the Triton kernel, side by side
+                def step_score(num_requests=num_requests, backend=backend):
+                    rows = tokens * num_requests
+                    # each request its own store (views of one buffer), as the serving batch reads them
+                    codes_b = landmark_codes.repeat(num_requests, 1).split(tokens)
+                    scales_b = landmark_scales.repeat(num_requests, 1).split(tokens)
+                    q = torch.randn(num_requests, NUM_Q_HEADS, HEAD_DIM, device=device, generator=gen)
+                    if num_requests == 1:
+                        out = hk.score(landmark, q[0], codes_b[0], scales_b[0], config=backend)[None]
+                        ms = _do_bench(lambda: hk.score(landmark, q[0], codes_b[0], scales_b[0], out=out[0],
+                                                        config=backend))
+                    else:
+                        out = hk.score_batch(landmark, q, codes_b, scales_b, config=backend)
+                        ms = _do_bench(lambda: hk.score_batch(landmark, q, codes_b, scales_b, out=out, config=backend))
+                    ref = hk.score_batch_ref(landmark, q, codes_b, scales_b)
+                    key_norm = landmark_key_norm.repeat_interleave(NUM_Q_HEADS // NUM_KV_HEADS, 0)  # (Hq, tokens)
+                    bound = 2e-6 * q.norm(dim=-1).amax(1)[:, None, None] * key_norm[None] + 1e-30  # (B, Hq, tokens)
+                    num_bytes = rows * (landmark.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
+                    suffix = "" if backend == "cuda" else f"_{backend}"
+                    return _record(f"score_landmark_batch{num_requests}{suffix}", tokens, ms, num_bytes, copy_gbps,
+                                   HBM_CEILING_GBPS, _check_close(out, ref, bound),
+                                   {"requests": num_requests, "rows": rows, "kernel": backend})
+                run(f"score_batch{num_requests}_{backend}", tokens, step_score)
         del keys, codes, scales, landmark_codes, landmark_scales, landmark_key_norm
         torch.cuda.empty_cache()
 

@@ -626,3 +626,70 @@ def test_gpu_dequantize_gather_batch_from_pinned_host():
         ref = hk.dequantize_gather_ref(quantizer, codes, scales, index[rows], torch.float32)
         row_rms = ref.square().mean(-1, keepdim=True).sqrt()
         assert ((got[rows] - ref).abs() <= 1e-5 * ref.abs() + F32_RMS * row_rms).all()
+
+
+# --- the CUDA score kernel (sglang_kv/kernels/higgs_score_cuda.py) -----------------------------------
+CUDA_SCORE_CASES = [  # (head_dim, num_q_heads, num_kv_heads, rows): every GQA class, rows past a 128 block
+    (128, 32, 8, 1000),  # Llama-3.1-8B: GQA 4, one n8 tile
+    (128, 32, 4, 777),  # Qwen3-30B-A3B: GQA 8, two tiles
+    (128, 6, 2, 300),  # GQA 3: padded heads
+    (64, 4, 4, 129),  # GQA 1, head dim 64 (4-byte code loads)
+    (64, 12, 2, 50),  # GQA 6, fewer rows than one block
+]
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads,rows", CUDA_SCORE_CASES)
+@pytest.mark.parametrize("q_dtype", [torch.float32, torch.bfloat16])
+def test_gpu_cuda_score_matches_torch(head_dim, num_q_heads, num_kv_heads, rows, q_dtype):
+    quantizer = HiggsQuantizer(head_dim, 4, 2)
+    codes, scales = _store(quantizer, rows, num_kv_heads * head_dim, seed=rows + head_dim)
+    q = randn(num_q_heads, head_dim, seed=rows, scale=5.0, dtype=q_dtype)
+    got = hk.score(quantizer, q, codes, scales, config="cuda")
+    assert_scores_close(quantizer, q, codes, scales, got)
+    triton = hk.score(quantizer, q, codes, scales, config="triton")
+    assert_scores_close(quantizer, q, codes, scales, triton)
+    assert torch.equal(hk.score(quantizer, q, codes, scales), got)  # the default runs the CUDA kernel
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads", [(128, 32, 8), (128, 32, 4), (64, 6, 2)])
+def test_gpu_cuda_score_batch_device_and_pinned(head_dim, num_q_heads, num_kv_heads):
+    """Separate stores of unequal lengths (one empty, one of a single row), on the GPU and in pinned
+    host memory (read zero-copy), one a slice of a wider buffer; columns past each request untouched."""
+    quantizer = HiggsQuantizer(head_dim, 4, 2)
+    lengths = [3000, 0, 1, 4097]
+    stores = [_store(quantizer, n, num_kv_heads * head_dim, seed=80 + n) for n in lengths]
+    codes, scales = [c for c, _ in stores], [sc for _, sc in stores]
+    wide = torch.zeros(lengths[0], 2 * codes[0].shape[1], dtype=torch.uint8, device=DEVICE)
+    wide[:, :codes[0].shape[1]] = codes[0]
+    q = randn(len(lengths), num_q_heads, head_dim, seed=81, dtype=torch.bfloat16)
+    out = torch.full((4, num_q_heads, max(lengths)), -7.0, device=DEVICE)
+    got = hk.score_batch(quantizer, q, codes, scales, out=out, config="cuda")
+    assert_batch_scores_close(quantizer, q, codes, scales, got)
+    for b, n in enumerate(lengths):
+        assert (got[b, :, n:] == -7).all()
+    host = hk.score_batch(quantizer, q, [c.cpu().pin_memory() for c in codes], [sc.cpu().pin_memory() for sc in scales],
+                          config="cuda")
+    for b, n in enumerate(lengths):  # same kernel, same bytes
+        assert torch.equal(host[b, :, :n], got[b, :, :n])
+    sliced = hk.score_batch(quantizer, q[:1], [wide[:, :codes[0].shape[1]]], scales[:1], config="cuda")
+    assert torch.equal(sliced[0], got[0, :, :lengths[0]])
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_cuda_score_rejects_what_it_does_not_serve():
+    quantizer = HiggsQuantizer(128, 2, 4)  # the 2-D grid: Triton only
+    codes, scales = _store(quantizer, 10, 256, seed=90)
+    q = randn(4, 128, seed=91)
+    with pytest.raises(ValueError, match="does not serve"):
+        hk.score(quantizer, q, codes, scales, config="cuda")
+    assert_scores_close(quantizer, q, codes, scales, hk.score(quantizer, q, codes, scales))  # the default: Triton
+    landmark = HiggsQuantizer(128, 4, 2)
+    codes, scales = _store(landmark, 10, 256, seed=92)
+    with pytest.raises(ValueError, match="does not serve"):  # codes 4 bytes past an 8-byte boundary
+        hk.score(landmark, q, _misaligned(codes, 4), scales, config="cuda")
+    assert_scores_close(landmark, q, codes, scales, hk.score(landmark, q, _misaligned(codes, 4), scales))

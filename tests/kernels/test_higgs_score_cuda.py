@@ -1,0 +1,81 @@
+"""The CUDA score kernel's source and dispatch, without a GPU (its results are tested against the torch
+path on the GPU host: ``test_gpu_cuda_score_*`` in test_higgs_kernels.py).
+
+NVRTC (shipped with torch's CUDA wheels) compiles the source for sm_90 on any machine, so a syntax or
+type error fails here; the cubin's resource usage shows whether registers spill.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import tempfile
+
+import pytest
+import torch
+
+from sglang_kv.kernels import higgs as hk
+from sglang_kv.kernels import higgs_score_cuda as hc
+from sglang_kv.quant.higgs import HiggsQuantizer
+
+SHAPES = [hc.ScoreShape(d, gqa, table, q_dtype, torch.float16)
+          for d in (64, 128) for gqa in (1, 3, 4, 8) for table in (False, True)
+          for q_dtype in (torch.float32, torch.bfloat16)]
+
+
+def _cuobjdump() -> str:
+    import triton
+
+    path = pathlib.Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    assert path.exists(), f"triton ships cuobjdump at {path}"
+    return str(path)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"d{s.head_dim}-gqa{s.gqa}-table{int(s.has_table)}-{s.q_dtype}")
+def test_source_compiles_for_sm90_without_spills(shape):
+    from torch.cuda._utils import _nvrtc_compile
+
+    cubin, _ = _nvrtc_compile(hc.source(shape), "higgs_score_p4", "90")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        usage = subprocess.run([_cuobjdump(), "--dump-resource-usage", f.name], capture_output=True, text=True,
+                               check=True).stdout
+    line = next(ln for ln in usage.splitlines() if "REG:" in ln)
+    fields = dict(item.split(":") for item in line.split() if ":" in item)
+    assert int(fields["LOCAL"]) == 0 and int(fields["STACK"]) == 0, line  # no spills
+    assert int(fields["REG"]) * hc.THREADS * hc.PROGRAMS_PER_SM <= 65536, line  # PROGRAMS_PER_SM fit an SM
+    assert int(fields["SHARED"]) * hc.PROGRAMS_PER_SM <= 227 * 1024, line
+
+
+def test_supports_only_the_landmark_grid():
+    assert hc.supports(HiggsQuantizer(128, 4, 2), 4, torch.bfloat16)
+    assert hc.supports(HiggsQuantizer(64, 4, 2), 8, torch.float32)
+    assert not hc.supports(HiggsQuantizer(128, 4, 1), 4, torch.bfloat16)  # 4-bit indices
+    assert not hc.supports(HiggsQuantizer(128, 2, 4), 4, torch.bfloat16)  # 2-D grid
+    assert not hc.supports(HiggsQuantizer(32, 4, 2), 4, torch.bfloat16)  # head dim
+    assert not hc.supports(HiggsQuantizer(128, 4, 2), 16, torch.bfloat16)  # GQA 16
+
+
+def test_dispatch():
+    landmark = HiggsQuantizer(128, 4, 2)
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert hk._score_on_cuda(landmark, 4, torch.bfloat16, cuda, 16, 256, None)
+    assert hk._score_on_cuda(landmark, 4, torch.bfloat16, cuda, 8, 256, "cuda")
+    assert not hk._score_on_cuda(landmark, 4, torch.bfloat16, cuda, 16, 256, "triton")
+    assert not hk._score_on_cuda(landmark, 4, torch.bfloat16, cuda, 16, 256, hk.SCORE_CONFIGS[0])
+    assert not hk._score_on_cuda(landmark, 4, torch.bfloat16, cpu, 16, 256, None)  # the interpreter runs Triton
+    assert not hk._score_on_cuda(landmark, 4, torch.bfloat16, cuda, 4, 256, None)  # codes not 8-byte aligned
+    assert not hk._score_on_cuda(landmark, 4, torch.bfloat16, cuda, 16, 260, None)  # nor their rows
+    with pytest.raises(ValueError, match="does not serve"):
+        hk._score_on_cuda(landmark, 4, torch.bfloat16, cpu, 16, 256, "cuda")
+    with pytest.raises(ValueError, match="one of"):
+        hk._score_on_cuda(landmark, 4, torch.bfloat16, cuda, 16, 256, "fast")
+
+
+def test_launch_rejects_sizes_past_int32():
+    shape = hc.ScoreShape(128, 4, False, torch.float32, torch.float16)
+    q = torch.zeros(1, 4, 128)
+    out = torch.zeros(1, 4, 8)
+    with pytest.raises(ValueError, match="fit int32"):
+        hc.launch(shape, q, out, out, None, out, out, 2**31, 1, 32, 1, 132)
