@@ -27,7 +27,8 @@
 #             shapes (batch 1 / 8 / 32, 3.125% of 16K-64K), timed and checked (the kernel runs a fixed one)
 #   shadowkvbatch GPU tests of ShadowKV's batched select and gather; scripts/gpu/shadowkv_gather_probe.py
 #             at 8 x 16K (checked against the per-request path, then both timed)
-#   cudascore GPU tests of the score kernels (CUDA and Triton); python -m sglang_kv.quant.bench at 128K tokens
+#   cudascore GPU tests of the score kernels (CUDA and Triton); scripts/gpu/score_cuda_sweep.py (the CUDA
+#             kernel's launch choices vs the Triton kernel); python -m sglang_kv.quant.bench at 128K tokens
 #             (the CUDA and Triton scores side by side); python -m sglang_kv.bench layer at 32 x 64K, 3.125%,
 #             head groups, and its stage profile (scripts/gpu/profile_layer.py)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
@@ -208,6 +209,7 @@ for stage in "$@"; do
     cudascore)
       run gpu_tests_score python3 -m pytest tests/kernels/test_higgs_kernels.py tests/kernels/test_higgs_score_cuda.py \
         -k "score" -q -ra -p no:cacheprovider
+      run score_cuda_sweep python3 scripts/gpu/score_cuda_sweep.py --out "$OUT/score_cuda_sweep_h200.json"
       run quant_bench_128k python3 -m sglang_kv.quant.bench --tokens 131072 --out "$OUT/quant_bench_h200_128k.json"
       run layer_head_32x64k python3 -m sglang_kv.bench layer "${head64k[@]}" --iters 7 \
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_cudascore.json"

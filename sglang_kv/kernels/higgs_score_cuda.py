@@ -25,7 +25,8 @@ different bank pairs whatever the codes (no conflicts). The codewords then enter
 
 Each program rotates its queries once (fast Walsh-Hadamard transform in shared memory, Sylvester
 order, unnormalized, after dividing by ``max |q|`` so they fit float16), then loops over blocks of
-``128`` rows (4 warps x 2 groups of 16). Per row and kv head it reads ``D / 4`` code bytes and one
+``128`` rows (4 warps x 2 groups of 16, :class:`Tuning`), loading the next block's code bytes and scales
+while it computes this one. Per row and kv head it reads ``D / 4`` code bytes and one
 scale and writes ``4 * GQA`` bytes, as the Triton kernel.
 
 Compiled per shape class with NVRTC through ``torch.cuda._compile_kernel`` (a private torch API, in
@@ -42,7 +43,6 @@ import torch
 from sglang_kv.quant.higgs import HiggsQuantizer
 
 THREADS = 128  # 4 warps
-ROWS_PER_PROGRAM_STEP = 128  # 4 warps x 2 groups of 16 rows
 PROGRAMS_PER_SM = 6  # 36 KB of shared memory each
 _INT32_MAX = 2**31 - 1
 _KINDS = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
@@ -56,7 +56,8 @@ SOURCE = r"""
 #define HAS_TABLE __HAS_TABLE__
 #define Q_KIND __Q_KIND__
 #define SCALE_KIND __SCALE_KIND__
-#define M 2
+#define M __GROUPS__
+#define HEADS_FASTEST __HEADS_FASTEST__
 #define WARPS 4
 #define COPIES 16
 
@@ -92,6 +93,21 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, const u32* b) {
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// code bytes (this lane's KB of its kv head) and scales of rows first_row + 16 m + 8 half; zeros past rows
+__device__ __forceinline__ void load_block(code_t (&c)[M][2], float (&s)[M][2], const unsigned char* codes,
+                                           const void* scales, long long first_row, int rows, int codes_stride,
+                                           int scales_stride, long long head_bytes, int head) {
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const long long row = first_row + m * 16 + 8 * half;
+      const bool in = row < rows;
+      c[m][half] = in ? *(const code_t*)(codes + row * codes_stride + head_bytes) : (code_t)0;
+      s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride + head) : 0.f;
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
     const void* q, const unsigned char* codes, const void* scales, const long long* table, const u64* grid,
     float* out, int num_rows, int q_stride_b, int q_stride_h, int codes_stride, int scales_stride,
@@ -99,7 +115,10 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
   __shared__ uint2 words[256 * COPIES];  // copy r of codeword c at 16 c + r
   __shared__ float qs[G4 * D];           // the queries, rotated in place
   __shared__ float warp_max[WARPS];
-  const int head = blockIdx.y, request = blockIdx.z;
+  // HEADS_FASTEST: blockIdx.x is the kv head, so the programs of one row range (all heads) start together
+  // and read the same 256-byte rows at about the same time
+  const int head = HEADS_FASTEST ? blockIdx.x : blockIdx.y, request = blockIdx.z;
+  const int program = HEADS_FASTEST ? blockIdx.y : blockIdx.x, programs = HEADS_FASTEST ? gridDim.y : gridDim.x;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const unsigned char* codes_b = codes;
   const void* scales_b = scales;
@@ -109,7 +128,7 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
     scales_b = (const void*)table[request * 3 + 1];
     rows = (int)table[request * 3 + 2];
   }
-  if ((long long)blockIdx.x * (WARPS * 16 * M) >= rows) return;  // the whole program: no row of its own
+  if ((long long)program * (WARPS * 16 * M) >= rows) return;  // the whole program: no row of its own
 
   for (int i = tid; i < 256 * COPIES; i += WARPS * 32) {
     u64 w = grid[i / COPIES];
@@ -163,17 +182,18 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
   const long long head_bytes = (long long)head * (D / 4) + t * KB;
   float* out_b = out + (long long)request * out_stride_b + (long long)head * GQA * out_stride_h;
 
-  for (long long base = (long long)blockIdx.x * (WARPS * 16 * M); base < rows;
-       base += (long long)gridDim.x * (WARPS * 16 * M)) {
+  // software pipelined: the next block's code bytes and scales load while this block computes
+  const long long step = (long long)programs * (WARPS * 16 * M);
+  code_t c[M][2];
+  float s[M][2];
+  load_block(c, s, codes_b, scales_b, (long long)program * (WARPS * 16 * M) + warp * 16 * M + g, rows, codes_stride,
+             scales_stride, head_bytes, head);
+  for (long long base = (long long)program * (WARPS * 16 * M); base < rows; base += step) {
     const long long warp_base = base + warp * 16 * M;
-    code_t c[M][2];
-#pragma unroll
-    for (int m = 0; m < M; ++m)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const long long row = warp_base + m * 16 + g + 8 * half;
-        c[m][half] = row < rows ? *(const code_t*)(codes_b + row * codes_stride + head_bytes) : (code_t)0;
-      }
+    code_t next_c[M][2];
+    float next_s[M][2];
+    load_block(next_c, next_s, codes_b, scales_b, warp_base + step + g, rows, codes_stride, scales_stride, head_bytes,
+               head);
     float acc[M][NT][4];
 #pragma unroll
     for (int m = 0; m < M; ++m)
@@ -204,14 +224,21 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
       for (int half = 0; half < 2; ++half) {
         const long long row = warp_base + m * 16 + g + 8 * half;
         if (row >= rows) continue;
-        const float s = load_f32<SCALE_KIND>(scales_b, row * scales_stride + head) * factor;
+        const float scale = s[m][half] * factor;
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
           const int hd = 2 * t + j;
-          if (hd < GQA) out_b[(long long)hd * out_stride_h + row] = v[2 * half + j] * s;
+          if (hd < GQA) out_b[(long long)hd * out_stride_h + row] = v[2 * half + j] * scale;
         }
       }
     }
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        c[m][half] = next_c[m][half];
+        s[m][half] = next_s[m][half];
+      }
   }
 }
 """
@@ -227,6 +254,16 @@ class ScoreShape(NamedTuple):
     scale_dtype: torch.dtype
 
 
+class Tuning(NamedTuple):
+    """Launch choices that do not change any result bit (each row's sums run in the same order)."""
+
+    groups: int = 2  # groups of 16 rows per warp and loop step (rows per program step: 4 warps x 16 x groups)
+    heads_fastest: bool = True  # grid (Hkv, programs, B): one row range's heads start together
+
+
+DEFAULT_TUNING = Tuning()
+
+
 def supports(quantizer: HiggsQuantizer, gqa: int, q_dtype: torch.dtype) -> bool:
     """Whether the CUDA kernel serves this score: the 4-D 256-point grid (8-bit indices), per-head groups
     of 64 or 128 channels, at most 8 query heads per kv head, float32 / float16 / bfloat16 queries and
@@ -235,9 +272,9 @@ def supports(quantizer: HiggsQuantizer, gqa: int, q_dtype: torch.dtype) -> bool:
             and 1 <= gqa <= 8 and quantizer.scale_dtype in _KINDS and q_dtype in _KINDS)
 
 
-def source(shape: ScoreShape) -> str:
+def source(shape: ScoreShape, tuning: Tuning = DEFAULT_TUNING) -> str:
     """The kernel's CUDA source for ``shape``."""
-    subs = {"__D__": shape.head_dim, "__GQA__": shape.gqa, "__G4__": 4 if shape.gqa <= 4 else 8,
+    subs = {"__GROUPS__": tuning.groups, "__HEADS_FASTEST__": int(tuning.heads_fastest),"__D__": shape.head_dim, "__GQA__": shape.gqa, "__G4__": 4 if shape.gqa <= 4 else 8,
             "__HAS_TABLE__": int(shape.has_table), "__Q_KIND__": _KINDS[shape.q_dtype],
             "__SCALE_KIND__": _KINDS[shape.scale_dtype]}
     text = SOURCE
@@ -247,9 +284,9 @@ def source(shape: ScoreShape) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(shape: ScoreShape, device_index: int):
+def _compiled(shape: ScoreShape, tuning: Tuning, device_index: int):
     with torch.cuda.device(device_index):
-        return torch.cuda._compile_kernel(source(shape), "higgs_score_p4")
+        return torch.cuda._compile_kernel(source(shape, tuning), "higgs_score_p4")
 
 
 def code_alignment(head_dim: int) -> int:
@@ -260,7 +297,7 @@ def code_alignment(head_dim: int) -> int:
 
 def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
            table: torch.Tensor | None, words: torch.Tensor, out: torch.Tensor, num_rows: int, num_kv_heads: int,
-           codes_stride: int, scales_stride: int, num_sms: int) -> None:
+           codes_stride: int, scales_stride: int, num_sms: int, tuning: Tuning = DEFAULT_TUNING) -> None:
     """Launch on ``q3 [B, Hq, D]`` (last dim contiguous) into float32 ``out [B, Hq, >= rows]`` (last dim
     contiguous): one store ``codes [rows, Hkv * D / 4]`` / ``scales [rows, Hkv]`` or, with ``table``
     (int64 ``[B, 3]``: codes address, scales address, rows), the stores it lists (then ``codes`` /
@@ -270,10 +307,12 @@ def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: tor
     ints = (num_rows, q3.stride(0), q3.stride(1), codes_stride, scales_stride, out.stride(0), out.stride(1))
     if max(ints) > _INT32_MAX:
         raise ValueError(f"CUDA score kernel: sizes and strides must fit int32, got {ints}")
-    programs = max(1, min(-(-num_rows // ROWS_PER_PROGRAM_STEP),
+    programs = max(1, min(-(-num_rows // (4 * 16 * tuning.groups)),
                           -(-PROGRAMS_PER_SM * num_sms // (num_kv_heads * num_requests))))
     placeholder = out  # a device pointer the kernel never reads when it has a table
-    kernel = _compiled(shape, q3.device.index if q3.device.index is not None else torch.cuda.current_device())
-    kernel(grid=(programs, num_kv_heads, num_requests), block=(THREADS, 1, 1),
+    device_index = q3.device.index if q3.device.index is not None else torch.cuda.current_device()
+    kernel = _compiled(shape, tuning, device_index)
+    grid = (num_kv_heads, programs, num_requests) if tuning.heads_fastest else (programs, num_kv_heads, num_requests)
+    kernel(grid=grid, block=(THREADS, 1, 1),
            args=[q3, codes if table is None else placeholder, scales if table is None else placeholder,
                  table if table is not None else placeholder, words, out, *ints])

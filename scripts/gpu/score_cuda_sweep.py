@@ -1,0 +1,82 @@
+"""Launch choices of the CUDA landmark score (``sglang_kv/kernels/higgs_score_cuda.py``, :class:`Tuning`)
+against the Triton score, at Llama-3.1-8B's landmark shape (32 query / 8 kv heads of 128, the 4-D
+2-bit grid) on the GPU host: 1, 8 and 32 requests of 128K tokens, each request its own store, as the
+server reads them.
+
+Every tuning must give the same bits (each row's sums run in the same order); each is timed with
+``triton.testing.do_bench`` (median) and its bandwidth reported against 4 TB/s:
+
+    python scripts/gpu/score_cuda_sweep.py --out $OUT/score_cuda_sweep_h200.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import torch
+import triton.testing
+
+from sglang_kv.devices import device_ints
+from sglang_kv.kernels import higgs as hk
+from sglang_kv.kernels import higgs_score_cuda as hc
+from sglang_kv.kernels._triton_utils import num_sms
+from sglang_kv.quant.higgs import HiggsQuantizer
+from sglang_kv.results import write_result
+
+NUM_Q_HEADS, NUM_KV_HEADS, HEAD_DIM, TOKENS = 32, 8, 128, 131072
+HBM_GBPS = 4000.0
+TUNINGS = [hc.Tuning(groups, heads_fastest) for groups, heads_fastest in itertools.product((1, 2, 4), (False, True))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--requests", type=int, nargs="+", default=[1, 8, 32])
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    quantizer = HiggsQuantizer(HEAD_DIM, 4, 2)
+    gen = torch.Generator(device=device).manual_seed(0)
+    keys = torch.randn(TOKENS, NUM_KV_HEADS * HEAD_DIM, device=device, generator=gen)
+    codes, scales = quantizer.quantize(keys)
+    rows = []
+    for num_requests in args.requests:
+        codes_b = codes.repeat(num_requests, 1).split(TOKENS)  # each request its own store
+        scales_b = scales.repeat(num_requests, 1).split(TOKENS)
+        q = torch.randn(num_requests, NUM_Q_HEADS, HEAD_DIM, device=device, generator=gen).to(torch.bfloat16)
+        refs = [hk.store_ref(quantizer, c, sc, device) for c, sc in zip(codes_b, scales_b)]
+        table = device_ints([(st.codes, st.scales, TOKENS) for st in refs], device)
+        words = hk.grid_words(quantizer, device)
+        out = torch.empty(num_requests, NUM_Q_HEADS, TOKENS, device=device)
+        shape = hc.ScoreShape(HEAD_DIM, NUM_Q_HEADS // NUM_KV_HEADS, True, q.dtype, quantizer.scale_dtype)
+        num_bytes = num_requests * TOKENS * (quantizer.bytes_per_vector(NUM_KV_HEADS * HEAD_DIM) + 4 * NUM_Q_HEADS)
+        ref = hk.score_batch(quantizer, q, codes_b, scales_b, config="triton")
+        first = None
+        for tuning in TUNINGS:
+            def launch(tuning=tuning):
+                hc.launch(shape, q, out, out, table, words, out, TOKENS, NUM_KV_HEADS, codes.stride(0),
+                          scales.stride(0), num_sms(device), tuning)
+            launch()
+            got = out.clone()
+            first = got if first is None else first
+            ms = triton.testing.do_bench(launch, warmup=10, rep=100, return_mode="median")
+            row = {"requests": num_requests, "kernel": "cuda", "tuning": tuning._asdict(),
+                   "default": tuning == hc.DEFAULT_TUNING, "ms": ms, "gbps": num_bytes / ms / 1e6,
+                   "same_bits_as_first": bool(torch.equal(got, first)),
+                   "max_abs_diff_vs_triton": float((got - ref).abs().max())}
+            rows.append(row)
+            print(f"{num_requests:>2} x 128K cuda {tuning}: {ms:.4f} ms, {row['gbps']:.0f} GB/s "
+                  f"({row['gbps'] / HBM_GBPS:.0%}), same bits {row['same_bits_as_first']}, "
+                  f"|cuda - triton| {row['max_abs_diff_vs_triton']:.2e}{'  (default)' if row['default'] else ''}",
+                  flush=True)
+        ms = triton.testing.do_bench(lambda: hk.score_batch(quantizer, q, codes_b, scales_b, out=out, config="triton"),
+                                     warmup=10, rep=100, return_mode="median")
+        rows.append({"requests": num_requests, "kernel": "triton", "ms": ms, "gbps": num_bytes / ms / 1e6})
+        print(f"{num_requests:>2} x 128K triton (timed pick): {ms:.4f} ms, {num_bytes / ms / 1e6:.0f} GB/s", flush=True)
+    write_result(args.out, {"tokens": TOKENS, "requests": args.requests, "heads": [NUM_Q_HEADS, NUM_KV_HEADS],
+                            "head_dim": HEAD_DIM, "grid": "p=4, 2 bits (256 points)", "q_dtype": "bfloat16"},
+                 {"rows": rows})
+
+
+if __name__ == "__main__":
+    main()
