@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--requests", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args()
-    device = torch.device("cuda")
+    device = torch.device("cuda", torch.cuda.current_device())
     quantizer = HiggsQuantizer(HEAD_DIM, 4, 2)
     gen = torch.Generator(device=device).manual_seed(0)
     keys = torch.randn(TOKENS, NUM_KV_HEADS * HEAD_DIM, device=device, generator=gen)

@@ -695,3 +695,19 @@ def test_gpu_cuda_score_rejects_what_it_does_not_serve():
     with pytest.raises(ValueError, match="does not serve"):  # codes 4 bytes past an 8-byte boundary
         hk.score(landmark, q, _misaligned(codes, 4), scales, config="cuda")
     assert_scores_close(landmark, q, codes, scales, hk.score(landmark, q, _misaligned(codes, 4), scales))
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("p,bits", [(4, 2), (4, 1), (2, 4), (2, 3), (1, 3)])
+@pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads", [(128, 4, 2), (128, 3, 3), (128, 16, 2), (64, 8, 2)])
+def test_gpu_score_every_config_and_grid(p, bits, head_dim, num_q_heads, num_kv_heads):
+    """Every Triton config on every landmark grid yakv can run (and the default kernel) equals the torch
+    path on the GPU: 64-row blocks in 4 warps once returned NaN for the 2-D grids."""
+    quantizer = HiggsQuantizer(head_dim, p, bits)
+    codes, scales = _store(quantizer, 300, num_kv_heads * head_dim, seed=p * 10 + bits)
+    q = randn(num_q_heads, head_dim, seed=p + bits, scale=3.0, dtype=torch.bfloat16)
+    for config in [*hk.SCORE_CONFIGS, None]:
+        got = hk.score(quantizer, q, codes, scales, config=config)
+        assert not got.isnan().any(), config
+        assert_scores_close(quantizer, q, codes, scales, got)
