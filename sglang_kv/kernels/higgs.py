@@ -419,8 +419,20 @@ SCORE_BACKENDS = ("cuda", "triton")
 # Triton's candidates, fastest on the H200 at 32 x 128K landmarks (``scripts/gpu/kernel_sweep.py``): 128 rows,
 # 4 warps. 64 rows in 4 warps were dropped on 2026-12-04: on the H200 they returned NaN scores for the 2-D
 # grids (p = 2: ``--kv-offload-landmark-bits 3 | 4``) and once hit an illegal address (a timed pick could
-# choose them); ``test_gpu_score_every_config_and_grid`` checks the ones left.
+# choose them).
 SCORE_CONFIGS = [KernelConfig(128, 4, 4), KernelConfig(128, 4, 8), KernelConfig(256, 4, 4)]
+# Grids whose indices pack into 3-byte words (3- and 6-bit indices: p=1 / p=2 at 3 bits) gave wrong scores
+# (p=2) and an illegal address (p=1) on the H200 with some of SCORE_CONFIGS at head dim 128, GQA 2
+# (2026-12-04, results/logs/gpu_tests_score_every_config_h200_b7a3e37.log); 16- and 32-row blocks passed
+# for both grids there at other shapes (test_score_matches_torch), so they run those. Not yet re-checked
+# at the failing shape: test_gpu_score_every_config_and_grid does that on the next GPU run.
+SCORE_CONFIGS_3BYTE_WORDS = [KernelConfig(16, 4, 8), KernelConfig(32, 4, 1)]
+
+
+def score_configs(quantizer: HiggsQuantizer) -> list[KernelConfig]:
+    """The Triton score's candidates for ``quantizer``'s grid (see the comments above)."""
+    three_byte = packing_layout(quantizer.index_bits).bytes_per_word == 3
+    return SCORE_CONFIGS_3BYTE_WORDS if three_byte else SCORE_CONFIGS
 
 
 def score_ref(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -564,7 +576,7 @@ def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, cod
         key = ("higgs_score", str(device), head_dim, quantizer.p, quantizer.bits, quantizer.scale_dtype,
                gqa, num_kv_heads, num_requests, q3.dtype, codes_device, has_table, codes_align,
                size_bucket(num_rows))
-        config = pick_config(key, SCORE_CONFIGS, run)
+        config = pick_config(key, score_configs(quantizer), run)
     check_config(config, 16)
     run(config)
 

@@ -25,7 +25,7 @@ different bank pairs whatever the codes (no conflicts). The codewords then enter
 
 Each program rotates its queries once (fast Walsh-Hadamard transform in shared memory, Sylvester
 order, unnormalized, after dividing by ``max |q|`` so they fit float16), then loops over blocks of
-``128`` rows (4 warps x 2 groups of 16, :class:`Tuning`), loading the next block's code bytes and scales
+``256`` rows (4 warps x 4 groups of 16, :class:`Tuning`), loading the next block's code bytes and scales
 while it computes this one. Per row and kv head it reads ``D / 4`` code bytes and one
 scale and writes ``4 * GQA`` bytes, as the Triton kernel.
 
@@ -43,7 +43,7 @@ import torch
 from sglang_kv.quant.higgs import HiggsQuantizer
 
 THREADS = 128  # 4 warps
-PROGRAMS_PER_SM = 6  # 36 KB of shared memory each
+PROGRAMS_PER_SM = 6  # launched per SM (36 KB of shared memory each; 3-4 fit at once by registers)
 _INT32_MAX = 2**31 - 1
 _KINDS = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
@@ -57,7 +57,6 @@ SOURCE = r"""
 #define Q_KIND __Q_KIND__
 #define SCALE_KIND __SCALE_KIND__
 #define M __GROUPS__
-#define HEADS_FASTEST __HEADS_FASTEST__
 #define WARPS 4
 #define COPIES 16
 
@@ -115,10 +114,7 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
   __shared__ uint2 words[256 * COPIES];  // copy r of codeword c at 16 c + r
   __shared__ float qs[G4 * D];           // the queries, rotated in place
   __shared__ float warp_max[WARPS];
-  // HEADS_FASTEST: blockIdx.x is the kv head, so the programs of one row range (all heads) start together
-  // and read the same 256-byte rows at about the same time
-  const int head = HEADS_FASTEST ? blockIdx.x : blockIdx.y, request = blockIdx.z;
-  const int program = HEADS_FASTEST ? blockIdx.y : blockIdx.x, programs = HEADS_FASTEST ? gridDim.y : gridDim.x;
+  const int head = blockIdx.y, request = blockIdx.z, program = blockIdx.x, programs = gridDim.x;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const unsigned char* codes_b = codes;
   const void* scales_b = scales;
@@ -257,8 +253,10 @@ class ScoreShape(NamedTuple):
 class Tuning(NamedTuple):
     """Launch choices that do not change any result bit (each row's sums run in the same order)."""
 
-    groups: int = 2  # groups of 16 rows per warp and loop step (rows per program step: 4 warps x 16 x groups)
-    heads_fastest: bool = True  # grid (Hkv, programs, B): one row range's heads start together
+    # groups of 16 rows per warp and loop step (rows per program step: 4 warps x 16 x groups). 4: the fastest
+    # at GQA 4 on the H200 (scripts/gpu/score_cuda_sweep.py, 2026-12-04: 0.85 ms at 32 x 128K against 1.10
+    # for 2 and 1.08 for 1; at 1 x 128K 0.084 against 0.077 for 2); GQA 8 not timed
+    groups: int = 4
 
 
 DEFAULT_TUNING = Tuning()
@@ -274,7 +272,7 @@ def supports(quantizer: HiggsQuantizer, gqa: int, q_dtype: torch.dtype) -> bool:
 
 def source(shape: ScoreShape, tuning: Tuning = DEFAULT_TUNING) -> str:
     """The kernel's CUDA source for ``shape``."""
-    subs = {"__GROUPS__": tuning.groups, "__HEADS_FASTEST__": int(tuning.heads_fastest),"__D__": shape.head_dim, "__GQA__": shape.gqa, "__G4__": 4 if shape.gqa <= 4 else 8,
+    subs = {"__GROUPS__": tuning.groups, "__D__": shape.head_dim, "__GQA__": shape.gqa, "__G4__": 4 if shape.gqa <= 4 else 8,
             "__HAS_TABLE__": int(shape.has_table), "__Q_KIND__": _KINDS[shape.q_dtype],
             "__SCALE_KIND__": _KINDS[shape.scale_dtype]}
     text = SOURCE
@@ -312,7 +310,6 @@ def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: tor
     placeholder = out  # a device pointer the kernel never reads when it has a table
     device_index = q3.device.index if q3.device.index is not None else torch.cuda.current_device()
     kernel = _compiled(shape, tuning, device_index)
-    grid = (num_kv_heads, programs, num_requests) if tuning.heads_fastest else (programs, num_kv_heads, num_requests)
-    kernel(grid=grid, block=(THREADS, 1, 1),
+    kernel(grid=(programs, num_kv_heads, num_requests), block=(THREADS, 1, 1),
            args=[q3, codes if table is None else placeholder, scales if table is None else placeholder,
                  table if table is not None else placeholder, words, out, *ints])

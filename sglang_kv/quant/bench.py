@@ -212,7 +212,9 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
         landmark_key_norm = landmark.dequantize(  # (Hkv, tokens): |k'| per token and kv head
             landmark_codes.view(tokens, NUM_KV_HEADS, -1), landmark_scales[..., None]).norm(dim=-1).T
         for num_requests in (1, 8, 32):
-            for backend in hk.SCORE_BACKENDS:  # the default (CUDA) and the Triton kernel, side by side
+            # the CUDA kernel (the default on a GPU) and the Triton kernel, side by side; without a GPU the
+            # Triton kernel under the interpreter
+            for backend in hk.SCORE_BACKENDS if device.type == "cuda" else ("triton",):
                 def step_score(num_requests=num_requests, backend=backend):
                     rows = tokens * num_requests
                     # each request its own store (views of one buffer), as the serving batch reads them
@@ -230,10 +232,9 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
                     key_norm = landmark_key_norm.repeat_interleave(NUM_Q_HEADS // NUM_KV_HEADS, 0)  # (Hq, tokens)
                     bound = 2e-6 * q.norm(dim=-1).amax(1)[:, None, None] * key_norm[None] + 1e-30  # (B, Hq, tokens)
                     num_bytes = rows * (landmark.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
-                    suffix = "" if backend == "cuda" else f"_{backend}"
-                    return _record(f"score_landmark_batch{num_requests}{suffix}", tokens, ms, num_bytes, copy_gbps,
+                    return _record(f"score_landmark_batch{num_requests}_{backend}", tokens, ms, num_bytes, copy_gbps,
                                    HBM_CEILING_GBPS, _check_close(out, ref, bound),
-                                   {"requests": num_requests, "rows": rows, "kernel": backend})
+                                   {"requests": num_requests, "rows": rows, "score_kernel": backend})
                 run(f"score_batch{num_requests}_{backend}", tokens, step_score)
         del keys, codes, scales, landmark_codes, landmark_scales, landmark_key_norm
         torch.cuda.empty_cache()
