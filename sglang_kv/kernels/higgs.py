@@ -593,6 +593,5 @@ def _score_on_cuda(quantizer, gqa, q_dtype, device, codes_align, codes_stride, c
     if config == "cuda" and not served:
         raise ValueError(f"the CUDA score kernel does not serve this launch (device {device}, p={quantizer.p}, "
                          f"{quantizer.index_bits}-bit indices, group {quantizer.group_size}, GQA {gqa}, codes "
-                         f"aligned to {codes_align} bytes with row stride {codes_stride}; it needs "
-                         f"{higgs_score_cuda.code_alignment(quantizer.group_size)})")
+                         f"aligned to {codes_align} bytes with row stride {codes_stride}; it needs {need})")
     return served
