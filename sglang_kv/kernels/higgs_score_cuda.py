@@ -70,7 +70,11 @@ typedef u32 code_t;
 #endif
 
 __device__ __forceinline__ float f16_to_f32(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
-__device__ __forceinline__ u16 f32_to_f16(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+__device__ __forceinline__ u16 f32_to_f16(float f) {
+  u16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
 __device__ __forceinline__ float bf16_to_f32(u16 h) { return __uint_as_float(((u32)h) << 16); }
 
 template <int KIND> __device__ __forceinline__ float load_f32(const void* base, long long i) {
@@ -134,7 +138,8 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
   for (int i = tid; i < G4 * D; i += WARPS * 32) {
     const int g = i / D, c = i % D;
     float v = 0.f;
-    if (g < GQA) v = load_f32<Q_KIND>(q, (long long)request * q_stride_b + (long long)(head * GQA + g) * q_stride_h + c);
+    const long long at = (long long)request * q_stride_b + (long long)(head * GQA + g) * q_stride_h + c;
+    if (g < GQA) v = load_f32<Q_KIND>(q, at);
     qs[i] = v;
     local_max = fmaxf(local_max, fabsf(v));
   }
@@ -258,6 +263,11 @@ class Tuning(NamedTuple):
     # for 2 and 1.08 for 1; at 1 x 128K 0.084 against 0.077 for 2); GQA 8 not timed
     groups: int = 4
 
+    @property
+    def rows_per_step(self) -> int:
+        """Rows a program scores per loop step."""
+        return THREADS // 32 * 16 * self.groups
+
 
 DEFAULT_TUNING = Tuning()
 
@@ -272,9 +282,9 @@ def supports(quantizer: HiggsQuantizer, gqa: int, q_dtype: torch.dtype) -> bool:
 
 def source(shape: ScoreShape, tuning: Tuning = DEFAULT_TUNING) -> str:
     """The kernel's CUDA source for ``shape``."""
-    subs = {"__GROUPS__": tuning.groups, "__D__": shape.head_dim, "__GQA__": shape.gqa, "__G4__": 4 if shape.gqa <= 4 else 8,
-            "__HAS_TABLE__": int(shape.has_table), "__Q_KIND__": _KINDS[shape.q_dtype],
-            "__SCALE_KIND__": _KINDS[shape.scale_dtype]}
+    subs = {"__GROUPS__": tuning.groups, "__D__": shape.head_dim, "__GQA__": shape.gqa,
+            "__G4__": 4 if shape.gqa <= 4 else 8, "__HAS_TABLE__": int(shape.has_table),
+            "__Q_KIND__": _KINDS[shape.q_dtype], "__SCALE_KIND__": _KINDS[shape.scale_dtype]}
     text = SOURCE
     for key, value in subs.items():
         text = text.replace(key, str(value))
@@ -305,7 +315,7 @@ def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: tor
     ints = (num_rows, q3.stride(0), q3.stride(1), codes_stride, scales_stride, out.stride(0), out.stride(1))
     if max(ints) > _INT32_MAX:
         raise ValueError(f"CUDA score kernel: sizes and strides must fit int32, got {ints}")
-    programs = max(1, min(-(-num_rows // (4 * 16 * tuning.groups)),
+    programs = max(1, min(-(-num_rows // tuning.rows_per_step),
                           -(-PROGRAMS_PER_SM * num_sms // (num_kv_heads * num_requests))))
     placeholder = out  # a device pointer the kernel never reads when it has a table
     device_index = q3.device.index if q3.device.index is not None else torch.cuda.current_device()
