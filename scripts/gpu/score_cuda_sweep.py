@@ -1,7 +1,7 @@
 """Launch choices of the CUDA landmark score (``sglang_kv/kernels/higgs_score_cuda.py``, :class:`Tuning`)
 against the Triton score, at Llama-3.1-8B's landmark shape (32 query / 8 kv heads of 128, the 4-D
-2-bit grid) on the GPU host: 1, 8 and 32 requests of 128K tokens, each request its own store, as the
-server reads them.
+2-bit grid; ``--kv-heads 4`` gives Qwen3-30B-A3B's GQA 8) on the GPU host: 1, 8 and 32 requests of 128K
+tokens, each request its own store, as the server reads them.
 
 Every tuning must give the same bits (each row's sums run in the same order); each is timed with
 ``triton.testing.do_bench`` (median) and its bandwidth reported against 4 TB/s:
@@ -22,7 +22,7 @@ from sglang_kv.kernels._triton_utils import num_sms
 from sglang_kv.quant.higgs import HiggsQuantizer
 from sglang_kv.results import write_result
 
-NUM_Q_HEADS, NUM_KV_HEADS, HEAD_DIM, TOKENS = 32, 8, 128, 131072
+NUM_Q_HEADS, HEAD_DIM, TOKENS = 32, 128, 131072
 HBM_GBPS = 4000.0
 TUNINGS = [hc.Tuning(groups) for groups in (1, 2, 4)]
 
@@ -31,11 +31,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--requests", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--kv-heads", type=int, default=8, help="8: Llama-3.1-8B (GQA 4); 4: Qwen3-30B-A3B (GQA 8)")
     args = parser.parse_args()
+    num_kv_heads = args.kv_heads
     device = torch.device("cuda", torch.cuda.current_device())
     quantizer = HiggsQuantizer(HEAD_DIM, 4, 2)
     gen = torch.Generator(device=device).manual_seed(0)
-    keys = torch.randn(TOKENS, NUM_KV_HEADS * HEAD_DIM, device=device, generator=gen)
+    keys = torch.randn(TOKENS, num_kv_heads * HEAD_DIM, device=device, generator=gen)
     codes, scales = quantizer.quantize(keys)
     rows = []
     for num_requests in args.requests:
@@ -46,13 +48,13 @@ def main() -> None:
         table = device_ints([(st.codes, st.scales, TOKENS) for st in refs], device)
         words = hk.grid_words(quantizer, device)
         out = torch.empty(num_requests, NUM_Q_HEADS, TOKENS, device=device)
-        shape = hc.ScoreShape(HEAD_DIM, NUM_Q_HEADS // NUM_KV_HEADS, True, q.dtype, quantizer.scale_dtype)
-        num_bytes = num_requests * TOKENS * (quantizer.bytes_per_vector(NUM_KV_HEADS * HEAD_DIM) + 4 * NUM_Q_HEADS)
+        shape = hc.ScoreShape(HEAD_DIM, NUM_Q_HEADS // num_kv_heads, True, q.dtype, quantizer.scale_dtype)
+        num_bytes = num_requests * TOKENS * (quantizer.bytes_per_vector(num_kv_heads * HEAD_DIM) + 4 * NUM_Q_HEADS)
         ref = hk.score_batch(quantizer, q, codes_b, scales_b, config="triton")
         first = None
         for tuning in TUNINGS:
             def launch(tuning=tuning):
-                hc.launch(shape, q, out, out, table, words, out, TOKENS, NUM_KV_HEADS, codes.stride(0),
+                hc.launch(shape, q, out, out, table, words, out, TOKENS, num_kv_heads, codes.stride(0),
                           scales.stride(0), num_sms(device), tuning)
             launch()
             got = out.clone()
@@ -71,7 +73,7 @@ def main() -> None:
                                      warmup=10, rep=100, return_mode="median")
         rows.append({"requests": num_requests, "kernel": "triton", "ms": ms, "gbps": num_bytes / ms / 1e6})
         print(f"{num_requests:>2} x 128K triton (timed pick): {ms:.4f} ms, {num_bytes / ms / 1e6:.0f} GB/s", flush=True)
-    write_result(args.out, {"tokens": TOKENS, "requests": args.requests, "heads": [NUM_Q_HEADS, NUM_KV_HEADS],
+    write_result(args.out, {"tokens": TOKENS, "requests": args.requests, "heads": [NUM_Q_HEADS, num_kv_heads],
                             "head_dim": HEAD_DIM, "grid": "p=4, 2 bits (256 points)", "q_dtype": "bfloat16"},
                  {"rows": rows})
 
