@@ -424,8 +424,8 @@ SCORE_CONFIGS = [KernelConfig(128, 4, 4), KernelConfig(128, 4, 8), KernelConfig(
 # Grids whose indices pack into 3-byte words (3- and 6-bit indices: p=1 / p=2 at 3 bits) gave wrong scores
 # (p=2) and an illegal address (p=1) on the H200 with some of SCORE_CONFIGS at head dim 128, GQA 2
 # (2026-12-04, results/logs/gpu_tests_score_every_config_h200_b7a3e37.log); 16- and 32-row blocks passed
-# for both grids there at other shapes (test_score_matches_torch), so they run those. Not yet re-checked
-# at the failing shape: test_gpu_score_every_config_and_grid does that on the next GPU run. Under the
+# for both grids there at other shapes (test_score_matches_torch), so they run those; at the failing shape
+# they passed too (1689b08, results/logs/gpu_tests_score_every_config_h200_1689b08.log). Under the
 # interpreter every config gives the right scores at that shape: the compiled code, not the logic, fails.
 SCORE_CONFIGS_3BYTE_WORDS = [KernelConfig(16, 4, 8), KernelConfig(32, 4, 1)]
 

@@ -260,7 +260,8 @@ class Tuning(NamedTuple):
 
     # groups of 16 rows per warp and loop step (rows per program step: 4 warps x 16 x groups). 4: the fastest
     # at GQA 4 on the H200 (scripts/gpu/score_cuda_sweep.py, 2026-12-04: 0.85 ms at 32 x 128K against 1.10
-    # for 2 and 1.08 for 1; at 1 x 128K 0.084 against 0.077 for 2); GQA 8 not timed
+    # for 2 and 1.08 for 1; at 1 x 128K 0.084 against 0.077 for 2). At GQA 8 (1689b08) 4 groups are within 3%
+    # of the best (2) at 8 and 32 requests: 0.550 against 0.535 ms at 32 x 128K
     groups: int = 4
 
     @property
