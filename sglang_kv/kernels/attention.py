@@ -130,11 +130,8 @@ def sparse_decode_attention_rows(q: torch.Tensor, sel_k: torch.Tensor, sel_v: to
         else:
             part_acc = part_stats = out  # not written
         sparse_decode_attention_kernel[(num_kv_heads, batch, splits)](
-            q, sel_k, sel_v, sel_rows, win_k, win_v, win_rows, out, part_acc, part_stats,
-            num_sel, num_win, per_split, float(scale),
-            q.stride(0), q.stride(1), sel_k.stride(0), sel_v.stride(0), *sel_rows.stride(),
-            win_k.stride(0), win_k.stride(1), win_v.stride(0), win_v.stride(1), *win_rows.stride(),
-            out.stride(0), out.stride(1),
+            *kernel_args(q, sel_k, sel_v, sel_rows, win_k, win_v, win_rows, scale, out, part_acc, part_stats,
+                         per_split),
             GQA=gqa, GQA_PAD=max(16, next_pow2(gqa)), D=head_dim, D_PAD=max(16, next_pow2(head_dim)),
             DV=v_head_dim, DV_PAD=max(16, next_pow2(v_head_dim)), BLOCK=cfg.block, SPLIT=splits > 1,
             DOT_BF16=not is_interpreter(),
@@ -146,6 +143,16 @@ def sparse_decode_attention_rows(q: torch.Tensor, sel_k: torch.Tensor, sel_v: to
 
     run(DEFAULT_CONFIG if config is None else config)
     return out
+
+
+def kernel_args(q, sel_k, sel_v, sel_rows, win_k, win_v, win_rows, scale, out, part_acc, part_stats,
+                per_split) -> tuple:
+    """The positional (non-constexpr) arguments of ``sparse_decode_attention_kernel``, in its order."""
+    return (q, sel_k, sel_v, sel_rows, win_k, win_v, win_rows, out, part_acc, part_stats,
+            sel_rows.shape[2], win_rows.shape[1], per_split, float(scale),
+            q.stride(0), q.stride(1), sel_k.stride(0), sel_v.stride(0), *sel_rows.stride(),
+            win_k.stride(0), win_k.stride(1), win_v.stride(0), win_v.stride(1), *win_rows.stride(),
+            out.stride(0), out.stride(1))
 
 
 def check_attention_config(config: AttentionConfig) -> None:

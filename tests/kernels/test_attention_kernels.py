@@ -121,6 +121,48 @@ def test_sparse_decode_attention_rows_empty_batch():
     assert got.shape == (0, 4, 64)
 
 
+def _specialization(kernel, args, *, honor_flags=True) -> tuple:
+    """Triton's per-argument specialization of ``kernel`` at ``args`` (its positional, non-constexpr
+    arguments): the part of its compile-cache key that depends on the values. Equal keys: no new compile."""
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.compiler import BaseBackend
+    from triton.runtime.jit import JITFunction
+
+    if not isinstance(kernel, JITFunction):  # the interpreter's wrapper keeps the decorator's flags
+        kernel = JITFunction(kernel.fn, **kernel.kwargs)
+    params = [p for p in kernel.params if not p.is_constexpr]
+    assert len(params) == len(args)
+    return tuple(native_specialize_impl(BaseBackend, arg, p.is_const, not (honor_flags and p.do_not_specialize),
+                                        not (honor_flags and p.do_not_specialize_on_alignment))
+                 for p, arg in zip(params, args))
+
+
+def test_decode_steps_reuse_one_compiled_variant():
+    """Across consecutive decode steps (the selected count growing every few steps, the window every
+    step, through every residue mod 16) the attention kernel's arguments keep one specialization, so a
+    server compiles it once, not once per value class in its steady decode (as it did on the H200)."""
+    from sglang_kv.kernels.attention_triton import sparse_decode_attention_kernel as kernel
+
+    batch, num_q_heads, num_kv_heads, head_dim, block = 3, 8, 4, 64, 64
+    keys, unflagged = set(), set()
+    for step in range(40):
+        num_sel, num_win = 1024 + step // 4, 70 + step  # n: 3.125% of a growing prompt; m: window + generated
+        q = torch.empty(batch, num_q_heads, head_dim)
+        width = num_sel  # rows: the selection's [B, Hkv, width] index, sliced to n columns
+        sel_rows = torch.empty(batch, num_kv_heads, width, dtype=torch.int64)[:, :, :num_sel]
+        store = torch.empty(5000, 2, head_dim)
+        pool = torch.empty(900, num_kv_heads, 2, head_dim)
+        win_rows = torch.empty(batch, num_win, dtype=torch.int64)
+        out = torch.empty(batch, num_q_heads, head_dim)
+        per_split, _ = attention.split_tokens(num_sel + num_win, 3, block)
+        args = attention.kernel_args(q, store[:, 0], store[:, 1], sel_rows, pool[:, :, 0], pool[:, :, 1], win_rows,
+                                     0.125, out, out, out, per_split)
+        keys.add(_specialization(kernel, args))
+        unflagged.add(_specialization(kernel, args, honor_flags=False))
+    assert len(keys) == 1
+    assert len(unflagged) > 1  # the check can fail: without the kernel's flags the same steps need several
+
+
 def test_split_count_rule():
     # 2 requests x 8 kv heads on 132 SMs: 17 splits wanted, 4096 tokens allow 4096 // (4 * 64) = 16
     assert attention.split_count(16, 4096, 64, 132) == 16
