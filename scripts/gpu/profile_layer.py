@@ -5,7 +5,7 @@
 the GB/s of the bytes it must read and write (against ~4 TB/s of HBM); ``attention_sdpa_cat`` the
 gather-cat-SDPA path it replaced. ``step_host``: the host's time to queue one step (no sync inside). ``topk*``: torch's top-k and sort
 against the package's one-launch top-k (``kernels.topk``), device and host time; with head groups,
-the gather's order of its distinct keys by binary search (the package's) against a sort. Then the whole step under
+the gather's distinct per-head rows by the kernel (``kernels.head_rows``) against its torch path. Then the whole step under
 ``torch.profiler``: a table of the ops by host (self CPU) time, kernels and copies per step, the time the GPU is busy
 and the time it idles while the host launches work or waits on a sync (what CUDA graphs could at
 most save; the step's data-dependent sizes, e.g. ``torch.unique``, keep it from being captured).
@@ -22,13 +22,13 @@ import torch
 from sglang_kv.bench.layer import LOCAL
 from sglang_kv.bench.shapes import model_spec
 from sglang_kv.config import OffloadConfig
+from sglang_kv.kernels import head_rows
 from sglang_kv.kernels import higgs as hk
 from sglang_kv.kernels import softmax as sk
 from sglang_kv.kernels import topk as tpk
 from sglang_kv.select import make_selector
 from sglang_kv.select.attention import selected_attention, sparse_decode_attention
 from sglang_kv.select.base import topk_sorted
-from sglang_kv.select.yakv import _distinct_rows, _row_keys
 from sglang_kv.store.host import HostArena, HostBlock
 
 
@@ -97,19 +97,16 @@ def main():
     stages["select_batch"] = timed(lambda: sel.select_batch(q, summaries, ks, scale))
     selection = sel.select_batch(q, summaries, ks, scale)
     stages["gather_batch"] = timed(lambda: sel.gather_batch(summaries, selection, torch.bfloat16))
-    if args.payload_group == "head":  # the gather's order of its distinct per-head keys: search vs a sort
-        keys = _row_keys(selection.index, logits.shape[-1] * hkv, hkv)
-
-        def sort_order():
-            ordered, order = torch.sort(keys.reshape(-1))
-            inverse = torch.empty_like(order)
-            inverse[order] = torch.arange(order.numel(), device="cuda")
-            return ordered, inverse
-
-        for name, fn in (("distinct_rows_search", lambda: _distinct_rows(keys, True)), ("distinct_rows_sort", sort_order)):
+    if args.payload_group == "head":  # the gather's distinct per-head rows: the kernel vs its torch path
+        counts = torch.tensor(selection.counts, dtype=torch.int32, device="cuda")
+        num_rows = logits.shape[-1] * hkv
+        for name, fn in (("head_rows_kernel", lambda: head_rows.head_rows(selection.index, counts, num_rows)),
+                         ("head_rows_torch", lambda: head_rows.head_rows_ref(selection.index, counts, num_rows))):
             stages[name] = timed(fn)
             stages[name + "_host"] = host_ms(fn)
-        stages["distinct_rows_equal"] = torch.equal(_distinct_rows(keys, True)[0], sort_order()[0])
+        stages["head_rows_equal"] = all(
+            torch.equal(a, b) for a, b in zip(head_rows.head_rows(selection.index, counts, num_rows),
+                                              head_rows.head_rows_ref(selection.index, counts, num_rows)))
     kv = sel.gather_batch(summaries, selection, torch.bfloat16)
     loc = torch.randn(args.batch * LOCAL, hkv, d, device="cuda", dtype=torch.bfloat16)  # local windows, pool rows
     window = torch.arange(args.batch * LOCAL, device="cuda").view(args.batch, LOCAL)

@@ -64,7 +64,8 @@ def _attend_block(q, k, v, valid, row_max, row_sum, acc, qk_scale, DOT_BF16: tl.
 # and the strides that follow them. Triton compiles a variant per value class of each specialized int
 # (1, a multiple of 16, other), so left specialized they made a server compile about six variants over
 # its first hundred or so decode steps (0.5-1 s each, in its steady decode: 74 of 834 py-spy samples of a
-# Qwen3-30B-A3B 32 x 32K yakv server on the H200, 2026-12-04, results/logs/pyspy_decode_qwen3_30b_a3b_32x32k_yakv_h200_0e49edc.txt.gz).
+# Qwen3-30B-A3B 32 x 32K yakv server on the H200, 2026-12-04,
+# results/logs/pyspy_decode_qwen3_30b_a3b_32x32k_yakv_h200_0e49edc.txt.gz).
 # The unit strides (of the token dimension) stay specialized: the row-id loads are contiguous.
 DECODE_VARYING_INTS = ["num_sel", "num_win", "sel_rows_stride_b", "sel_rows_stride_h", "win_rows_stride_b"]
 

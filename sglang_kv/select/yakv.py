@@ -54,6 +54,7 @@ import torch
 from sglang_kv.config import PAYLOAD_GROUPS
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels.higgs import OUT_DTYPES
+from sglang_kv.kernels import head_rows
 from sglang_kv.quant.higgs import HiggsQuantizer
 from sglang_kv.select.base import (BatchKV, BatchSelection, Footprint, LayerSummary, Selector, StepBytes,
                                    group_max_softmax, knob, take, topk_sorted, use_kernels)
@@ -101,37 +102,6 @@ def _row_keys(index: torch.Tensor, num_rows: int, rows_per_token: int) -> torch.
     head_offsets = range(hkv) if rows_per_token > 1 else (0,)
     base = device_ints([tuple(b * num_rows + h for h in head_offsets) for b in range(batch)], index.device)
     return torch.add(base[:, :, None], index, alpha=rows_per_token)
-
-
-def _padding_keys(keys: torch.Tensor, counts: list[int], num_rows: int) -> torch.Tensor:
-    """``keys [B, H, n]`` (from :func:`_row_keys` with ``num_rows + H * n`` keys per request) with the
-    padding columns of request ``b`` (``j >= counts[b]``) replaced by keys of their own past its
-    ``num_rows`` rows, ``b * (num_rows + H * n) + num_rows + h * n + j``: distinct, and each row still
-    ascending with every key below request ``b + 1``'s (what :func:`_distinct_rows` needs)."""
-    batch, heads, n = keys.shape
-    device = keys.device
-    column = torch.arange(n, device=device)
-    start = torch.arange(batch, device=device)[:, None, None] * (num_rows + heads * n) + num_rows
-    padding = start + torch.arange(0, heads * n, n, device=device)[:, None] + column  # (B, H, n)
-    return torch.where(column < device_ints(counts, device)[:, None, None], keys, padding)
-
-
-def _distinct_rows(keys: torch.Tensor, distinct: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.unique(keys, return_inverse=True)`` of the gather's keys ``[B, H, n]``: the sorted distinct keys
-    and where each key landed. ``distinct`` says every key is distinct already, each row ascending and
-    request ``b``'s keys all below request ``b + 1``'s (per-head rows without padding columns, or with
-    :func:`_padding_keys`). Then each key's place is the number of keys below it in its request's ``H``
-    rows (one batched binary search), with none of ``unique``'s wait for the GPU (its output size is
-    data dependent, so it synchronizes the stream once per layer) and no sort (about 20 launches)."""
-    if not distinct:
-        return torch.unique(keys, return_inverse=True)
-    batch, heads, n = keys.shape
-    every = keys.reshape(batch, 1, heads * n).expand(batch, heads, heads * n).contiguous()  # (B, H, H * n)
-    below = torch.searchsorted(keys, every).sum(1)  # (B, H * n): keys below it, in its request
-    inverse = torch.add(below, torch.arange(0, batch * heads * n, heads * n, device=keys.device)[:, None])
-    ordered = torch.empty(keys.numel(), dtype=keys.dtype, device=keys.device)
-    ordered[inverse.view(-1)] = keys.reshape(-1)
-    return ordered, inverse.view(keys.shape)
 
 
 def _quantize(quantizer: HiggsQuantizer, x: torch.Tensor):
@@ -311,17 +281,15 @@ class YakvSelector(Selector):
         num_rows = max(s.num_tokens for s in summaries) * rows_per_token
         counts, width = selection.counts, index.shape[2]
         # Per-head rows are distinct within a request, but padding columns repeat a selected row. With
-        # unequal counts and no cache (which needs each row once) they get keys of their own past their
-        # request's rows and read nothing, so the rows stay distinct without a torch.unique.
+        # unequal counts and no cache (which needs each row once) they become rows of their own that
+        # read nothing (-1), so the rows stay distinct without a torch.unique (kernels.head_rows).
         padded = not whole and not self.cache and min(counts) < width
-        key_rows = num_rows + hkv * width if padded else num_rows  # keys per request
-        keys = _row_keys(index, key_rows, rows_per_token)
-        if padded:
-            keys = _padding_keys(keys, counts, num_rows)
-        keys, inverse = _distinct_rows(keys, distinct=not whole and (padded or min(counts) == width))
-        request, row = keys // key_rows, keys % key_rows
-        if padded:
-            row = torch.where(row < num_rows, row, -1)  # a padding key: a row of zeros, nothing read
+        if not whole and (padded or min(counts) == width):
+            find_rows = head_rows.head_rows if kernels else head_rows.head_rows_ref
+            request, row, inverse = find_rows(index, device_ints(counts, device, torch.int32), num_rows)
+        else:  # whole-token rows (heads share them), or the cache with padding columns: torch.unique
+            keys, inverse = torch.unique(_row_keys(index, num_rows, rows_per_token), return_inverse=True)
+            request, row = keys // num_rows, keys % num_rows
         stores = [self._stores(s, kernels, device) for s in summaries]
         # [every request's cache | every request's host rows] with the cache, else [every request's host rows]
         kinds = ("cache", "host") if self.cache else ("host",)
@@ -335,8 +303,8 @@ class YakvSelector(Selector):
         k_rows, v_rows = out.to(dtype).view(2, -1, d)  # K's rows, then V's: one per (distinct key, head) / key
         if whole:  # a token row serves every head: its head h is row key * Hkv + h
             inverse = torch.add(torch.arange(hkv, device=device)[:, None], inverse, alpha=hkv)
-        lookups = keys.numel() if self.cache else 0
-        read = keys.numel() - hits - (hkv * sum(width - c for c in counts) if padded else 0)
+        lookups = row.numel() if self.cache else 0
+        read = row.numel() - hits - (hkv * sum(width - c for c in counts) if padded else 0)
         return BatchKV(k_rows, v_rows, inverse, read * self.payload_row_bytes(), lookups, hits)
 
     def _plan_cache(self, kernels, summaries, stores, request, row, num_rows):

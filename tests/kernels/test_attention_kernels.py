@@ -12,6 +12,7 @@ import torch
 from sglang_kv.kernels import attention
 from sglang_kv.kernels.attention import AttentionConfig
 from sglang_kv.select.attention import sparse_decode_attention
+from tests.kernels.util import specialization
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 TOLERANCE = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.bfloat16: dict(rtol=2e-2, atol=2e-2),
@@ -121,22 +122,6 @@ def test_sparse_decode_attention_rows_empty_batch():
     assert got.shape == (0, 4, 64)
 
 
-def _specialization(kernel, args, *, honor_flags=True) -> tuple:
-    """Triton's per-argument specialization of ``kernel`` at ``args`` (its positional, non-constexpr
-    arguments): the part of its compile-cache key that depends on the values. Equal keys: no new compile."""
-    from triton._C.libtriton import native_specialize_impl
-    from triton.backends.compiler import BaseBackend
-    from triton.runtime.jit import JITFunction
-
-    if not isinstance(kernel, JITFunction):  # the interpreter's wrapper keeps the decorator's flags
-        kernel = JITFunction(kernel.fn, **kernel.kwargs)
-    params = [p for p in kernel.params if not p.is_constexpr]
-    assert len(params) == len(args)
-    return tuple(native_specialize_impl(BaseBackend, arg, p.is_const, not (honor_flags and p.do_not_specialize),
-                                        not (honor_flags and p.do_not_specialize_on_alignment))
-                 for p, arg in zip(params, args))
-
-
 def test_decode_steps_reuse_one_compiled_variant():
     """Across consecutive decode steps (the selected count growing every few steps, the window every
     step, through every residue mod 16) the attention kernel's arguments keep one specialization, so a
@@ -157,8 +142,8 @@ def test_decode_steps_reuse_one_compiled_variant():
         per_split, _ = attention.split_tokens(num_sel + num_win, 3, block)
         args = attention.kernel_args(q, store[:, 0], store[:, 1], sel_rows, pool[:, :, 0], pool[:, :, 1], win_rows,
                                      0.125, out, out, out, per_split)
-        keys.add(_specialization(kernel, args))
-        unflagged.add(_specialization(kernel, args, honor_flags=False))
+        keys.add(specialization(kernel, args))
+        unflagged.add(specialization(kernel, args, honor_flags=False))
     assert len(keys) == 1
     assert len(unflagged) > 1  # the check can fail: without the kernel's flags the same steps need several
 

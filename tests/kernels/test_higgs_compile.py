@@ -1,5 +1,6 @@
 """Every HIGGS kernel config (and the device cache's row copy, the selection's softmax and top-k, the sparse
-decode attention) the wrappers may pick compiles for the H200 (sm_90) without a GPU.
+decode attention, the gather's distinct per-head rows) the wrappers may pick compiles for the H200 (sm_90)
+without a GPU.
 
 The interpreter tests check what the kernels compute; this one runs Triton's real compiler (TTIR ->
 TTGIR -> PTX -> cubin with the bundled ptxas) for ``GPUTarget("cuda", 90, 32)`` on the model shapes
@@ -46,7 +47,9 @@ def compile_all() -> list[dict]:
                  if arg not in constexprs and arg not in ("scales_stride", "num_rows", "num_out", "src_stride",
                                                           "dst_stride", "num_sel", "num_win", "split_tokens",
                                                           "scale", "sel_rows_stride_n", "win_rows_stride_m",
-                                                          "num_splits")}
+                                                          "num_splits", "sel_rows_stride_b", "sel_rows_stride_h",
+                                                          "win_rows_stride_b", "width", "search_steps",
+                                                          "index_stride_b", "index_stride_h")}
         record = {"kernel": name, "constexprs": constexprs, "num_warps": num_warps, "num_stages": num_stages}
         try:
             compiled = triton.compile(ASTSource(kernel, full, constexprs, attrs), target=target,
@@ -151,6 +154,15 @@ def compile_all() -> list[dict]:
               dict(part_acc_ptr="*fp32", part_stats_ptr="*fp32", out_ptr="*bf16", num_splits="i32",
                    out_stride_b="i32", out_stride_h="i32"),
               dict(DV=dim, DV_PAD=dim, SPLITS_PAD=ak.MAX_SPLITS), 4)
+    # the gather's distinct per-head rows: Llama-3.1-8B (8 kv heads) and Qwen3-30B-A3B (4), int64 columns
+    from sglang_kv.kernels import head_rows as hr
+    from sglang_kv.kernels import head_rows_triton as hrt
+
+    for heads in (8, 4):
+        build(hrt.head_rows_kernel, "head_rows",
+              dict(index_ptr="*i64", counts_ptr="*i32", request_ptr="*i64", row_ptr="*i64", inverse_ptr="*i64",
+                   width="i32", num_rows="i32", search_steps="i32", index_stride_b="i32", index_stride_h="i32"),
+              dict(HEADS=heads, BLOCK=hr.BLOCK), hr.NUM_WARPS)
     return records
 
 
@@ -182,8 +194,9 @@ def test_kernels_compile_for_sm90():
     assert not failed, json.dumps(failed[:3], indent=1)
     spilled = [r for r in records if r["spills"]]
     assert not spilled, json.dumps(spilled[:3], indent=1)
-    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "copy_rows", "group_max_softmax",
-                                                 "topk_sorted", "sparse_decode_attention", "merge_splits"}
+    assert {r["kernel"] for r in records} == {"quantize", "dequantize_gather", "score", "copy_rows",
+                                                 "group_max_softmax", "topk_sorted", "sparse_decode_attention",
+                                                 "merge_splits", "head_rows"}
 
 
 if __name__ == "__main__":

@@ -292,21 +292,3 @@ def test_gpu_shadowkv_batch_from_pinned_host_equals_the_loop(lengths, ks):
         assert torch.equal(kv.v[b, :, :n], v_ref)
         torch.testing.assert_close(kv.k[b, :, :n], k_ref, rtol=2 ** -7, atol=1e-5)
         print(f"request {b}: keys bit-equal to the per-request rebuild: {torch.equal(kv.k[b, :, :n], k_ref)}")
-
-
-@pytest.mark.parametrize("batch,heads,n", [(2, 3, 40), (1, 8, 1), (4, 2, 77)])
-def test_distinct_rows_without_unique_equals_unique(batch, heads, n):
-    """The gather's sync-free path for keys known distinct (per-head rows, no padding columns): keys
-    as the gather builds them, request * rows + token * heads + head, tokens ascending per head."""
-    from sglang_kv.select.yakv import _distinct_rows
-
-    gen = torch.Generator().manual_seed(batch * 100 + n)
-    num_tokens = 3 * n + 5
-    tokens = torch.stack([torch.stack([torch.randperm(num_tokens, generator=gen)[:n].sort().values
-                                       for _ in range(heads)]) for _ in range(batch)])  # (B, H, n)
-    base = torch.arange(batch)[:, None, None] * num_tokens * heads + torch.arange(heads)[None, :, None]
-    keys = (base + tokens * heads).to(DEVICE)
-    ordered, inverse = _distinct_rows(keys, distinct=True)
-    ref_ordered, ref_inverse = torch.unique(keys, return_inverse=True)
-    assert torch.equal(ordered, ref_ordered) and torch.equal(inverse, ref_inverse)
-    assert torch.equal(ordered[inverse], keys)
