@@ -284,7 +284,7 @@ class YakvSelector(Selector):
         # unequal counts and no cache (which needs each row once) they become rows of their own that
         # read nothing (-1), so the rows stay distinct without a torch.unique (kernels.head_rows).
         padded = not whole and not self.cache and min(counts) < width
-        if not whole and (padded or min(counts) == width):
+        if not whole and (not self.cache or min(counts) == width):
             find_rows = head_rows.head_rows if kernels else head_rows.head_rows_ref
             request, row, inverse = find_rows(index, device_ints(counts, device, torch.int32), num_rows)
         else:  # whole-token rows (heads share them), or the cache with padding columns: torch.unique

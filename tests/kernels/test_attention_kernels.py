@@ -133,7 +133,7 @@ def test_decode_steps_reuse_one_compiled_variant():
     for step in range(40):
         num_sel, num_win = 1024 + step // 4, 70 + step  # n: 3.125% of a growing prompt; m: window + generated
         q = torch.empty(batch, num_q_heads, head_dim)
-        width = num_sel  # rows: the selection's [B, Hkv, width] index, sliced to n columns
+        width = num_sel + step % 3  # the selection's [B, Hkv, width] rows (the batch's largest count), sliced to n
         sel_rows = torch.empty(batch, num_kv_heads, width, dtype=torch.int64)[:, :, :num_sel]
         store = torch.empty(5000, 2, head_dim)
         pool = torch.empty(900, num_kv_heads, 2, head_dim)
