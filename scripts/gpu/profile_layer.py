@@ -5,7 +5,9 @@
 the GB/s of the bytes it must read and write (against ~4 TB/s of HBM); ``attention_sdpa_cat`` the
 gather-cat-SDPA path it replaced. ``step_host``: the host's time to queue one step (no sync inside). ``topk*``: torch's top-k and sort
 against the package's one-launch top-k (``kernels.topk``), device and host time; with head groups,
-the gather's distinct per-head rows by the kernel (``kernels.head_rows``) against its torch path. Then the whole step under
+the gather's distinct per-head rows by the kernel (``kernels.head_rows``) against its torch path.
+``softmax_topk_*``: the selection's softmax and top-k over rows a multiple of 16 columns wide, one column
+wider, and that width padded to a multiple of 16 (as ``select_batch`` pads it). Then the whole step under
 ``torch.profiler``: a table of the ops by host (self CPU) time, kernels and copies per step, the time the GPU is busy
 and the time it idles while the host launches work or waits on a sync (what CUDA graphs could at
 most save; the step's data-dependent sizes, e.g. ``torch.unique``, keep it from being captured).
@@ -94,6 +96,21 @@ def main():
     stages["topk_kernel_read_gbps"] = flat.numel() * 4 / stages["topk_kernel"] / 1e6  # one read of the scores
     stages["topk_kernel_equals_reference"] = torch.equal(tpk.topk_sorted_batch(flat, counts, k),
                                                          tpk.topk_sorted_batch_ref(flat, counts, k))
+    # softmax + top-k over rows a multiple of 16 wide (aligned), one column wider (unaligned, as most
+    # served decode steps were), and that width padded to a multiple of 16 (as select_batch pads it)
+    wide = logits.shape[-1] + 1
+    for name, columns, length in (("aligned", wide - 1, wide - 1), ("unaligned", wide, wide),
+                                  ("padded", -(-wide // 16) * 16, wide)):
+        rows = torch.empty(args.batch, hq, columns, device="cuda")
+        rows[..., :wide - 1] = logits
+        rows[..., wide - 1:length] = logits[..., :length - wide + 1]
+        lens = torch.full((args.batch,), length, dtype=torch.int32, device="cuda")
+
+        def softmax_topk(rows=rows, lens=lens):
+            got = sk.group_max_softmax_batch(rows, lens, hkv, scale)
+            return tpk.topk_sorted_batch(got.view(-1, got.shape[-1]), counts, k)
+
+        stages[f"softmax_topk_{name}"] = timed(softmax_topk)
     stages["select_batch"] = timed(lambda: sel.select_batch(q, summaries, ks, scale))
     selection = sel.select_batch(q, summaries, ks, scale)
     stages["gather_batch"] = timed(lambda: sel.gather_batch(summaries, selection, torch.bfloat16))

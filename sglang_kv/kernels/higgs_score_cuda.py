@@ -30,11 +30,15 @@ while it computes this one. Per row and kv head it reads ``D / 4`` code bytes an
 scale and writes ``4 * GQA`` bytes, as the Triton kernel.
 
 Compiled per shape class with NVRTC through ``torch.cuda._compile_kernel`` (a private torch API, in
-torch >= 2.8; the PTX is JIT-compiled by the driver), once per process.
+torch >= 2.8; the PTX is JIT-compiled by the driver), once per process. Launched with ``cuLaunchKernel``
+through one cached handle on libcuda (:func:`_launch`): torch's launcher opens libcuda with ctypes on
+every call, which cost 5.3% of the host time of a decode step in the served Qwen3-30B-A3B shape (py-spy,
+0e49edc), where the offloaded attention runs eagerly between graph segments.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 from typing import NamedTuple
 
@@ -298,6 +302,26 @@ def _compiled(shape: ScoreShape, tuning: Tuning, device_index: int):
         return torch.cuda._compile_kernel(source(shape, tuning), "higgs_score_p4")
 
 
+@functools.lru_cache(maxsize=1)
+def _libcuda() -> ctypes.CDLL:
+    """The CUDA driver library, opened once, with ``cuLaunchKernel``'s signature declared."""
+    lib = ctypes.CDLL("libcuda.so.1")
+    lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
+    lib.cuLaunchKernel.restype = ctypes.c_int
+    return lib
+
+
+def _launch(func: ctypes.c_void_p, grid: tuple[int, int, int], pointers: list[int], ints: tuple[int, ...]) -> None:
+    """``cuLaunchKernel(func)`` on torch's current stream with ``THREADS`` threads: the kernel's pointer
+    arguments, then its int32 arguments, in the order of its signature."""
+    values = [ctypes.c_void_p(p) for p in pointers] + [ctypes.c_int(i) for i in ints]
+    argv = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
+    stream = torch.cuda.current_stream().cuda_stream
+    result = _libcuda().cuLaunchKernel(func, *grid, THREADS, 1, 1, 0, stream, argv, None)
+    if result != 0:
+        raise RuntimeError(f"CUDA score kernel: cuLaunchKernel failed with CUDA error {result}")
+
+
 def code_alignment(head_dim: int) -> int:
     """The alignment each row's code bytes need (every code address and row stride a multiple of it):
     each lane reads ``head_dim / 16`` bytes in one load."""
@@ -321,6 +345,6 @@ def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: tor
     placeholder = out  # a device pointer the kernel never reads when it has a table
     device_index = q3.device.index if q3.device.index is not None else torch.cuda.current_device()
     kernel = _compiled(shape, tuning, device_index)
-    kernel(grid=(programs, num_kv_heads, num_requests), block=(THREADS, 1, 1),
-           args=[q3, codes if table is None else placeholder, scales if table is None else placeholder,
-                 table if table is not None else placeholder, words, out, *ints])
+    tensors = (q3, codes if table is None else placeholder, scales if table is None else placeholder,
+               table if table is not None else placeholder, words, out)
+    _launch(kernel.func, (programs, num_kv_heads, num_requests), [t.data_ptr() for t in tensors], ints)

@@ -65,6 +65,7 @@ from sglang_kv.select.rope import apply_rope, inverse_rope
 HIGGS_GRIDS = {1: (4, 1), 2: (4, 2), 3: (2, 3), 4: (2, 4)}
 KEY_ROPE = ("post", "pre")
 _SCALE_DTYPE = torch.float16
+LOGITS_ALIGN = 16  # columns: the batched selection's logits width is a multiple of it (aligned rows)
 
 
 def _is_pow2(n: int) -> bool:
@@ -231,7 +232,7 @@ class YakvSelector(Selector):
 
     def _select_batch_kernels(self, q, summaries, ks, scale) -> BatchSelection:
         """One score launch over every request's landmarks, one launch of softmax and GQA max over
-        the padded ``[B, Hkv, max L]`` scores (padding at -1), and one of top-k in index order
+        the padded ``[B, Hkv, max L rounded up to LOGITS_ALIGN]`` scores (padding at -1), and one of top-k in index order
         (:func:`~sglang_kv.kernels.topk.topk_sorted_batch`); equal to ``select`` per request (up to
         ties)."""
         from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
@@ -241,12 +242,14 @@ class YakvSelector(Selector):
         hkv = self.shape.num_kv_heads
         lengths = [s.num_tokens for s in summaries]
         counts = [self.num_selected(k, n) for k, n in zip(ks, lengths)]
-        # columns past a request's length are neither written nor read
-        logits = torch.empty((q.shape[0], q.shape[1], max(lengths)), device=q.device)
+        # columns past a request's length are neither written nor read; the width is rounded up to a
+        # multiple of 16 (LOGITS_ALIGN) so the softmax and top-k rows start aligned at every decode step
+        columns = -(-max(lengths) // LOGITS_ALIGN) * LOGITS_ALIGN
+        logits = torch.empty((q.shape[0], q.shape[1], columns), device=q.device)
         higgs_kernels.score_refs(self.landmark_q, q, [self._landmark_ref(s, q.device) for s in summaries], lengths,
-                                 out=logits)
+                                 out=logits[..., :max(lengths)])
         scores = softmax_kernels.group_max_softmax_batch(logits, device_ints(lengths, q.device, torch.int32), hkv,
-                                                         scale)  # (B, Hkv, max L), -1 past each length
+                                                         scale)  # (B, Hkv, columns), -1 past each length
         width = max(counts)
         row_counts = device_ints([c for c in counts for _ in range(hkv)], q.device, torch.int32)  # (B * Hkv)
         index = topk_kernels.topk_sorted_batch(scores.view(-1, scores.shape[-1]), row_counts, width)

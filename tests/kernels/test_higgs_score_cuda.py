@@ -7,6 +7,7 @@ type error fails here; the cubin's resource usage shows whether registers spill.
 
 from __future__ import annotations
 
+import ctypes
 import pathlib
 import subprocess
 import tempfile
@@ -88,3 +89,58 @@ def test_three_byte_grids_get_the_small_triton_blocks():
     assert hk.score_configs(HiggsQuantizer(128, 1, 3)) == hk.SCORE_CONFIGS_3BYTE_WORDS  # 3-bit indices
     assert hk.score_configs(HiggsQuantizer(128, 2, 4)) == hk.SCORE_CONFIGS
     assert hk.score_configs(HiggsQuantizer(128, 4, 1)) == hk.SCORE_CONFIGS
+
+
+class _FakeDriver:
+    """Records what ``cuLaunchKernel`` receives, reading the argument array as the driver does."""
+
+    def __init__(self, result: int = 0):
+        self.result = result
+        self.calls = []
+
+    def cuLaunchKernel(self, func, gx, gy, gz, bx, by, bz, shared, stream, argv, extra):
+        slots = ctypes.cast(argv, ctypes.POINTER(ctypes.c_void_p))
+        pointers = [ctypes.c_void_p.from_address(slots[i]).value for i in range(6)]
+        ints = [ctypes.c_int.from_address(slots[6 + i]).value for i in range(7)]
+        self.calls.append(dict(func=func, grid=(gx, gy, gz), block=(bx, by, bz), shared=shared, stream=stream,
+                               pointers=pointers, ints=ints, extra=extra))
+        return self.result
+
+
+class _FakeKernel:
+    func = 0xF00D
+
+
+def _fake_launch(monkeypatch, driver, table):
+    class Stream:
+        cuda_stream = 0x5EED
+
+    monkeypatch.setattr(hc, "_libcuda", lambda: driver)
+    monkeypatch.setattr(hc, "_compiled", lambda shape, tuning, device_index: _FakeKernel)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: Stream)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    q, codes, scales = torch.zeros(3, 8, 128), torch.zeros(700, 64, dtype=torch.uint8), torch.zeros(700, 2)
+    words, out = torch.zeros(256, dtype=torch.int64), torch.zeros(3, 8, 704)
+    shape = hc.ScoreShape(128, 4, table is not None, torch.float32, torch.float32)
+    hc.launch(shape, q, codes, scales, table, words, out, 700, 2, 64, 2, 132)
+    return q, codes, scales, words, out
+
+
+@pytest.mark.parametrize("with_table", [False, True])
+def test_launch_passes_pointers_then_int32s_on_the_current_stream(monkeypatch, with_table):
+    driver = _FakeDriver()
+    table = torch.zeros(3, 3, dtype=torch.int64) if with_table else None
+    q, codes, scales, words, out = _fake_launch(monkeypatch, driver, table)
+    (call,) = driver.calls
+    assert call["func"] == _FakeKernel.func and call["stream"] == 0x5EED and call["extra"] is None
+    programs = min(-(-700 // hc.DEFAULT_TUNING.rows_per_step), -(-hc.PROGRAMS_PER_SM * 132 // (2 * 3)))
+    assert call["grid"] == (programs, 2, 3) and call["block"] == (hc.THREADS, 1, 1) and call["shared"] == 0
+    stores = (codes, scales, out) if table is None else (out, out, table)  # a table: placeholders for one store
+    expected = [q, *stores, words, out]
+    assert call["pointers"] == [t.data_ptr() for t in expected]
+    assert call["ints"] == [700, q.stride(0), q.stride(1), 64, 2, out.stride(0), out.stride(1)]
+
+
+def test_launch_raises_the_driver_error(monkeypatch):
+    with pytest.raises(RuntimeError, match="CUDA error 700"):
+        _fake_launch(monkeypatch, _FakeDriver(result=700), None)

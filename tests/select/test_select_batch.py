@@ -120,6 +120,28 @@ def test_yakv_batched_kernels_equal_the_loop(payload_group, lengths, ks):
     _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
 
 
+def test_yakv_logits_rows_are_aligned(monkeypatch):
+    """The softmax and top-k get logits and scores whose rows are a multiple of 16 columns wide at any
+    request length (Triton then compiles aligned row loads), and the selection still equals the loop."""
+    from sglang_kv.kernels import softmax, topk
+    from sglang_kv.select.yakv import LOGITS_ALIGN
+
+    seen = []
+    for module, name in ((softmax, "group_max_softmax_batch"), (topk, "topk_sorted_batch")):
+        def spy(x, *args, _real=getattr(module, name), **kwargs):
+            seen.append(x.stride(-2))
+            return _real(x, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    sel = make_selector("yakv", SHAPE, OffloadConfig(method="yakv", payload_group="head"))
+    lengths, ks = [70, 33, 121], [16, 40, 24]
+    q, summaries = _requests(sel, lengths, seed=7)
+    selection = sel._select_batch_kernels(q, summaries, ks, 0.2)
+    assert seen == [128, 128] and LOGITS_ALIGN == 16  # 121 columns rounded up to 128
+    kv = sel._gather_batch_rows(summaries, selection, torch.float32, kernels=True)
+    _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
+
+
 def test_yakv_head_rows_of_unequal_counts_need_no_unique(monkeypatch):
     """Per-head rows with unequal selection counts (requests of different lengths): the padding columns
     get keys of their own and read nothing, so the gather needs no ``torch.unique`` (which waits for
