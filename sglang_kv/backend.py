@@ -483,8 +483,11 @@ class OffloadAttnBackend:
         stats.cache_hits += selected.cache_hits
         for (sink, cand_end, seq_len, n), members in _attention_groups(rows, selection.counts).items():
             exact, index = self._window_rows(rows, members, sink, cand_end, seq_len, q.device)
-            out[index] = selected_attention(q[index], selected, index, n, k_cache, v_cache, exact, sink,
-                                            layer.scaling)
+            if isinstance(index, slice):  # the group is every row: the attention writes out in place
+                selected_attention(q, selected, index, n, k_cache, v_cache, exact, sink, layer.scaling, out=out)
+            else:
+                out[index] = selected_attention(q[index], selected, index, n, k_cache, v_cache, exact, sink,
+                                                layer.scaling)
         if timer is not None:
             timer.mark("attend")
 

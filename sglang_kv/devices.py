@@ -24,6 +24,13 @@ CACHE_ENTRIES = 4096  # tensors kept: about two per layer and batch composition,
 _cache: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
 
 
+def current_stream_handle(device: torch.device) -> int:
+    """The raw ``cudaStream_t`` of torch's current stream on CUDA ``device`` (what Triton's launcher
+    reads too): one C call, where ``torch.cuda.current_stream(device).cuda_stream`` builds a Stream object
+    (2% of the served Qwen3-30B-A3B decode step's host time under py-spy, fe15e3f)."""
+    return torch._C._cuda_getCurrentRawStream(torch.cuda.current_device() if device.index is None else device.index)
+
+
 def device_ints(values: Sequence, device: torch.device, dtype: torch.dtype = torch.int64) -> torch.Tensor:
     """``values`` (ints, or equal-length rows of ints) as a ``dtype`` tensor on ``device``, without
     synchronizing a CUDA stream. On CUDA the tensor may be shared with earlier and later calls with
@@ -31,7 +38,7 @@ def device_ints(values: Sequence, device: torch.device, dtype: torch.dtype = tor
     if device.type != "cuda":
         return torch.tensor(values, dtype=dtype).to(device)
     rows = tuple(tuple(v) if isinstance(v, list) else v for v in values)
-    key = (rows, dtype, device, torch.cuda.current_stream(device).cuda_stream)
+    key = (rows, dtype, device, current_stream_handle(device))
     found = _cache.get(key)
     if found is not None:
         _cache.move_to_end(key)

@@ -101,8 +101,9 @@ def element_type(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.empty(0, dtype=dtype, device=device)
 
 
+@functools.cache
 def device_sms(device: torch.device) -> int:
-    """The device's SMs (4 off CUDA)."""
+    """The device's SMs (4 off CUDA), looked up once per device (every launch asks)."""
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
 
 

@@ -23,6 +23,7 @@ tested against (:class:`sglang_kv.quant.higgs.HiggsQuantizer`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -169,7 +170,8 @@ def quantize(quantizer: HiggsQuantizer, x: torch.Tensor, *, out: HiggsCodes | No
 
 
 # --- dequantize-gather -----------------------------------------------------------------------------
-def dequantize_gather_configs(group_size: int, row_groups: int = 1) -> list[KernelConfig]:
+@functools.cache
+def dequantize_gather_configs(group_size: int, row_groups: int = 1) -> tuple[KernelConfig, ...]:
     """Candidates: about 1K to 8K values per block, fewer / more programs in flight, 2 warps (the
     zero-copy reads of 1024-channel rows from pinned host memory ran 22% faster with 2 warps than
     with 4 on the H200: ``scripts/gpu/gather_sweep.py``, ``results/logs/gather_sweep_h200.log``) and
@@ -198,7 +200,7 @@ def dequantize_gather_configs(group_size: int, row_groups: int = 1) -> list[Kern
                               stages)
         if config not in configs:
             configs.append(config)
-    return configs
+    return tuple(configs)  # built once per shape (every gather launch asks)
 
 
 def dequantize_gather_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,

@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import torch
 
+from sglang_kv.devices import current_stream_handle
 from sglang_kv.quant.higgs import HiggsQuantizer
 
 THREADS = 128  # 4 warps
@@ -311,13 +312,13 @@ def _libcuda() -> ctypes.CDLL:
     return lib
 
 
-def _launch(func: ctypes.c_void_p, grid: tuple[int, int, int], pointers: list[int], ints: tuple[int, ...]) -> None:
-    """``cuLaunchKernel(func)`` on torch's current stream with ``THREADS`` threads: the kernel's pointer
-    arguments, then its int32 arguments, in the order of its signature."""
+def _launch(func: ctypes.c_void_p, device: torch.device, grid: tuple[int, int, int], pointers: list[int],
+            ints: tuple[int, ...]) -> None:
+    """``cuLaunchKernel(func)`` on torch's current stream of ``device`` with ``THREADS`` threads: the
+    kernel's pointer arguments, then its int32 arguments, in the order of its signature."""
     values = [ctypes.c_void_p(p) for p in pointers] + [ctypes.c_int(i) for i in ints]
     argv = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
-    stream = torch.cuda.current_stream().cuda_stream
-    result = _libcuda().cuLaunchKernel(func, *grid, THREADS, 1, 1, 0, stream, argv, None)
+    result = _libcuda().cuLaunchKernel(func, *grid, THREADS, 1, 1, 0, current_stream_handle(device), argv, None)
     if result != 0:
         raise RuntimeError(f"CUDA score kernel: cuLaunchKernel failed with CUDA error {result}")
 
@@ -347,4 +348,4 @@ def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: tor
     kernel = _compiled(shape, tuning, device_index)
     tensors = (q3, codes if table is None else placeholder, scales if table is None else placeholder,
                table if table is not None else placeholder, words, out)
-    _launch(kernel.func, (programs, num_kv_heads, num_requests), [t.data_ptr() for t in tensors], ints)
+    _launch(kernel.func, q3.device, (programs, num_kv_heads, num_requests), [t.data_ptr() for t in tensors], ints)

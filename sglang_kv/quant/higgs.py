@@ -152,10 +152,11 @@ class HiggsQuantizer:
         """The codebook ``[2**(p*bits), p]`` on ``device`` in ``dtype`` (cached; do not modify).
 
         Its points are float16-representable, so ``dtype=torch.float16`` is exact."""
-        key = (str(torch.device(device or "cpu")), dtype)
-        if key not in self._grids:
-            self._grids[key] = load_grid(self.p, self.bits).to(device=device, dtype=dtype)
-        return self._grids[key]
+        key = (device, dtype)  # as given ("cuda" and cuda:0 keep a copy each): no device parsing per call
+        found = self._grids.get(key)
+        if found is None:
+            found = self._grids[key] = load_grid(self.p, self.bits).to(device=device, dtype=dtype)
+        return found
 
     # --- checks -----------------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor, name: str) -> int:

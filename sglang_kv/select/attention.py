@@ -74,14 +74,16 @@ def windowed_decode_attention(
 
 def selected_attention(q: torch.Tensor, selected: "BatchKV", members: torch.Tensor | slice, n: int,
                        win_k: torch.Tensor, win_v: torch.Tensor, win_rows: torch.Tensor, sink: int,
-                       scale: float, *, fused: bool | None = None) -> torch.Tensor:
+                       scale: float, *, fused: bool | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """The offloaded decode step's attention for a group of requests with equal windows.
 
     q: ``[G, Hq, D]``, the queries of requests ``members`` of ``selected`` (a device index ``[G]``, or
     ``slice(None)`` for all); each kv head attends to its ``n`` selected tokens (``selected.rows[members,
     :, :n]``, rows of ``selected.k_rows`` / ``v_rows``) and to the exact window tokens ``win_rows``
     (int64 ``[G, m]``: rows of the pool ``win_k`` / ``win_v`` ``[P, Hkv, D]``; the first ``sink`` come
-    before the selected tokens in position order, the others after). Returns ``[G, Hq, Dv]``.
+    before the selected tokens in position order, the others after). Returns ``[G, Hq, Dv]``: ``out`` when
+    given (in q's dtype; the fused kernel writes it in place, saving the copy a caller's ``out[...] =``
+    would launch).
 
     ``fused`` (default: ``q.is_cuda``): one fused kernel reads the rows where they are
     (:mod:`sglang_kv.kernels.attention`; no copy into one ``[G, Hkv, n + m, D]`` tensor). Otherwise
@@ -95,9 +97,10 @@ def selected_attention(q: torch.Tensor, selected: "BatchKV", members: torch.Tens
         from sglang_kv.kernels import attention as attention_kernels  # lazy: Triton decorates at import
 
         return attention_kernels.sparse_decode_attention_rows(q, selected.k_rows, selected.v_rows, rows, win_k,
-                                                              win_v, win_rows, scale)
+                                                              win_v, win_rows, scale, out=out)
     k_exact = win_k[win_rows].transpose(1, 2)  # (G, Hkv, m, D)
     v_exact = win_v[win_rows].transpose(1, 2)
     k_all = torch.cat([k_exact[:, :, :sink], selected.k_rows[rows], k_exact[:, :, sink:]], dim=2)
     v_all = torch.cat([v_exact[:, :, :sink], selected.v_rows[rows], v_exact[:, :, sink:]], dim=2)
-    return sparse_decode_attention(q, k_all, v_all, scale)
+    result = sparse_decode_attention(q, k_all, v_all, scale)
+    return result if out is None else out.copy_(result)

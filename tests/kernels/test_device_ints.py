@@ -49,3 +49,12 @@ def test_least_recently_used_tables_are_evicted(monkeypatch):
     assert devices.device_ints([1001], device) is first
     again = devices.device_ints([1002], device)
     assert again is not second and again.tolist() == [1002]
+
+
+@CUDA
+def test_current_stream_handle_is_torchs_current_stream():
+    device = torch.device("cuda")
+    assert devices.current_stream_handle(device) == torch.cuda.current_stream(device).cuda_stream
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        assert devices.current_stream_handle(torch.device("cuda", 0)) == side.cuda_stream != 0

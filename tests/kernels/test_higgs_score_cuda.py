@@ -112,12 +112,9 @@ class _FakeKernel:
 
 
 def _fake_launch(monkeypatch, driver, table):
-    class Stream:
-        cuda_stream = 0x5EED
-
     monkeypatch.setattr(hc, "_libcuda", lambda: driver)
     monkeypatch.setattr(hc, "_compiled", lambda shape, tuning, device_index: _FakeKernel)
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda: Stream)
+    monkeypatch.setattr(hc, "current_stream_handle", lambda device: 0x5EED)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     q, codes, scales = torch.zeros(3, 8, 128), torch.zeros(700, 64, dtype=torch.uint8), torch.zeros(700, 2)
     words, out = torch.zeros(256, dtype=torch.int64), torch.zeros(3, 8, 704)

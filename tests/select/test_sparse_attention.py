@@ -81,3 +81,25 @@ def test_selected_attention_fused_kernel_equals_the_sdpa_path(sink):
     k_all = torch.cat([k_win[:, :, :sink], k_rows[sel], k_win[:, :, sink:]], dim=2)
     v_all = torch.cat([v_win[:, :, :sink], v_rows[sel], v_win[:, :, sink:]], dim=2)
     torch.testing.assert_close(unfused, reference(q[members], k_all, v_all, d ** -0.5), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "sdpa"])
+def test_selected_attention_writes_the_given_out(fused):
+    """With ``out`` (what the backend passes when a group is every row of the batch), both paths write
+    it in place, return it, and equal the call without ``out``."""
+    from sglang_kv.select.attention import selected_attention
+    from sglang_kv.select.base import BatchKV
+
+    gen = torch.Generator().manual_seed(9)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    batch, hq, hkv, d, width, n, pool_rows, window = 2, 8, 2, 64, 24, 20, 40, 10
+    q = torch.randn(batch, hq, d, generator=gen).to(device)
+    k_rows, v_rows = torch.randn(2, batch * hkv * width, d, generator=gen).to(device)
+    rows = torch.randperm(batch * hkv * width, generator=gen).view(batch, hkv, width).to(device)
+    pool_k, pool_v = torch.randn(2, pool_rows, hkv, d, generator=gen).to(device)
+    win_rows = torch.randint(0, pool_rows, (batch, window), generator=gen).to(device)
+    args = (q, BatchKV(k_rows, v_rows, rows, load_bytes=0), slice(None), n, pool_k, pool_v, win_rows, 3, d ** -0.5)
+    out = torch.full((batch + 1, hq, d), float("nan"), device=device)[1:]  # a view, as the backend's chunk is
+    got = selected_attention(*args, fused=fused, out=out)
+    assert got is out and not out.isnan().any()
+    torch.testing.assert_close(out, selected_attention(*args, fused=fused), rtol=0, atol=0)
