@@ -96,8 +96,9 @@ def main():
     stages["topk_kernel_read_gbps"] = flat.numel() * 4 / stages["topk_kernel"] / 1e6  # one read of the scores
     stages["topk_kernel_equals_reference"] = torch.equal(tpk.topk_sorted_batch(flat, counts, k),
                                                          tpk.topk_sorted_batch_ref(flat, counts, k))
-    # softmax + top-k over rows a multiple of 16 wide (aligned), one column wider (unaligned, as most
-    # served decode steps were), and that width padded to a multiple of 16 (as select_batch pads it)
+    # softmax + top-k over rows a multiple of 16 wide (aligned), one column wider (unaligned: the width is
+    # the longest prompt's candidate count, so 15 of 16 prompt lengths give one), and that width padded to
+    # a multiple of 16 (as select_batch pads it)
     wide = logits.shape[-1] + 1
     for name, columns, length in (("aligned", wide - 1, wide - 1), ("unaligned", wide, wide),
                                   ("padded", -(-wide // 16) * 16, wide)):

@@ -232,9 +232,9 @@ class YakvSelector(Selector):
 
     def _select_batch_kernels(self, q, summaries, ks, scale) -> BatchSelection:
         """One score launch over every request's landmarks, one launch of softmax and GQA max over
-        the padded ``[B, Hkv, max L rounded up to LOGITS_ALIGN]`` scores (padding at -1), and one of top-k in index order
-        (:func:`~sglang_kv.kernels.topk.topk_sorted_batch`); equal to ``select`` per request (up to
-        ties)."""
+        the padded ``[B, Hkv, max L rounded up to LOGITS_ALIGN]`` scores (padding at -1), and one of
+        top-k in index order (:func:`~sglang_kv.kernels.topk.topk_sorted_batch`); equal to ``select``
+        per request (up to ties)."""
         from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
         from sglang_kv.kernels import softmax as softmax_kernels
         from sglang_kv.kernels import topk as topk_kernels
@@ -242,8 +242,9 @@ class YakvSelector(Selector):
         hkv = self.shape.num_kv_heads
         lengths = [s.num_tokens for s in summaries]
         counts = [self.num_selected(k, n) for k, n in zip(ks, lengths)]
-        # columns past a request's length are neither written nor read; the width is rounded up to a
-        # multiple of 16 (LOGITS_ALIGN) so the softmax and top-k rows start aligned at every decode step
+        # columns past a request's length are neither written nor read; the width (the longest request's
+        # candidate count) is rounded up to a multiple of 16 (LOGITS_ALIGN) so that the softmax and top-k
+        # rows start aligned whatever the prompt lengths
         columns = -(-max(lengths) // LOGITS_ALIGN) * LOGITS_ALIGN
         logits = torch.empty((q.shape[0], q.shape[1], columns), device=q.device)
         higgs_kernels.score_refs(self.landmark_q, q, [self._landmark_ref(s, q.device) for s in summaries], lengths,
