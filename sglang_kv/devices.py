@@ -24,11 +24,16 @@ CACHE_ENTRIES = 4096  # tensors kept: about two per layer and batch composition,
 _cache: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
 
 
+def device_index(device: torch.device) -> int:
+    """The index of CUDA ``device`` (the current device for a bare ``cuda``)."""
+    return torch.cuda.current_device() if device.index is None else device.index
+
+
 def current_stream_handle(device: torch.device) -> int:
     """The raw ``cudaStream_t`` of torch's current stream on CUDA ``device`` (what Triton's launcher
     reads too): one C call, where ``torch.cuda.current_stream(device).cuda_stream`` builds a Stream object
     (2% of the served Qwen3-30B-A3B decode step's host time under py-spy, fe15e3f)."""
-    return torch._C._cuda_getCurrentRawStream(torch.cuda.current_device() if device.index is None else device.index)
+    return torch._C._cuda_getCurrentRawStream(device_index(device))
 
 
 def device_ints(values: Sequence, device: torch.device, dtype: torch.dtype = torch.int64) -> torch.Tensor:

@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import torch
 
-from sglang_kv.devices import current_stream_handle
+from sglang_kv.devices import current_stream_handle, device_index
 from sglang_kv.quant.higgs import HiggsQuantizer
 
 THREADS = 128  # 4 warps
@@ -298,8 +298,8 @@ def source(shape: ScoreShape, tuning: Tuning = DEFAULT_TUNING) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(shape: ScoreShape, tuning: Tuning, device_index: int):
-    with torch.cuda.device(device_index):
+def _compiled(shape: ScoreShape, tuning: Tuning, cuda_index: int):
+    with torch.cuda.device(cuda_index):
         return torch.cuda._compile_kernel(source(shape, tuning), "higgs_score_p4")
 
 
@@ -344,8 +344,7 @@ def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: tor
     programs = max(1, min(-(-num_rows // tuning.rows_per_step),
                           -(-PROGRAMS_PER_SM * num_sms // (num_kv_heads * num_requests))))
     placeholder = out  # a device pointer the kernel never reads when it has a table
-    device_index = q3.device.index if q3.device.index is not None else torch.cuda.current_device()
-    kernel = _compiled(shape, tuning, device_index)
+    kernel = _compiled(shape, tuning, device_index(q3.device))
     tensors = (q3, codes if table is None else placeholder, scales if table is None else placeholder,
                table if table is not None else placeholder, words, out)
     _launch(kernel.func, q3.device, (programs, num_kv_heads, num_requests), [t.data_ptr() for t in tensors], ints)

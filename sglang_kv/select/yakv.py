@@ -245,10 +245,11 @@ class YakvSelector(Selector):
         # columns past a request's length are neither written nor read; the width (the longest request's
         # candidate count) is rounded up to a multiple of 16 (LOGITS_ALIGN) so that the softmax and top-k
         # rows start aligned whatever the prompt lengths
-        columns = -(-max(lengths) // LOGITS_ALIGN) * LOGITS_ALIGN
+        longest = max(lengths)
+        columns = -(-longest // LOGITS_ALIGN) * LOGITS_ALIGN
         logits = torch.empty((q.shape[0], q.shape[1], columns), device=q.device)
         higgs_kernels.score_refs(self.landmark_q, q, [self._landmark_ref(s, q.device) for s in summaries], lengths,
-                                 out=logits[..., :max(lengths)])
+                                 out=logits[..., :longest])
         scores = softmax_kernels.group_max_softmax_batch(logits, device_ints(lengths, q.device, torch.int32), hkv,
                                                          scale)  # (B, Hkv, columns), -1 past each length
         width = max(counts)
