@@ -84,9 +84,11 @@ def iter_records(path: str | os.PathLike) -> Iterator[RequestRecord]:
 
 
 def read_records(paths: Iterable[str | os.PathLike]) -> list[RequestRecord]:
-    """All records of several files, ordered by start time."""
+    """All records of several files, ordered by start time; records sent at the same instant (two
+    workers' clocks can agree to the microsecond) are ordered by their JSON line, so the order does not
+    depend on the order of the files or of the lines in them."""
     records = [r for path in paths for r in iter_records(path)]
-    records.sort(key=lambda r: r.start_time)
+    records.sort(key=lambda r: (r.start_time, dump_record(r)))
     return records
 
 

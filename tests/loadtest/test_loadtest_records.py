@@ -26,6 +26,20 @@ def test_round_trip_through_a_file(tmp_path):
         writer.write(records[0])
 
 
+def test_records_sent_at_the_same_instant_read_in_one_order_whatever_the_file_order(tmp_path):
+    # two workers' clocks can agree to the microsecond: the master's merged file and the workers' files
+    # list such records in different orders, and both must read back the same
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path, worker in ((first, "w1"), (second, "w2")):
+        writer = RecordWriter(path)
+        writer.write(rec(5.0, worker=worker))
+        writer.write(rec(1.0, worker=worker))
+        writer.close()
+    ordered = read_records([first, second])
+    assert ordered == read_records([second, first])
+    assert [(r.start_time, r.worker) for r in ordered] == [(1.0, "w1"), (1.0, "w2"), (5.0, "w1"), (5.0, "w2")]
+
+
 def test_a_truncated_last_line_is_skipped_but_a_bad_middle_line_raises(tmp_path):
     path = tmp_path / "r.jsonl"
     line = dump_record(rec(1.0))
