@@ -3,7 +3,9 @@ against the Triton score, at Llama-3.1-8B's landmark shape (32 query / 8 kv head
 2-bit grid; ``--kv-heads 4`` gives Qwen3-30B-A3B's GQA 8) on the GPU host: 1, 8 and 32 requests of 128K
 tokens, each request its own store, as the server reads them.
 
-Every tuning must give the same bits (each row's sums run in the same order); each is timed with
+The tunings: row groups per warp, and programs per SM (how many waves the grid runs in, with the
+programs an SM holds at once from ``cuOccupancyMaxActiveBlocksPerMultiprocessor``). Every tuning must give
+the same bits (each row's sums run in the same order); each is timed with
 ``triton.testing.do_bench`` (median) and its bandwidth reported against 4 TB/s:
 
     python scripts/gpu/score_cuda_sweep.py --out $OUT/score_cuda_sweep_h200.json
@@ -12,6 +14,8 @@ Every tuning must give the same bits (each row's sums run in the same order); ea
 from __future__ import annotations
 
 import argparse
+import ctypes
+
 import torch
 import triton.testing
 
@@ -24,7 +28,17 @@ from sglang_kv.results import write_result
 
 NUM_Q_HEADS, HEAD_DIM, TOKENS = 32, 128, 131072
 HBM_GBPS = 4000.0
-TUNINGS = [hc.Tuning(groups) for groups in (1, 2, 4)]
+TUNINGS = [hc.Tuning(groups, programs_per_sm) for groups in (2, 4) for programs_per_sm in (3, 4, 6, 8, 12, 24)]
+
+
+def resident_per_sm(kernel) -> int:
+    """Programs of ``kernel`` one SM holds at once (``cuOccupancyMaxActiveBlocksPerMultiprocessor``)."""
+    count = ctypes.c_int()
+    result = hc._libcuda().cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(count), ctypes.c_void_p(kernel.func),
+                                                                        hc.THREADS, ctypes.c_size_t(0))
+    if result != 0:
+        raise RuntimeError(f"cuOccupancyMaxActiveBlocksPerMultiprocessor failed with CUDA error {result}")
+    return count.value
 
 
 def main() -> None:
@@ -57,15 +71,19 @@ def main() -> None:
                 hc.launch(shape, q, out, out, table, words, out, TOKENS, num_kv_heads, codes.stride(0),
                           scales.stride(0), num_sms(device), tuning)
             launch()
+            resident = resident_per_sm(hc._compiled(shape, tuning, device.index))
+            programs = hc.program_count(TOKENS, num_requests * num_kv_heads, num_sms(device), tuning)
+            waves = programs * num_requests * num_kv_heads / (resident * num_sms(device))
             got = out.clone()
             first = got if first is None else first
             ms = triton.testing.do_bench(launch, warmup=10, rep=100, return_mode="median")
             row = {"requests": num_requests, "kernel": "cuda", "tuning": tuning._asdict(),
-                   "default": tuning == hc.DEFAULT_TUNING, "ms": ms, "gbps": num_bytes / ms / 1e6,
+                   "default": tuning == hc.DEFAULT_TUNING,
+                   "resident_per_sm": resident, "programs_per_pair": programs, "waves": waves, "ms": ms, "gbps": num_bytes / ms / 1e6,
                    "same_bits_as_first": bool(torch.equal(got, first)),
                    "max_abs_diff_vs_triton": float((got - ref).abs().max())}
             rows.append(row)
-            print(f"{num_requests:>2} x 128K cuda {tuning}: {ms:.4f} ms, {row['gbps']:.0f} GB/s "
+            print(f"{num_requests:>2} x 128K cuda {tuning} ({resident} per SM, {waves:.2f} waves): {ms:.4f} ms, {row['gbps']:.0f} GB/s "
                   f"({row['gbps'] / HBM_GBPS:.0%}), same bits {row['same_bits_as_first']}, "
                   f"|cuda - triton| {row['max_abs_diff_vs_triton']:.2e}{'  (default)' if row['default'] else ''}",
                   flush=True)

@@ -31,6 +31,10 @@
 #             kernel's launch choices vs the Triton kernel); python -m sglang_kv.quant.bench at 128K tokens
 #             (the CUDA and Triton scores side by side); python -m sglang_kv.bench layer at 32 x 64K, 3.125%,
 #             head groups, and its stage profile (scripts/gpu/profile_layer.py)
+#   scorebound GPU tests of the host-path changes of 66c47dc (the attention's in-place output, the device
+#             tables, the CUDA score's launch, the batched selection) and the score's GPU tests;
+#             scripts/gpu/score_cuda_sweep.py at GQA 4 and 8 (row groups x programs per SM: the grid's
+#             waves); scripts/gpu/score_cuda_ablation.py (where the CUDA score's time goes)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   fastpath  GPU tests of the attention kernel and the selectors; python -m sglang_kv.bench layer at 32 x 64K
 #             (Llama-3.1-8B shape) and 32 x 32K (Qwen3-30B-A3B shape), 3.125%, head groups; the
@@ -214,6 +218,15 @@ for stage in "$@"; do
       run layer_head_32x64k python3 -m sglang_kv.bench layer "${head64k[@]}" --iters 7 \
         --out "$OUT/layer_llama31_8b_h200_32x64k_head_cudascore.json"
       run profile_head_32x64k python3 scripts/gpu/profile_layer.py --payload-group head
+      ;;
+    scorebound)
+      run gpu_tests_hostpath python3 -m pytest tests/select/test_sparse_attention.py tests/kernels/test_device_ints.py \
+        tests/kernels/test_higgs_score_cuda.py tests/select/test_select_batch.py tests/select/test_select_gpu.py \
+        -q -ra -p no:cacheprovider
+      run score_cuda_sweep python3 scripts/gpu/score_cuda_sweep.py --out "$OUT/score_cuda_sweep_h200.json"
+      run score_cuda_sweep_gqa8 python3 scripts/gpu/score_cuda_sweep.py --kv-heads 4 \
+        --out "$OUT/score_cuda_sweep_gqa8_h200.json"
+      run score_cuda_ablation python3 scripts/gpu/score_cuda_ablation.py --out "$OUT/score_cuda_ablation_h200.json"
       ;;
     fastpath)
       run gpu_tests_fastpath python3 -m pytest tests/kernels/test_attention_kernels.py tests/select -q -ra -p no:cacheprovider

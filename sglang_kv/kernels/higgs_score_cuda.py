@@ -48,7 +48,6 @@ from sglang_kv.devices import current_stream_handle, device_index
 from sglang_kv.quant.higgs import HiggsQuantizer
 
 THREADS = 128  # 4 warps
-PROGRAMS_PER_SM = 6  # launched per SM (36 KB of shared memory each; 3-4 fit at once by registers)
 _INT32_MAX = 2**31 - 1
 _KINDS = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
@@ -268,6 +267,9 @@ class Tuning(NamedTuple):
     # for 2 and 1.08 for 1; at 1 x 128K 0.084 against 0.077 for 2). At GQA 8 (1689b08) 4 groups are within 3%
     # of the best (2) at 8 and 32 requests: 0.550 against 0.535 ms at 32 x 128K
     groups: int = 4
+    # programs launched per SM and (request, kv head) pair's share of them (36 KB of shared memory each; 3-4
+    # fit at once by registers, so 6 runs in about two waves)
+    programs_per_sm: int = 6
 
     @property
     def rows_per_step(self) -> int:
@@ -329,6 +331,12 @@ def code_alignment(head_dim: int) -> int:
     return head_dim // 16
 
 
+def program_count(num_rows: int, num_pairs: int, num_sms: int, tuning: Tuning = DEFAULT_TUNING) -> int:
+    """Programs per (request, kv head) pair: ``tuning.programs_per_sm`` per SM shared among the pairs, at
+    most one per ``rows_per_step`` rows."""
+    return max(1, min(-(-num_rows // tuning.rows_per_step), -(-tuning.programs_per_sm * num_sms // num_pairs)))
+
+
 def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
            table: torch.Tensor | None, words: torch.Tensor, out: torch.Tensor, num_rows: int, num_kv_heads: int,
            codes_stride: int, scales_stride: int, num_sms: int, tuning: Tuning = DEFAULT_TUNING) -> None:
@@ -341,8 +349,7 @@ def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: tor
     ints = (num_rows, q3.stride(0), q3.stride(1), codes_stride, scales_stride, out.stride(0), out.stride(1))
     if max(ints) > _INT32_MAX:
         raise ValueError(f"CUDA score kernel: sizes and strides must fit int32, got {ints}")
-    programs = max(1, min(-(-num_rows // tuning.rows_per_step),
-                          -(-PROGRAMS_PER_SM * num_sms // (num_kv_heads * num_requests))))
+    programs = program_count(num_rows, num_kv_heads * num_requests, num_sms, tuning)
     placeholder = out  # a device pointer the kernel never reads when it has a table
     kernel = _compiled(shape, tuning, device_index(q3.device))
     tensors = (q3, codes if table is None else placeholder, scales if table is None else placeholder,

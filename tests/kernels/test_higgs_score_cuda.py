@@ -46,7 +46,7 @@ def test_source_compiles_for_sm90_without_spills(shape):
     fields = dict(item.split(":") for item in line.split() if ":" in item)
     assert int(fields["LOCAL"]) == 0 and int(fields["STACK"]) == 0, line  # no spills
     # at 4 groups of rows per warp, 126-154 registers: 3-4 programs per SM at once (the sweep's fastest at
-    # GQA 4, 2026-12-04, with PROGRAMS_PER_SM launched)
+    # GQA 4, 2026-12-04, with 6 programs per SM launched)
     resident = min(65536 // (int(fields["REG"]) * hc.THREADS), 227 * 1024 // int(fields["SHARED"]))
     assert resident >= 3, line
 
@@ -130,7 +130,7 @@ def test_launch_passes_pointers_then_int32s_on_the_current_stream(monkeypatch, w
     q, codes, scales, words, out = _fake_launch(monkeypatch, driver, table)
     (call,) = driver.calls
     assert call["func"] == _FakeKernel.func and call["stream"] == 0x5EED and call["extra"] is None
-    programs = min(-(-700 // hc.DEFAULT_TUNING.rows_per_step), -(-hc.PROGRAMS_PER_SM * 132 // (2 * 3)))
+    programs = min(-(-700 // 256), -(-6 * 132 // (2 * 3)))  # 4 groups of 16 rows in 4 warps; 6 programs per SM
     assert call["grid"] == (programs, 2, 3) and call["block"] == (hc.THREADS, 1, 1) and call["shared"] == 0
     stores = (codes, scales, out) if table is None else (out, out, table)  # a table: placeholders for one store
     expected = [q, *stores, words, out]
