@@ -91,7 +91,7 @@ def main() -> None:
     rows = []
     for num_requests in args.requests:
         stores = [(codes.clone(), scales.clone()) for _ in range(num_requests)]  # each request its own store
-        table = device_ints([(c, s, TOKENS) for c, s in stores], device)
+        table = device_ints([(c.data_ptr(), s.data_ptr(), TOKENS) for c, s in stores], device)
         q = torch.randn(num_requests, NUM_Q_HEADS, HEAD_DIM, device=device, generator=gen).to(torch.bfloat16)
         out = torch.empty(num_requests, NUM_Q_HEADS, TOKENS, device=device)
         shape = hc.ScoreShape(HEAD_DIM, NUM_Q_HEADS // NUM_KV_HEADS, True, q.dtype, quantizer.scale_dtype)

@@ -34,7 +34,7 @@ TUNINGS = [hc.Tuning(groups, programs_per_sm) for groups in (2, 4) for programs_
 def resident_per_sm(kernel) -> int:
     """Programs of ``kernel`` one SM holds at once (``cuOccupancyMaxActiveBlocksPerMultiprocessor``)."""
     count = ctypes.c_int()
-    result = hc._libcuda().cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(count), ctypes.c_void_p(kernel.func),
+    result = hc._libcuda().cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(count), kernel.func,
                                                                         hc.THREADS, ctypes.c_size_t(0))
     if result != 0:
         raise RuntimeError(f"cuOccupancyMaxActiveBlocksPerMultiprocessor failed with CUDA error {result}")
