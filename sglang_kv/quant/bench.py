@@ -211,32 +211,42 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
         landmark_codes, landmark_scales = landmark.quantize(keys)
         landmark_key_norm = landmark.dequantize(  # (Hkv, tokens): |k'| per token and kv head
             landmark_codes.view(tokens, NUM_KV_HEADS, -1), landmark_scales[..., None]).norm(dim=-1).T
+        # the served layout: each request's landmarks head-major (yakv; kernels.higgs.head_store_refs)
+        head_codes = landmark_codes.view(tokens, NUM_KV_HEADS, -1).transpose(0, 1).contiguous()  # (Hkv, L, Db)
+        head_scales = landmark_scales.transpose(0, 1).contiguous()  # (Hkv, L)
         for num_requests in (1, 8, 32):
-            # the CUDA kernel (the default on a GPU) and the Triton kernel, side by side; without a GPU the
-            # Triton kernel under the interpreter
-            for backend in hk.SCORE_BACKENDS if device.type == "cuda" else ("triton",):
-                def step_score(num_requests=num_requests, backend=backend):
+            # the CUDA kernel (the default on a GPU) and the Triton kernel, side by side, on head-major stores,
+            # and the CUDA kernel on token-major ones (the layout before 2026-12-04); without a GPU the Triton
+            # kernel under the interpreter
+            variants = ([("cuda", "head"), ("triton", "head"), ("cuda", "token")] if device.type == "cuda"
+                        else [("triton", "head")])
+            for backend, layout in variants:
+                def step_score(num_requests=num_requests, backend=backend, layout=layout):
                     rows = tokens * num_requests
-                    # each request its own store (views of one buffer), as the serving batch reads them
+                    # each request its own store, as the serving batch reads them
                     codes_b = landmark_codes.repeat(num_requests, 1).split(tokens)
                     scales_b = landmark_scales.repeat(num_requests, 1).split(tokens)
                     q = torch.randn(num_requests, NUM_Q_HEADS, HEAD_DIM, device=device, generator=gen)
-                    if num_requests == 1:
-                        out = hk.score(landmark, q[0], codes_b[0], scales_b[0], config=backend)[None]
-                        ms = _do_bench(lambda: hk.score(landmark, q[0], codes_b[0], scales_b[0], out=out[0],
-                                                        config=backend))
-                    else:
+                    if layout == "token":
                         out = hk.score_batch(landmark, q, codes_b, scales_b, config=backend)
                         ms = _do_bench(lambda: hk.score_batch(landmark, q, codes_b, scales_b, out=out, config=backend))
+                    else:
+                        stores = [(head_codes.clone(), head_scales.clone()) for _ in range(num_requests)]
+                        refs = [hk.head_store_refs(landmark, c, sc, device) for c, sc in stores]
+                        lengths = [tokens] * num_requests
+                        out = hk.score_heads(landmark, q, refs, lengths, config=backend)
+                        ms = _do_bench(lambda: hk.score_heads(landmark, q, refs, lengths, out=out, config=backend))
                     ref = hk.score_batch_ref(landmark, q, codes_b, scales_b)
                     key_norm = landmark_key_norm.repeat_interleave(NUM_Q_HEADS // NUM_KV_HEADS, 0)  # (Hq, tokens)
                     bound = 2e-6 * q.norm(dim=-1).amax(1)[:, None, None] * key_norm[None] + 1e-30  # (B, Hq, tokens)
                     num_bytes = rows * (landmark.bytes_per_vector(CHANNELS) + 4 * NUM_Q_HEADS)
-                    return _record(f"score_landmark_batch{num_requests}_{backend}", tokens, ms, num_bytes, copy_gbps,
-                                   HBM_CEILING_GBPS, _check_close(out, ref, bound),
-                                   {"requests": num_requests, "rows": rows, "score_kernel": backend})
-                run(f"score_batch{num_requests}_{backend}", tokens, step_score)
-        del keys, codes, scales, landmark_codes, landmark_scales, landmark_key_norm
+                    suffix = "" if layout == "head" else "_token_major"
+                    return _record(f"score_landmark_batch{num_requests}_{backend}{suffix}", tokens, ms, num_bytes,
+                                   copy_gbps, HBM_CEILING_GBPS, _check_close(out, ref, bound),
+                                   {"requests": num_requests, "rows": rows, "score_kernel": backend,
+                                    "store_layout": f"{layout}-major"})
+                run(f"score_batch{num_requests}_{backend}_{layout}", tokens, step_score)
+        del keys, codes, scales, landmark_codes, landmark_scales, landmark_key_norm, head_codes, head_scales
         torch.cuda.empty_cache()
 
     results["tuning"] = [{"key": [str(k) for k in key], "chosen": list(entry["chosen"]),

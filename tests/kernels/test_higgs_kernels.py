@@ -431,6 +431,55 @@ def test_score_batch_separate_stores(config):
                                rtol=1e-5, atol=1e-5)
 
 
+def _head_major(codes: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A token-major store ``[rows, Hkv * bytes]`` / ``[rows, Hkv]`` laid out by head: ``[Hkv, rows, bytes]``
+    / ``[Hkv, rows]`` (the same values)."""
+    num_kv_heads = scales.shape[1]
+    return (codes.view(codes.shape[0], num_kv_heads, codes.shape[1] // num_kv_heads).transpose(0, 1).contiguous(),
+            scales.transpose(0, 1).contiguous())
+
+
+@pytest.mark.parametrize("config", [SCORE_TEST_CONFIGS[0]] + (["cuda"] if DEVICE.type == "cuda" else []), ids=str)
+@pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads", [(64, 6, 2), (128, 32, 8)])
+def test_score_heads_of_head_major_stores(config, head_dim, num_q_heads, num_kv_heads):
+    """Head-major stores (yakv's landmarks) score as the same keys in token-major stores; one request
+    empty, columns past each request's rows untouched, ``out`` a view of a wider buffer."""
+    quantizer = HiggsQuantizer(head_dim, 4, 2)
+    lengths = [17, 0, 40, 5]
+    stores = [_store(quantizer, n, num_kv_heads * head_dim, seed=21 + n) for n in lengths]
+    codes, scales = [c for c, _ in stores], [sc for _, sc in stores]
+    head_major = [_head_major(c, sc) for c, sc in stores]  # held: the refs hold only their addresses
+    refs = [hk.head_store_refs(quantizer, c, sc, DEVICE) for c, sc in head_major]
+    assert all(len(heads) == num_kv_heads for heads in refs)
+    q = randn(len(lengths), num_q_heads, head_dim, seed=22, dtype=torch.bfloat16)
+    buffer = torch.full((4, num_q_heads, 48), -7.0, device=DEVICE)
+    got = hk.score_heads(quantizer, q, refs, lengths, out=buffer[..., :40], config=config)
+    assert got.shape == (4, num_q_heads, 40)
+    assert_batch_scores_close(quantizer, q, codes, scales, got)
+    assert (buffer[..., 40:] == -7).all()
+    for b, n in enumerate(lengths):
+        assert (got[b, :, n:] == -7).all()
+
+
+def test_score_heads_rejects_bad_input():
+    quantizer = HiggsQuantizer(64, 4, 2)
+    codes, scales = _head_major(*_store(quantizer, 10, 128, seed=5))  # (2, 10, 16), (2, 10)
+    with pytest.raises(ValueError, match="head-major store needs"):
+        hk.head_store_refs(quantizer, codes[0], scales[0], DEVICE)
+    with pytest.raises(ValueError, match="head-major store needs"):
+        hk.head_store_refs(quantizer, codes, scales[:, :9], DEVICE)
+    refs = hk.head_store_refs(quantizer, codes, scales, DEVICE)
+    with pytest.raises(ValueError, match="same number of kv heads"):
+        hk.score_heads(quantizer, randn(2, 4, 64, seed=0), [refs, refs[:1]], [10, 10])
+    with pytest.raises(ValueError, match="same number of kv heads"):
+        hk.score_heads(quantizer, randn(1, 3, 64, seed=0), [refs], [10])
+    with pytest.raises(ValueError, match="one head-major store and row count per request"):
+        hk.score_heads(quantizer, randn(2, 4, 64, seed=0), [refs], [10])
+    with pytest.raises(ValueError, match="must merge"):
+        out = torch.zeros(4, 2, 10, device=DEVICE).transpose(0, 1)  # (2, 4, 10) with stride(0) < Hq * stride(1)
+        hk.score_heads(quantizer, randn(2, 4, 64, seed=0), [refs, refs], [10, 10], out=out)
+
+
 def _misaligned(codes: torch.Tensor, offset: int) -> torch.Tensor:
     """``codes`` copied to an address ``offset`` bytes past a 16-byte boundary (same values)."""
     buffer = torch.zeros(codes.numel() + 16, dtype=torch.uint8, device=codes.device)

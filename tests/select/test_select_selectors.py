@@ -282,10 +282,9 @@ def test_yakv_selects_by_the_dequantized_landmarks(shape, residual):
         landmark = main.dequantize(dev["mean_codes"], dev["mean_scales"]).repeat_interleave(4, 1)[:, :301]
         landmark = landmark + res.dequantize(dev["residual_codes"], dev["residual_scales"])
     else:
-        assert dev["landmark_codes"].shape == (301, hkv * d * 2 // 8)  # token-major, as the kernel reads
-        assert dev["landmark_scales"].shape == (301, hkv)
-        codes_h = dev["landmark_codes"].view(301, hkv, -1).transpose(0, 1)
-        landmark = main.dequantize(codes_h, dev["landmark_scales"].T[..., None])  # (Hkv, L, D)
+        assert dev["landmark_codes"].shape == (hkv, 301, d * 2 // 8)  # head-major, as the kernel reads fastest
+        assert dev["landmark_scales"].shape == (hkv, 301)
+        landmark = main.dequantize(dev["landmark_codes"], dev["landmark_scales"][..., None])  # (Hkv, L, D)
     logits = torch.einsum("hgd,hld->hgl", q.float().view(hkv, -1, d), landmark)
     torch.testing.assert_close(sel.landmark_scores(q, summary), logits, atol=1e-3, rtol=1e-4)
     expected = topk_sorted(group_max_softmax(logits.reshape(-1, 301) * 0.2, hkv), 17)
