@@ -35,6 +35,10 @@
 #             tables, the CUDA score's launch, the batched selection) and the score's GPU tests;
 #             scripts/gpu/score_cuda_sweep.py at GQA 4 and 8 (row groups x programs per SM: the grid's
 #             waves); scripts/gpu/score_cuda_ablation.py (where the CUDA score's time goes)
+#   headmajor GPU tests of the score kernels (head-major stores among them) and of the selectors on CUDA;
+#             python -m sglang_kv.quant.bench at 128K tokens (the score on head-major and token-major
+#             stores); scripts/gpu/score_cuda_sweep.py at GQA 4 and 8 (32 requests); the 32 x 64K layer
+#             step's stage profile (scripts/gpu/profile_layer.py, head groups)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   fastpath  GPU tests of the attention kernel and the selectors; python -m sglang_kv.bench layer at 32 x 64K
 #             (Llama-3.1-8B shape) and 32 x 32K (Qwen3-30B-A3B shape), 3.125%, head groups; the
@@ -227,6 +231,16 @@ for stage in "$@"; do
       run score_cuda_sweep_gqa8 python3 scripts/gpu/score_cuda_sweep.py --kv-heads 4 \
         --out "$OUT/score_cuda_sweep_gqa8_h200.json"
       run score_cuda_ablation python3 scripts/gpu/score_cuda_ablation.py --out "$OUT/score_cuda_ablation_h200.json"
+      ;;
+    headmajor)
+      run gpu_tests_headmajor python3 -m pytest tests/kernels/test_higgs_kernels.py tests/kernels/test_higgs_score_cuda.py \
+        tests/select/test_select_gpu.py tests/select/test_select_batch.py -k "score or select or yakv or batch" \
+        -q -ra -p no:cacheprovider
+      run quant_bench_128k python3 -m sglang_kv.quant.bench --tokens 131072 --out "$OUT/quant_bench_h200_128k.json"
+      run score_cuda_sweep python3 scripts/gpu/score_cuda_sweep.py --requests 8 32 --out "$OUT/score_cuda_sweep_h200.json"
+      run score_cuda_sweep_gqa8 python3 scripts/gpu/score_cuda_sweep.py --kv-heads 4 --requests 32 \
+        --out "$OUT/score_cuda_sweep_gqa8_h200.json"
+      run profile_head_32x64k python3 scripts/gpu/profile_layer.py --payload-group head
       ;;
     fastpath)
       run gpu_tests_fastpath python3 -m pytest tests/kernels/test_attention_kernels.py tests/select -q -ra -p no:cacheprovider
