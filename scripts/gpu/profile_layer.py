@@ -73,11 +73,11 @@ def main():
     k = config.budget_tokens(args.context)
     ks = [k] * args.batch
     scale = d ** -0.5
-    refs = [sel._landmark_refs(s, q.device) for s in summaries]  # head-major, as the selector scores them
+    refs = [sel._landmark_ref(s, q.device) for s in summaries]  # head-major, as the selector scores them
     lengths_list = [args.context - LOCAL] * args.batch
     logits = torch.empty(args.batch, hq, args.context - LOCAL, device="cuda")
     stages = {}
-    stages["score_batch"] = timed(lambda: hk.score_heads(sel.landmark_q, q, refs, lengths_list, out=logits))
+    stages["score_batch"] = timed(lambda: hk.score_refs(sel.landmark_q, q, refs, lengths_list, out=logits))
     lengths = torch.full((args.batch,), logits.shape[-1], dtype=torch.int32, device="cuda")
     stages["softmax_gqa_max"] = timed(lambda: sk.group_max_softmax_batch(logits, lengths, hkv, scale))
     scores = sk.group_max_softmax_batch(logits, lengths, hkv, scale)

@@ -10,10 +10,11 @@ fails loudly), timed with ``triton.testing.do_bench`` (median) against the full 
 - ``no_mma``: the tensor-core products replaced by one add per operand word;
 - ``loads_stores``: neither lookups nor products: the code and scale loads and the score stores alone;
 - ``streaming``: the full kernel with the code bytes loaded through ``ld.global.cs`` (evict first);
-- ``*_head_major``: the variant reading a head-major store of the same bytes (each kv head's code bytes,
-  then its scales, back to back for all rows) instead of 32 of every 256 code bytes and 2 of every 16
-  scale bytes per row: what a program would read if the store were laid out by head (its scores are not
-  the served ones).
+- ``*_head_major``: the variant compiled for head-major stores (``ScoreShape.head_major``, yakv's landmark
+  layout since 2026-12-04) and reading the same bytes as one (each kv head's code bytes, then its scales,
+  back to back for all rows) instead of 32 of every 256 code bytes and 2 of every 16 scale bytes per row
+  (its scores are not the token-major store's). Before 2026-12-04 this variant was a text substitution
+  of the same two offsets.
 
 Only ``full`` and ``streaming`` compute the served scores (checked against the served kernel's bits)::
 
@@ -38,7 +39,7 @@ from sglang_kv.results import write_result
 NUM_Q_HEADS, NUM_KV_HEADS, HEAD_DIM, TOKENS = 32, 8, 128, 131072
 HBM_GBPS = 4000.0
 
-SCALE_LOAD = "s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride + head) : 0.f;"
+SCALE_LOAD = "s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride + scale_head) : 0.f;"
 LOOKUPS = ("const uint2 w0 = words[(u32)((c[m][0] >> (8 * kb)) & 255) * COPIES + r16];",
            "const uint2 w1 = words[(u32)((c[m][1] >> (8 * kb)) & 255) * COPIES + r16];")
 MMA = "mma16816(acc[m][nt], a, b[kb][nt]);"
@@ -56,16 +57,12 @@ SUBSTITUTIONS = {
     "streaming": [(CODE_LOAD, "__ldcs((const code_t*)(codes + row * codes_stride + head_bytes))")],
 }
 SUBSTITUTIONS["loads_stores"] = SUBSTITUTIONS["no_lookups"] + SUBSTITUTIONS["no_mma"]
-HEAD_MAJOR = [("const long long head_bytes = (long long)head * (D / 4) + t * KB;",
-               "const long long head_bytes = (long long)head * (D / 4) * rows + t * KB;"),
-              ("row * scales_stride + head)", "(long long)head * rows + row)")]
 SERVED_SCORES = ("full", "streaming")
 
 
-def variant_source(shape: hc.ScoreShape, name: str, head_major: bool) -> str:
+def variant_source(shape: hc.ScoreShape, name: str) -> str:
     text = hc.source(shape)
-    layout = [(old, new) for old, new in HEAD_MAJOR if name != "no_scales" or "scales" not in old]
-    for old, new in SUBSTITUTIONS[name] + (layout if head_major else []):
+    for old, new in SUBSTITUTIONS[name]:
         if old not in text:
             raise ValueError(f"variant {name}: the kernel source no longer contains {old!r}")
         text = text.replace(old, new)
@@ -73,8 +70,8 @@ def variant_source(shape: hc.ScoreShape, name: str, head_major: bool) -> str:
 
 
 @functools.cache
-def compiled(shape: hc.ScoreShape, name: str, head_major: bool):
-    return torch.cuda._compile_kernel(variant_source(shape, name, head_major), "higgs_score_p4")
+def compiled(shape: hc.ScoreShape, name: str):
+    return torch.cuda._compile_kernel(variant_source(shape, name), "higgs_score_p4")
 
 
 def main() -> None:
@@ -104,7 +101,7 @@ def main() -> None:
             for layout, (codes_stride, scales_stride) in (("", (codes.stride(0), scales.stride(0))),
                                                           ("_head_major", (HEAD_DIM // 4, 1))):
                 try:
-                    kernel = compiled(shape, name, bool(layout))
+                    kernel = compiled(shape._replace(head_major=bool(layout)), name)
                 except Exception as exc:  # a variant that does not compile is reported, the others still run
                     rows.append({"requests": num_requests, "variant": name + layout, "error": repr(exc)[:500]})
                     print(f"{num_requests:>2} x 128K {name + layout}: does not compile: {exc!r}"[:300], flush=True)

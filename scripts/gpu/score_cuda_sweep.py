@@ -1,8 +1,8 @@
 """Launch choices of the CUDA landmark score (``sglang_kv/kernels/higgs_score_cuda.py``, :class:`Tuning`)
 against the Triton score, at Llama-3.1-8B's landmark shape (32 query / 8 kv heads of 128, the 4-D
 2-bit grid; ``--kv-heads 4`` gives Qwen3-30B-A3B's GQA 8) on the GPU host: 1, 8 and 32 requests of 128K
-tokens, each request its own head-major store, as the server reads them (``kernels.higgs.head_store_refs``:
-every (request, kv head) pair a store of one head; token-major stores before 2026-12-04).
+tokens, each request its own head-major store, as the server reads them (``kernels.higgs.head_store_ref``;
+token-major stores before 2026-12-04).
 
 The tunings: row groups per warp, and programs per SM (how many waves the grid runs in, with the
 programs an SM holds at once from ``cuOccupancyMaxActiveBlocksPerMultiprocessor``). Every tuning must give
@@ -59,26 +59,24 @@ def main() -> None:
         codes_b = codes.repeat(num_requests, 1).split(TOKENS)  # each request its own store
         scales_b = scales.repeat(num_requests, 1).split(TOKENS)
         q = torch.randn(num_requests, NUM_Q_HEADS, HEAD_DIM, device=device, generator=gen).to(torch.bfloat16)
-        # head-major stores, as yakv holds its landmarks: every (request, kv head) pair one store of one head
+        # head-major stores, as yakv holds its landmarks
         head_major = [(c.view(TOKENS, num_kv_heads, -1).transpose(0, 1).contiguous(), sc.transpose(0, 1).contiguous())
                       for c, sc in zip(codes_b, scales_b)]
-        refs = [hk.head_store_refs(quantizer, c, sc, device) for c, sc in head_major]
-        pairs = num_requests * num_kv_heads
-        table = device_ints([(st.codes, st.scales, TOKENS) for heads in refs for st in heads], device)
+        refs = [hk.head_store_ref(quantizer, c, sc, device) for c, sc in head_major]
+        table = device_ints([(st.codes, st.scales, TOKENS) for st in refs], device)
         words = hk.grid_words(quantizer, device)
         out = torch.empty(num_requests, NUM_Q_HEADS, TOKENS, device=device)
-        gqa = NUM_Q_HEADS // num_kv_heads
-        q_pairs, out_pairs = q.view(pairs, gqa, HEAD_DIM), out.view(pairs, gqa, TOKENS)
-        shape = hc.ScoreShape(HEAD_DIM, gqa, True, q.dtype, quantizer.scale_dtype)
+        shape = hc.ScoreShape(HEAD_DIM, NUM_Q_HEADS // num_kv_heads, True, q.dtype, quantizer.scale_dtype, True)
         num_bytes = num_requests * TOKENS * (quantizer.bytes_per_vector(num_kv_heads * HEAD_DIM) + 4 * NUM_Q_HEADS)
         ref = hk.score_batch(quantizer, q, codes_b, scales_b, config="triton")
         first = None
         for tuning in TUNINGS:
             def launch(tuning=tuning):
-                hc.launch(shape, q_pairs, out, out, table, words, out_pairs, TOKENS, 1, HEAD_DIM // 4, 1,
+                hc.launch(shape, q, out, out, table, words, out, TOKENS, num_kv_heads, HEAD_DIM // 4, 1,
                           num_sms(device), tuning)
             launch()
             resident = resident_per_sm(hc._compiled(shape, tuning, device.index))
+            pairs = num_requests * num_kv_heads
             programs = hc.program_count(TOKENS, pairs, num_sms(device), tuning)
             waves = programs * pairs / (resident * num_sms(device))
             got = out.clone()
@@ -94,8 +92,8 @@ def main() -> None:
                   f"({row['gbps'] / HBM_GBPS:.0%}), same bits {row['same_bits_as_first']}, "
                   f"|cuda - triton| {row['max_abs_diff_vs_triton']:.2e}{'  (default)' if row['default'] else ''}",
                   flush=True)
-        ms = triton.testing.do_bench(lambda: hk.score_heads(quantizer, q, refs, [TOKENS] * num_requests, out=out,
-                                                            config="triton"),
+        ms = triton.testing.do_bench(lambda: hk.score_refs(quantizer, q, refs, [TOKENS] * num_requests, out=out,
+                                                           config="triton"),
                                      warmup=10, rep=100, return_mode="median")
         rows.append({"requests": num_requests, "kernel": "triton", "ms": ms, "gbps": num_bytes / ms / 1e6})
         print(f"{num_requests:>2} x 128K triton (timed pick): {ms:.4f} ms, {num_bytes / ms / 1e6:.0f} GB/s", flush=True)

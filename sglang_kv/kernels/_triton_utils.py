@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from sglang_kv.devices import device_index
+
 logger = logging.getLogger(__name__)
 
 # key -> {"chosen": config, "median_ms": {config: ms}, "failed": {config: error}}; read by benchmarks
@@ -35,9 +37,17 @@ def check_kernel_device(device: torch.device, name: str) -> None:
                      f"(or CPU tensors with TRITON_INTERPRET=1)")
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether ``a`` and ``b`` name one device (a bare ``cuda`` is the current CUDA device)."""
+    if a.type != b.type:
+        return False
+    return a.type != "cuda" or device_index(a) == device_index(b)
+
+
 def check_readable(t: torch.Tensor, device: torch.device, name: str) -> None:
-    """``t`` must live on ``device``, or in pinned host memory read directly by a CUDA kernel."""
-    if t.device == device:
+    """``t`` must live on ``device`` (a bare ``cuda``: the current one), or in pinned host memory read
+    directly by a CUDA kernel."""
+    if same_device(t.device, device):
         return
     if device.type == "cuda" and t.device.type == "cpu" and t.is_pinned():
         return

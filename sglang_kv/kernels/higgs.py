@@ -33,7 +33,7 @@ from sglang_kv.devices import device_ints
 from sglang_kv.kernels import higgs_score_cuda
 from sglang_kv.kernels._triton_utils import (
     cdiv, check_config, check_kernel_device, check_out, check_readable, common_alignment, element_type, next_pow2,
-    num_sms, pick_config, size_bucket,
+    num_sms, pick_config, same_device, size_bucket,
 )
 from sglang_kv.quant.higgs import HiggsCodes, HiggsQuantizer, packing_layout
 
@@ -260,9 +260,9 @@ class StoreRef(NamedTuple):
     every step (:func:`dequantize_gather_refs`) instead of re-checking every tensor per launch.
     """
 
-    codes: int  # data_ptr of codes [rows, C * bits / 8]
-    scales: int  # data_ptr of scales [rows, C / group_size]
-    layout: tuple  # _store_layout: equal for every store of one launch
+    codes: int  # data_ptr of codes [rows, C * bits / 8] (head-major: [Hkv, rows, D * bits / 8])
+    scales: int  # data_ptr of scales [rows, C / group_size] (head-major: [Hkv, rows])
+    layout: tuple  # _store_layout / head_store_ref: equal for every store of one launch
     on_host: bool  # in pinned host memory (one launch may mix device and host stores)
 
 
@@ -273,7 +273,30 @@ def store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tens
     _check_codes_2d(quantizer, codes, scales)
     check_readable(codes, device, "codes")
     check_readable(scales, device, "scales")
-    return StoreRef(codes.data_ptr(), scales.data_ptr(), _store_layout(codes, scales), codes.device != device)
+    return StoreRef(codes.data_ptr(), scales.data_ptr(), _store_layout(codes, scales), not same_device(codes.device, device))
+
+
+def head_store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
+                   device: torch.device) -> StoreRef:
+    """:func:`store_ref` of a head-major store of per-head groups (``group_size == D``): codes uint8
+    ``[Hkv, rows, D * bits / 8]`` and scales ``[Hkv, rows]``, both contiguous, each kv head's rows back
+    to back. Scored by :func:`score_refs` (not gathered).
+
+    Laid out by head, a score program reads its kv head's rows back to back instead of ``1 / Hkv`` of
+    every row (``scripts/gpu/score_cuda_ablation.py``: 0.688 against 0.857 ms for the CUDA score of 32 x
+    128K Llama-3.1-8B landmarks on the H200, 2026-12-04)."""
+    head_bytes = quantizer.code_bytes(quantizer.group_size)
+    if (codes.dim() != 3 or scales.dim() != 2 or scales.shape != codes.shape[:2] or codes.shape[2] != head_bytes
+            or codes.dtype != torch.uint8 or scales.dtype != quantizer.scale_dtype):
+        raise ValueError(f"a head-major store needs uint8 codes [Hkv, rows, {head_bytes}] and "
+                         f"{quantizer.scale_dtype} scales [Hkv, rows], got {codes.dtype} {tuple(codes.shape)} and "
+                         f"{scales.dtype} {tuple(scales.shape)}")
+    if not (codes.is_contiguous() and scales.is_contiguous()):
+        raise ValueError("a head-major store's codes and scales must be contiguous (heads rows apart)")
+    check_readable(codes, device, "codes")
+    check_readable(scales, device, "scales")
+    layout = (codes.shape[0] * head_bytes, head_bytes, 1, scales.dtype, True)
+    return StoreRef(codes.data_ptr(), scales.data_ptr(), layout, not same_device(codes.device, device))
 
 
 def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Tensor],
@@ -307,6 +330,8 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
     group_size]``, group ``g`` of row ``index[i]`` at ``out[g, i]``."""
     device = _check_gather_index(index, dtype)
     batched = _batched(quantizer, stores, device)
+    if batched.head_major:
+        raise ValueError("dequantize-gather reads token-major stores; head-major ones (head_store_ref) are for the score")
     if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
         raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
                          f"{request.dtype} {tuple(request.shape)} on {request.device}")
@@ -317,12 +342,12 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
 
 
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
-    """What every store of one batched launch must share: code bytes per row, the row strides of
-    codes and scales, the scale dtype. An empty store's strides are taken as contiguous rows' (torch
+    """What every store of one batched launch must share: code bytes per row (token), the row strides of
+    codes and scales, the scale dtype, and whether the store is head-major (:func:`head_store_ref`). An empty store's strides are taken as contiguous rows' (torch
     keeps any strides on an empty tensor, and no row of it is read)."""
     if codes.shape[0] == 0:
-        return codes.shape[1], codes.shape[1], scales.shape[1], scales.dtype
-    return codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype
+        return codes.shape[1], codes.shape[1], scales.shape[1], scales.dtype, False
+    return codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype, False
 
 
 class _Batched(NamedTuple):
@@ -335,6 +360,7 @@ class _Batched(NamedTuple):
     scales_type: torch.Tensor
     codes_device: str  # "cpu" when any store is in host memory (tuning key: host reads dominate)
     codes_align: int  # the alignment of every codes address (the kernels' hint)
+    head_major: bool  # head-major stores (head_store_ref)
 
 
 def _batched(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], device: torch.device) -> _Batched:
@@ -344,12 +370,13 @@ def _batched(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], device: torc
         raise ValueError("need at least one store")
     layout = stores[0].layout
     if any(st.layout != layout for st in stores):
-        raise ValueError("every store must have the same row strides, channels and scale dtype")
-    code_bytes, codes_stride, scales_stride, scale_dtype = layout
+        raise ValueError("every store must have the same row strides, channels, scale dtype and layout "
+                         "(token- or head-major)")
+    code_bytes, codes_stride, scales_stride, scale_dtype, head_major = layout
     return _Batched(code_bytes // quantizer.group_code_bytes * quantizer.group_size, codes_stride, scales_stride,
                     element_type(torch.uint8, device), element_type(scale_dtype, device),
                     "cpu" if any(st.on_host for st in stores) else device.type,
-                    common_alignment(st.codes for st in stores))
+                    common_alignment(st.codes for st in stores), head_major)
 
 
 def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device:
@@ -484,7 +511,7 @@ def score(quantizer: HiggsQuantizer, q: torch.Tensor, codes: torch.Tensor, scale
         out = torch.empty(q.shape[0], num_rows, dtype=torch.float32, device=q.device)
     check_out(out, (q.shape[0], num_rows), (torch.float32,), q.device, "out")
     _launch_score(quantizer, q[None], codes, scales, codes.stride(0), scales.stride(0), codes.device.type,
-                  num_kv_heads, None, common_alignment([codes.data_ptr()]), num_rows, out[None], config)
+                  num_kv_heads, None, common_alignment([codes.data_ptr()]), num_rows, out[None], config, False)
     return out
 
 
@@ -505,8 +532,8 @@ def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torc
 
 def score_refs(quantizer: HiggsQuantizer, q: torch.Tensor, stores: Sequence[StoreRef], rows: Sequence[int], *,
                out: torch.Tensor | None = None, config: KernelConfig | str | None = None) -> torch.Tensor:
-    """:func:`score_batch` on stores checked once by :func:`store_ref` (same layout for all);
-    ``rows[b]``: the rows of request ``b``'s store."""
+    """:func:`score_batch` on stores checked once by :func:`store_ref`, or by :func:`head_store_ref`
+    for head-major stores (same layout for all); ``rows[b]``: the rows of request ``b``'s store."""
     if q.dim() != 3 or len(stores) != q.shape[0] or len(rows) != q.shape[0]:
         raise ValueError(f"q must be [B, Hq, D] with one store and row count per request, got q "
                          f"{tuple(q.shape)}, {len(stores)} stores, {len(rows)} row counts")
@@ -519,49 +546,8 @@ def score_refs(quantizer: HiggsQuantizer, q: torch.Tensor, stores: Sequence[Stor
     check_out(out, shape, (torch.float32,), q.device, "out")
     table = device_ints([(st.codes, st.scales, n) for st, n in zip(stores, rows)], q.device)  # (B, 3)
     _launch_score(quantizer, q, batched.codes_type, batched.scales_type, batched.codes_stride, batched.scales_stride,
-                  batched.codes_device, num_kv_heads, table, batched.codes_align, width, out, config)
-    return out
-
-
-def head_store_refs(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
-                    device: torch.device) -> list[StoreRef]:
-    """A head-major store of per-head groups, codes uint8 ``[Hkv, rows, D * bits / 8]`` and scales
-    ``[Hkv, rows]``, as ``Hkv`` one-head stores (:func:`store_ref` each) for :func:`score_heads`.
-
-    Laid out by head, a score program reads its kv head's rows back to back instead of ``1 / Hkv`` of
-    every row: 0.688 against 0.857 ms for the CUDA score of 32 x 128K Llama-3.1-8B landmarks on the H200
-    (61% against 49% of 4 TB/s; ``scripts/gpu/score_cuda_ablation.py``, 2026-12-04)."""
-    if codes.dim() != 3 or scales.dim() != 2 or scales.shape != codes.shape[:2]:
-        raise ValueError(f"a head-major store needs codes [Hkv, rows, bytes] and scales [Hkv, rows], got "
-                         f"{tuple(codes.shape)} and {tuple(scales.shape)}")
-    return [store_ref(quantizer, codes[h], scales[h, :, None], device) for h in range(codes.shape[0])]
-
-
-def score_heads(quantizer: HiggsQuantizer, q: torch.Tensor, stores: Sequence[Sequence[StoreRef]],
-                rows: Sequence[int], *, out: torch.Tensor | None = None,
-                config: KernelConfig | str | None = None) -> torch.Tensor:
-    """:func:`score_refs` for ``B`` requests with head-major stores: ``stores[b]``, request ``b``'s
-    :func:`head_store_refs` (``Hkv`` one-head stores of ``rows[b]`` rows each); ``q [B, Hq, D]``. One
-    launch scores every (request, kv head) pair as a one-head store. Returns float32 ``out [B, Hq,
-    max_b rows_b]`` (rows contiguous, the first two dimensions mergeable into ``B * Hq``)."""
-    if q.dim() != 3 or len(stores) != q.shape[0] or len(rows) != q.shape[0]:
-        raise ValueError(f"q must be [B, Hq, D] with one head-major store and row count per request, got q "
-                         f"{tuple(q.shape)}, {len(stores)} stores, {len(rows)} row counts")
-    num_kv_heads = len(stores[0])
-    if num_kv_heads == 0 or any(len(heads) != num_kv_heads for heads in stores) or q.shape[1] % num_kv_heads:
-        raise ValueError(f"every request needs the same number of kv heads, dividing the {q.shape[1]} query heads; "
-                         f"got {[len(heads) for heads in stores]}")
-    batch, num_q_heads, head_dim = q.shape
-    width = max(rows)
-    if out is None:
-        out = torch.empty(batch, num_q_heads, width, dtype=torch.float32, device=q.device)
-    check_out(out, (batch, num_q_heads, width), (torch.float32,), q.device, "out")
-    pairs, gqa = batch * num_kv_heads, num_q_heads // num_kv_heads
-    if out.numel() and out.stride(0) != num_q_heads * out.stride(1):
-        raise ValueError(f"out: its first two dimensions must merge (stride(0) == Hq * stride(1)), got strides "
-                         f"{tuple(out.stride())}")
-    score_refs(quantizer, q.reshape(pairs, gqa, head_dim), [ref for heads in stores for ref in heads],
-               [n for n in rows for _ in range(num_kv_heads)], out=out.view(pairs, gqa, width), config=config)
+                  batched.codes_device, num_kv_heads, table, batched.codes_align, width, out, config,
+                  batched.head_major)
     return out
 
 
@@ -582,10 +568,11 @@ def _check_score_query(quantizer: HiggsQuantizer, q: torch.Tensor, num_channels:
 
 
 def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, codes_device, num_kv_heads, table,
-                  codes_align, num_rows, out, config) -> None:
+                  codes_align, num_rows, out, config, head_major) -> None:
     """Score kernel launch for ``q3 [B, Hq, D]`` into ``out [B, Hq, >= rows]``: one store (``codes``,
     ``scales``) or, with ``table``, the stores it lists (``codes`` / ``scales`` then only give the
-    element types); ``codes_align``: the alignment of every codes address in ``table``."""
+    element types); ``codes_align``: the alignment of every codes address in ``table``;
+    ``head_major``: the stores are laid out by head (:func:`head_store_ref`)."""
     if num_rows == 0:
         return
     if out.stride(-1) != 1:
@@ -597,7 +584,8 @@ def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, cod
     device = q3.device
     words = grid_words(quantizer, device)
     if _score_on_cuda(quantizer, gqa, q3.dtype, device, codes_align, codes_stride, config):
-        shape = higgs_score_cuda.ScoreShape(head_dim, gqa, table is not None, q3.dtype, quantizer.scale_dtype)
+        shape = higgs_score_cuda.ScoreShape(head_dim, gqa, table is not None, q3.dtype, quantizer.scale_dtype,
+                                            head_major)
         higgs_score_cuda.launch(shape, q3, codes, scales, table, words, out, num_rows, num_kv_heads, codes_stride,
                                 scales_stride, num_sms(device))
         return
@@ -618,11 +606,11 @@ def _launch_score(quantizer, q3, codes, scales, codes_stride, scales_stride, cod
             num_rows, q3.stride(0), q3.stride(1), codes_stride, scales_stride, out.stride(0), out.stride(1),
             N=head_dim, GQA=gqa, GQA_PAD=score_columns(gqa), NUM_POINTS=quantizer.num_points,
             J_PAD=dot_codewords(head_dim, quantizer.p), HAS_TABLE=has_table, CODES_ALIGN=codes_align,
-            BLOCK_N=cfg.block, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
+            HEAD_MAJOR=head_major, BLOCK_N=cfg.block, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
 
     if config is None:
         key = ("higgs_score", str(device), head_dim, quantizer.p, quantizer.bits, quantizer.scale_dtype,
-               gqa, num_kv_heads, num_requests, q3.dtype, codes_device, has_table, codes_align,
+               gqa, num_kv_heads, num_requests, q3.dtype, codes_device, has_table, codes_align, head_major,
                size_bucket(num_rows))
         config = pick_config(key, score_configs(quantizer), run)
     check_config(config, 16)

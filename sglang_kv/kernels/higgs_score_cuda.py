@@ -27,7 +27,9 @@ Each program rotates its queries once (fast Walsh-Hadamard transform in shared m
 order, unnormalized, after dividing by ``max |q|`` so they fit float16), then loops over blocks of
 ``256`` rows (4 warps x 4 groups of 16, :class:`Tuning`), loading the next block's code bytes and scales
 while it computes this one. Per row and kv head it reads ``D / 4`` code bytes and one
-scale and writes ``4 * GQA`` bytes, as the Triton kernel.
+scale and writes ``4 * GQA`` bytes, as the Triton kernel. Stores are token-major (``[rows, Hkv * D / 4]``
+/ ``[rows, Hkv]``) or head-major (``ScoreShape.head_major``: ``[Hkv, rows, D / 4]`` / ``[Hkv, rows]``,
+yakv's landmarks since 2026-12-04), where a program reads its head's rows back to back.
 
 Compiled per shape class with NVRTC through ``torch.cuda._compile_kernel`` (a private torch API, in
 torch >= 2.8; the PTX is JIT-compiled by the driver), once per process. Launched with ``cuLaunchKernel``
@@ -58,6 +60,7 @@ SOURCE = r"""
 #define G4 __G4__
 #define NT (G4 / 4)
 #define HAS_TABLE __HAS_TABLE__
+#define HEAD_MAJOR __HEAD_MAJOR__
 #define Q_KIND __Q_KIND__
 #define SCALE_KIND __SCALE_KIND__
 #define M __GROUPS__
@@ -103,7 +106,7 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, const u32* b) {
 // code bytes (this lane's KB of its kv head) and scales of rows first_row + 16 m + 8 half; zeros past rows
 __device__ __forceinline__ void load_block(code_t (&c)[M][2], float (&s)[M][2], const unsigned char* codes,
                                            const void* scales, long long first_row, int rows, int codes_stride,
-                                           int scales_stride, long long head_bytes, int head) {
+                                           int scales_stride, long long head_bytes, long long scale_head) {
 #pragma unroll
   for (int m = 0; m < M; ++m)
 #pragma unroll
@@ -111,7 +114,7 @@ __device__ __forceinline__ void load_block(code_t (&c)[M][2], float (&s)[M][2], 
       const long long row = first_row + m * 16 + 8 * half;
       const bool in = row < rows;
       c[m][half] = in ? *(const code_t*)(codes + row * codes_stride + head_bytes) : (code_t)0;
-      s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride + head) : 0.f;
+      s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride + scale_head) : 0.f;
     }
 }
 
@@ -184,7 +187,10 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
     }
   }
   const float factor = q_max / D;
-  const long long head_bytes = (long long)head * (D / 4) + t * KB;
+  // this lane's code bytes and this head's scales: within each row (token-major), or after `head` heads of
+  // `rows` rows each (head-major)
+  const long long head_bytes = (HEAD_MAJOR ? (long long)head * rows * codes_stride : (long long)head * (D / 4)) + t * KB;
+  const long long scale_head = HEAD_MAJOR ? (long long)head * rows * scales_stride : (long long)head;
   float* out_b = out + (long long)request * out_stride_b + (long long)head * GQA * out_stride_h;
 
   // software pipelined: the next block's code bytes and scales load while this block computes
@@ -192,13 +198,13 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
   code_t c[M][2];
   float s[M][2];
   load_block(c, s, codes_b, scales_b, (long long)program * (WARPS * 16 * M) + warp * 16 * M + g, rows, codes_stride,
-             scales_stride, head_bytes, head);
+             scales_stride, head_bytes, scale_head);
   for (long long base = (long long)program * (WARPS * 16 * M); base < rows; base += step) {
     const long long warp_base = base + warp * 16 * M;
     code_t next_c[M][2];
     float next_s[M][2];
     load_block(next_c, next_s, codes_b, scales_b, warp_base + step + g, rows, codes_stride, scales_stride, head_bytes,
-               head);
+               scale_head);
     float acc[M][NT][4];
 #pragma unroll
     for (int m = 0; m < M; ++m)
@@ -257,6 +263,7 @@ class ScoreShape(NamedTuple):
     has_table: bool  # batched launch: per-request (codes, scales, rows) from an int64 table [B, 3]
     q_dtype: torch.dtype
     scale_dtype: torch.dtype
+    head_major: bool = False  # stores [Hkv, rows, D / 4] / [Hkv, rows] instead of [rows, Hkv * D / 4] / [rows, Hkv]
 
 
 class Tuning(NamedTuple):
@@ -292,6 +299,7 @@ def source(shape: ScoreShape, tuning: Tuning = DEFAULT_TUNING) -> str:
     """The kernel's CUDA source for ``shape``."""
     subs = {"__GROUPS__": tuning.groups, "__D__": shape.head_dim, "__GQA__": shape.gqa,
             "__G4__": 4 if shape.gqa <= 4 else 8, "__HAS_TABLE__": int(shape.has_table),
+            "__HEAD_MAJOR__": int(shape.head_major),
             "__Q_KIND__": _KINDS[shape.q_dtype], "__SCALE_KIND__": _KINDS[shape.scale_dtype]}
     text = SOURCE
     for key, value in subs.items():

@@ -331,13 +331,15 @@ def higgs_score_kernel(
     num_rows, q_stride_b, q_stride_h, codes_stride, scales_stride, out_stride_b, out_stride_h,
     N: tl.constexpr, GQA: tl.constexpr, GQA_PAD: tl.constexpr, P: tl.constexpr, NUM_POINTS: tl.constexpr,
     J_PAD: tl.constexpr, IDX_BITS: tl.constexpr, K: tl.constexpr, U: tl.constexpr,
-    HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_TABLE: tl.constexpr, CODES_ALIGN: tl.constexpr, HEAD_MAJOR: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """Scores of the ``GQA`` query heads of kv head ``program_id(1)`` of request ``program_id(2)``.
 
     q: ``[B, Hq, N]`` (strides ``q_stride_b``, ``q_stride_h``; unrotated); codes: uint8
     ``[rows, Hkv * N * bits / 8]`` (per-head groups of ``N`` channels, row stride ``codes_stride``),
-    scales ``[rows, Hkv]``; with ``HAS_TABLE`` each request has its own codes, scales and row count
+    scales ``[rows, Hkv]`` (row stride ``scales_stride``); with ``HEAD_MAJOR`` codes ``[Hkv, rows, N *
+    bits / 8]`` and scales ``[Hkv, rows]``, each head's rows back to back (row strides
+    ``codes_stride`` / ``scales_stride`` within a head, heads ``rows`` rows apart); with ``HAS_TABLE`` each request has its own codes, scales and row count
     (``table [B, 3]``, see :func:`_request_rows`), else one request owns ``num_rows`` rows of
     ``codes_ptr``. grid: packed words ``[NUM_POINTS]`` (:func:`_codewords`); out float32
     ``[B, Hq, >= rows]``:
@@ -367,11 +369,17 @@ def higgs_score_kernel(
     out_base = out_ptr + request.to(tl.int64) * out_stride_b
     W: tl.constexpr = J // K
     grid_words = tl.load(grid_ptr + tl.arange(0, NUM_POINTS))
+    if HEAD_MAJOR:
+        code_head = head.to(tl.int64) * row_end * codes_stride
+        scale_head = head.to(tl.int64) * row_end * scales_stride
+    else:
+        code_head = head * (W * U)
+        scale_head = head
     for block in range(tl.program_id(0), tl.cdiv(row_end, BLOCK_N), tl.num_programs(0)):
         rows = block * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = rows < row_end
         rows64 = rows.to(tl.int64)
-        idx = _load_index_rows(codes_base + rows64 * codes_stride + head * (W * U), mask, 1, J, J_PAD,
+        idx = _load_index_rows(codes_base + rows64 * codes_stride + code_head, mask, 1, J, J_PAD,
                                IDX_BITS, K, U, BLOCK_N)
         words = _codewords(grid_words, idx, BLOCK_N, J_PAD)  # (BLOCK_N, J_PAD), rotated domain
         keys = _component(words, 0, P)
@@ -384,7 +392,7 @@ def higgs_score_kernel(
             scores = tl.dot(keys, q2_lo, tl.dot(keys, q2_hi, scores))
             keys = _component(words, 3, P)
             scores = tl.dot(keys, q3_lo, tl.dot(keys, q3_hi, scores))
-        scale = tl.load(scales_base + rows64 * scales_stride + head, mask=mask, other=0.0).to(tl.float32) * factor
+        scale = tl.load(scales_base + rows64 * scales_stride + scale_head, mask=mask, other=0.0).to(tl.float32) * factor
         scores = scores * scale[:, None]
         out_ptrs = out_base + out_heads[None, :] * out_stride_h + rows64[:, None]
         tl.store(out_ptrs, scores, mask=mask[:, None] & (offs_g < GQA)[None, :])

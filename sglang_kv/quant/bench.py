@@ -211,7 +211,7 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
         landmark_codes, landmark_scales = landmark.quantize(keys)
         landmark_key_norm = landmark.dequantize(  # (Hkv, tokens): |k'| per token and kv head
             landmark_codes.view(tokens, NUM_KV_HEADS, -1), landmark_scales[..., None]).norm(dim=-1).T
-        # the served layout: each request's landmarks head-major (yakv; kernels.higgs.head_store_refs)
+        # the served layout: each request's landmarks head-major (yakv; kernels.higgs.head_store_ref)
         head_codes = landmark_codes.view(tokens, NUM_KV_HEADS, -1).transpose(0, 1).contiguous()  # (Hkv, L, Db)
         head_scales = landmark_scales.transpose(0, 1).contiguous()  # (Hkv, L)
         for num_requests in (1, 8, 32):
@@ -232,10 +232,10 @@ def bench_kernels(tokens_list: list[int], device: torch.device, log: Callable[[s
                         ms = _do_bench(lambda: hk.score_batch(landmark, q, codes_b, scales_b, out=out, config=backend))
                     else:
                         stores = [(head_codes.clone(), head_scales.clone()) for _ in range(num_requests)]
-                        refs = [hk.head_store_refs(landmark, c, sc, device) for c, sc in stores]
+                        refs = [hk.head_store_ref(landmark, c, sc, device) for c, sc in stores]
                         lengths = [tokens] * num_requests
-                        out = hk.score_heads(landmark, q, refs, lengths, config=backend)
-                        ms = _do_bench(lambda: hk.score_heads(landmark, q, refs, lengths, out=out, config=backend))
+                        out = hk.score_refs(landmark, q, refs, lengths, config=backend)
+                        ms = _do_bench(lambda: hk.score_refs(landmark, q, refs, lengths, out=out, config=backend))
                     ref = hk.score_batch_ref(landmark, q, codes_b, scales_b)
                     key_norm = landmark_key_norm.repeat_interleave(NUM_Q_HEADS // NUM_KV_HEADS, 0)  # (Hq, tokens)
                     bound = 2e-6 * q.norm(dim=-1).amax(1)[:, None, None] * key_norm[None] + 1e-30  # (B, Hq, tokens)

@@ -171,7 +171,7 @@ class YakvSelector(Selector):
             device.update(mean_codes=mean_codes.codes, mean_scales=mean_codes.scales,
                           residual_codes=res_codes.codes, residual_scales=res_codes.scales)
         else:
-            # head-major, as the score kernel reads them fastest (kernels.higgs.head_store_refs): codes
+            # head-major, as the score kernel reads them fastest (kernels.higgs.head_store_ref): codes
             # (Hkv, L, D * bits / 8), scales (Hkv, L)
             lm = _quantize(self.landmark_q, keys.transpose(0, 1))  # (Hkv, L, *)
             device.update(landmark_codes=lm.codes, landmark_scales=lm.scales[..., 0])
@@ -211,8 +211,8 @@ class YakvSelector(Selector):
             if use_kernels(q):
                 from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
 
-                scores = higgs_kernels.score_heads(self.landmark_q, q[None], [self._landmark_refs(summary, q.device)],
-                                                   [summary.num_tokens])  # (1, Hq, L)
+                scores = higgs_kernels.score_refs(self.landmark_q, q[None], [self._landmark_ref(summary, q.device)],
+                                                  [summary.num_tokens])  # (1, Hq, L)
                 return scores.view(hkv, -1, summary.num_tokens)
             codes, scales = dev["landmark_codes"], dev["landmark_scales"]  # (Hkv, L, Db), (Hkv, L)
             return self.landmark_q.score(qg, codes, scales[..., None])
@@ -250,8 +250,8 @@ class YakvSelector(Selector):
         longest = max(lengths)
         columns = -(-longest // LOGITS_ALIGN) * LOGITS_ALIGN
         logits = torch.empty((q.shape[0], q.shape[1], columns), device=q.device)
-        higgs_kernels.score_heads(self.landmark_q, q, [self._landmark_refs(s, q.device) for s in summaries], lengths,
-                                  out=logits[..., :longest])
+        higgs_kernels.score_refs(self.landmark_q, q, [self._landmark_ref(s, q.device) for s in summaries], lengths,
+                                 out=logits[..., :longest])
         scores = softmax_kernels.group_max_softmax_batch(logits, device_ints(lengths, q.device, torch.int32), hkv,
                                                          scale)  # (B, Hkv, columns), -1 past each length
         width = max(counts)
@@ -259,15 +259,15 @@ class YakvSelector(Selector):
         index = topk_kernels.topk_sorted_batch(scores.view(-1, scores.shape[-1]), row_counts, width)
         return BatchSelection(index.view(len(summaries), hkv, width), counts)
 
-    def _landmark_refs(self, summary: LayerSummary, device: torch.device):
-        """The request's landmark store checked once for the score kernel, one ref per kv head (it is
-        fixed for the request's life)."""
-        if "landmark_refs" not in summary.memo:
+    def _landmark_ref(self, summary: LayerSummary, device: torch.device):
+        """The request's head-major landmark store checked once for the score kernel (it is fixed for
+        the request's life)."""
+        if "landmark_ref" not in summary.memo:
             from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
 
-            summary.memo["landmark_refs"] = higgs_kernels.head_store_refs(
+            summary.memo["landmark_ref"] = higgs_kernels.head_store_ref(
                 self.landmark_q, summary.device["landmark_codes"], summary.device["landmark_scales"], device)
-        return summary.memo["landmark_refs"]
+        return summary.memo["landmark_ref"]
 
     # ---- gather -------------------------------------------------------------------------------
     def gather_batch(self, summaries, selection, dtype=torch.float32):

@@ -86,9 +86,11 @@ def compile_all() -> list[dict]:
         if gqa is None:
             continue
         for index, config in enumerate(hk.SCORE_CONFIGS):
-            for has_table, align in (((False, 1), (True, 16), (True, 1)) if index == 0 else ((True, 16),)):
-                common = dict(N=group_size, GQA=gqa, HAS_TABLE=has_table, CODES_ALIGN=align, BLOCK_N=config.block,
-                              **meta)
+            # (table, codes alignment, head-major stores: yakv's landmarks)
+            layouts = ((False, 1, False), (True, 16, False), (True, 1, False), (True, 16, True))
+            for has_table, align, head_major in (layouts if index == 0 else ((True, 16, False),)):
+                common = dict(N=group_size, GQA=gqa, HAS_TABLE=has_table, CODES_ALIGN=align, HEAD_MAJOR=head_major,
+                              BLOCK_N=config.block, **meta)
                 strides = dict(num_rows="i32", codes_stride="i32", scales_stride="i32", out_stride_b="i32",
                                out_stride_h="i32")
                 build(ht.higgs_score_kernel, "score",

@@ -441,7 +441,7 @@ def _head_major(codes: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor
 
 @pytest.mark.parametrize("config", [SCORE_TEST_CONFIGS[0]] + (["cuda"] if DEVICE.type == "cuda" else []), ids=str)
 @pytest.mark.parametrize("head_dim,num_q_heads,num_kv_heads", [(64, 6, 2), (128, 32, 8)])
-def test_score_heads_of_head_major_stores(config, head_dim, num_q_heads, num_kv_heads):
+def test_score_of_head_major_stores(config, head_dim, num_q_heads, num_kv_heads):
     """Head-major stores (yakv's landmarks) score as the same keys in token-major stores; one request
     empty, columns past each request's rows untouched, ``out`` a view of a wider buffer."""
     quantizer = HiggsQuantizer(head_dim, 4, 2)
@@ -449,35 +449,38 @@ def test_score_heads_of_head_major_stores(config, head_dim, num_q_heads, num_kv_
     stores = [_store(quantizer, n, num_kv_heads * head_dim, seed=21 + n) for n in lengths]
     codes, scales = [c for c, _ in stores], [sc for _, sc in stores]
     head_major = [_head_major(c, sc) for c, sc in stores]  # held: the refs hold only their addresses
-    refs = [hk.head_store_refs(quantizer, c, sc, DEVICE) for c, sc in head_major]
-    assert all(len(heads) == num_kv_heads for heads in refs)
+    refs = [hk.head_store_ref(quantizer, c, sc, DEVICE) for c, sc in head_major]
     q = randn(len(lengths), num_q_heads, head_dim, seed=22, dtype=torch.bfloat16)
     buffer = torch.full((4, num_q_heads, 48), -7.0, device=DEVICE)
-    got = hk.score_heads(quantizer, q, refs, lengths, out=buffer[..., :40], config=config)
+    got = hk.score_refs(quantizer, q, refs, lengths, out=buffer[..., :40], config=config)
     assert got.shape == (4, num_q_heads, 40)
     assert_batch_scores_close(quantizer, q, codes, scales, got)
     assert (buffer[..., 40:] == -7).all()
     for b, n in enumerate(lengths):
         assert (got[b, :, n:] == -7).all()
+    one = hk.score_refs(quantizer, q[2:3], refs[2:3], lengths[2:3], config=config)  # one store, no padding
+    torch.testing.assert_close(one[0], got[2], rtol=0, atol=0)
 
 
-def test_score_heads_rejects_bad_input():
+def test_head_major_stores_reject_bad_input():
     quantizer = HiggsQuantizer(64, 4, 2)
-    codes, scales = _head_major(*_store(quantizer, 10, 128, seed=5))  # (2, 10, 16), (2, 10)
+    token_codes, token_scales = _store(quantizer, 10, 128, seed=5)
+    codes, scales = _head_major(token_codes, token_scales)  # (2, 10, 16), (2, 10)
     with pytest.raises(ValueError, match="head-major store needs"):
-        hk.head_store_refs(quantizer, codes[0], scales[0], DEVICE)
+        hk.head_store_ref(quantizer, codes[0], scales[0], DEVICE)
     with pytest.raises(ValueError, match="head-major store needs"):
-        hk.head_store_refs(quantizer, codes, scales[:, :9], DEVICE)
-    refs = hk.head_store_refs(quantizer, codes, scales, DEVICE)
-    with pytest.raises(ValueError, match="same number of kv heads"):
-        hk.score_heads(quantizer, randn(2, 4, 64, seed=0), [refs, refs[:1]], [10, 10])
-    with pytest.raises(ValueError, match="same number of kv heads"):
-        hk.score_heads(quantizer, randn(1, 3, 64, seed=0), [refs], [10])
-    with pytest.raises(ValueError, match="one head-major store and row count per request"):
-        hk.score_heads(quantizer, randn(2, 4, 64, seed=0), [refs], [10])
-    with pytest.raises(ValueError, match="must merge"):
-        out = torch.zeros(4, 2, 10, device=DEVICE).transpose(0, 1)  # (2, 4, 10) with stride(0) < Hq * stride(1)
-        hk.score_heads(quantizer, randn(2, 4, 64, seed=0), [refs, refs], [10, 10], out=out)
+        hk.head_store_ref(quantizer, codes, scales[:, :9], DEVICE)
+    with pytest.raises(ValueError, match="head-major store needs"):
+        hk.head_store_ref(quantizer, codes[..., :8], scales, DEVICE)
+    with pytest.raises(ValueError, match="contiguous"):
+        hk.head_store_ref(quantizer, codes.transpose(0, 1).contiguous().transpose(0, 1), scales, DEVICE)
+    head = hk.head_store_ref(quantizer, codes, scales, DEVICE)
+    token = hk.store_ref(quantizer, token_codes, token_scales, DEVICE)
+    with pytest.raises(ValueError, match="token- or head-major"):
+        hk.score_refs(quantizer, randn(2, 4, 64, seed=0), [head, token], [10, 10])
+    index = torch.zeros(3, dtype=torch.int64, device=DEVICE)
+    with pytest.raises(ValueError, match="head-major ones"):
+        hk.dequantize_gather_refs(quantizer, [head], torch.zeros(3, dtype=torch.int32, device=DEVICE), index)
 
 
 def _misaligned(codes: torch.Tensor, offset: int) -> torch.Tensor:
@@ -486,6 +489,16 @@ def _misaligned(codes: torch.Tensor, offset: int) -> torch.Tensor:
     moved = buffer[offset:offset + codes.numel()].view(codes.shape)
     moved.copy_(codes)
     return moved
+
+
+def test_same_device_reads_a_bare_cuda_as_the_current_one(monkeypatch):
+    from sglang_kv.kernels._triton_utils import same_device
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    cuda = torch.device("cuda")
+    assert same_device(cuda, torch.device("cuda", 1)) and same_device(torch.device("cuda", 1), cuda)
+    assert not same_device(cuda, torch.device("cuda", 0))
+    assert not same_device(cuda, torch.device("cpu")) and same_device(torch.device("cpu"), torch.device("cpu"))
 
 
 def test_common_alignment():

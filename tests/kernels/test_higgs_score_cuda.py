@@ -21,7 +21,9 @@ from sglang_kv.quant.higgs import HiggsQuantizer
 
 SHAPES = [hc.ScoreShape(d, gqa, table, q_dtype, torch.float16)
           for d in (64, 128) for gqa in (1, 3, 4, 8) for table in (False, True)
-          for q_dtype in (torch.float32, torch.bfloat16)]
+          for q_dtype in (torch.float32, torch.bfloat16)] + [
+          hc.ScoreShape(d, gqa, True, torch.bfloat16, torch.float16, head_major=True)  # yakv's landmarks
+          for d in (64, 128) for gqa in (1, 3, 4, 8)]
 
 
 def _cuobjdump() -> str:
@@ -32,7 +34,8 @@ def _cuobjdump() -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"d{s.head_dim}-gqa{s.gqa}-table{int(s.has_table)}-{s.q_dtype}")
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"d{s.head_dim}-gqa{s.gqa}-table{int(s.has_table)}-{s.q_dtype}"
+                         f"{'-head_major' if s.head_major else ''}")
 def test_source_compiles_for_sm90_without_spills(shape):
     from torch.cuda._utils import _nvrtc_compile
 
