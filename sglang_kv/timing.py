@@ -64,10 +64,13 @@ class DecodeTimer:
         self._batch = 0
         self._started = 0.0  # host clock at the start of the open step
         self._steps: list[_Step] = []  # since the last log line
+        self._free_events: list = []  # CUDA events already read, recorded again by later marks
 
     def _mark(self, stage: str) -> tuple[str, object, float]:
         if self._cuda:
-            event = torch.cuda.Event(enable_timing=True)
+            # a served step marks every layer several times: reusing read events spares creating (and
+            # later destroying) one per mark
+            event = self._free_events.pop() if self._free_events else torch.cuda.Event(enable_timing=True)
             event.record()
             return stage, event, time.perf_counter()
         now = time.perf_counter()
@@ -108,6 +111,8 @@ class DecodeTimer:
                     host[stage] = host.get(stage, 0.0) + (host_b - host_a) * 1e3
             self._steps.append(_Step(self._batch, sum(stages.values()), len(self._spans), stages, host,
                                      (now - self._started) * 1e3))
+            if self._cuda:  # every event of the step has been read (each span's end waited for)
+                self._free_events.extend(mark for layer in self._spans for _, mark, _ in layer)
             self._spans = []
             if len(self._steps) == self.interval:
                 self._log()

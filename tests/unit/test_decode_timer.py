@@ -93,3 +93,38 @@ def test_parse_takes_the_median_line_at_the_largest_batch():
 def test_interval_must_be_positive():
     with pytest.raises(ValueError, match="interval must be >= 1"):
         DecodeTimer("cpu", interval=0)
+
+
+class _FakeEvent:
+    """A CUDA event stand-in: ``record`` stamps the host clock; counts how many were created."""
+
+    created = 0
+
+    def __init__(self, enable_timing: bool = False):
+        type(self).created += 1
+        self.at = None
+
+    def record(self):
+        self.at = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end) -> float:
+        return (end.at - self.at) * 1e3
+
+
+def test_cuda_marks_reuse_the_events_of_read_steps(monkeypatch, caplog):
+    monkeypatch.setattr("torch.cuda.Event", _FakeEvent)
+    _FakeEvent.created = 0
+    timer = DecodeTimer("cuda", interval=2)
+    with caplog.at_level(logging.INFO, logger="sglang_kv.timing"):
+        for _ in range(4):  # 2 layers x 4 marks per step
+            _run_step(timer, 8, layers=2, select_s=0.001, gather_s=0.002)
+        timer.step(0)
+    # the first step creates its 8 events; each later one starts by reading the previous step's, then
+    # records those again
+    assert _FakeEvent.created == 8
+    logged = _logged(caplog)  # two lines of two steps each, timed from the reused events
+    assert len(logged) == 2 and all(line["layers"] == 2 for line in logged)
+    assert all(6 <= line["attention_ms_per_step"] < 30 for line in logged)  # 2 x (1 + 2) ms of sleep, and slack
