@@ -48,8 +48,10 @@ CODE_LOAD = "*(const code_t*)(codes + row * codes_stride + head_bytes)"
 SUBSTITUTIONS = {
     "full": [],
     "no_scales": [(SCALE_LOAD, "s[m][half] = in ? 1.f : 0.f;")],
-    "no_lookups": [(LOOKUPS[0], "const uint2 w0 = make_uint2((u32)(c[m][0] >> (8 * kb)), (u32)(c[m][0] >> (4 * kb)));"),
-                   (LOOKUPS[1], "const uint2 w1 = make_uint2((u32)(c[m][1] >> (8 * kb)), (u32)(c[m][1] >> (4 * kb)));")],
+    "no_lookups": [(LOOKUPS[0], "const uint2 w0 = make_uint2((u32)(c[m][0] >> (8 * kb)), "
+                                "(u32)(c[m][0] >> (4 * kb)));"),
+                   (LOOKUPS[1], "const uint2 w1 = make_uint2((u32)(c[m][1] >> (8 * kb)), "
+                                "(u32)(c[m][1] >> (4 * kb)));")],
     "no_mma": [(MMA, "{ acc[m][nt][0] += __uint_as_float(a[0] & 0x3fffffffu); "
                      "acc[m][nt][1] += __uint_as_float(a[1] & 0x3fffffffu); "
                      "acc[m][nt][2] += __uint_as_float(a[2] & 0x3fffffffu); "

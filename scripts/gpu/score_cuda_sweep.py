@@ -84,11 +84,13 @@ def main() -> None:
             ms = triton.testing.do_bench(launch, warmup=10, rep=100, return_mode="median")
             row = {"requests": num_requests, "kernel": "cuda", "tuning": tuning._asdict(),
                    "default": tuning == hc.DEFAULT_TUNING,
-                   "resident_per_sm": resident, "programs_per_pair": programs, "waves": waves, "ms": ms, "gbps": num_bytes / ms / 1e6,
+                   "resident_per_sm": resident, "programs_per_pair": programs, "waves": waves, "ms": ms,
+                   "gbps": num_bytes / ms / 1e6,
                    "same_bits_as_first": bool(torch.equal(got, first)),
                    "max_abs_diff_vs_triton": float((got - ref).abs().max())}
             rows.append(row)
-            print(f"{num_requests:>2} x 128K cuda {tuning} ({resident} per SM, {waves:.2f} waves): {ms:.4f} ms, {row['gbps']:.0f} GB/s "
+            print(f"{num_requests:>2} x 128K cuda {tuning} ({resident} per SM, {waves:.2f} waves): {ms:.4f} ms, "
+                  f"{row['gbps']:.0f} GB/s "
                   f"({row['gbps'] / HBM_GBPS:.0%}), same bits {row['same_bits_as_first']}, "
                   f"|cuda - triton| {row['max_abs_diff_vs_triton']:.2e}{'  (default)' if row['default'] else ''}",
                   flush=True)

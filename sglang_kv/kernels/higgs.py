@@ -273,7 +273,8 @@ def store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tens
     _check_codes_2d(quantizer, codes, scales)
     check_readable(codes, device, "codes")
     check_readable(scales, device, "scales")
-    return StoreRef(codes.data_ptr(), scales.data_ptr(), _store_layout(codes, scales), not same_device(codes.device, device))
+    return StoreRef(codes.data_ptr(), scales.data_ptr(), _store_layout(codes, scales),
+                    not same_device(codes.device, device))
 
 
 def head_store_ref(quantizer: HiggsQuantizer, codes: torch.Tensor, scales: torch.Tensor,
@@ -331,7 +332,8 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
     device = _check_gather_index(index, dtype)
     batched = _batched(quantizer, stores, device)
     if batched.head_major:
-        raise ValueError("dequantize-gather reads token-major stores; head-major ones (head_store_ref) are for the score")
+        raise ValueError("dequantize-gather reads token-major stores; head-major ones (head_store_ref) are for "
+                         "the score")
     if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
         raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
                          f"{request.dtype} {tuple(request.shape)} on {request.device}")
@@ -343,8 +345,9 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
 
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
     """What every store of one batched launch must share: code bytes per row (token), the row strides of
-    codes and scales, the scale dtype, and whether the store is head-major (:func:`head_store_ref`). An empty store's strides are taken as contiguous rows' (torch
-    keeps any strides on an empty tensor, and no row of it is read)."""
+    codes and scales, the scale dtype, and whether the store is head-major (:func:`head_store_ref`). An
+    empty store's strides are taken as contiguous rows' (torch keeps any strides on an empty tensor, and
+    no row of it is read)."""
     if codes.shape[0] == 0:
         return codes.shape[1], codes.shape[1], scales.shape[1], scales.dtype, False
     return codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype, False

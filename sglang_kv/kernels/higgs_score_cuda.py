@@ -189,7 +189,8 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
   const float factor = q_max / D;
   // this lane's code bytes and this head's scales: within each row (token-major), or after `head` heads of
   // `rows` rows each (head-major)
-  const long long head_bytes = (HEAD_MAJOR ? (long long)head * rows * codes_stride : (long long)head * (D / 4)) + t * KB;
+  const long long head_bytes =
+      (HEAD_MAJOR ? (long long)head * rows * codes_stride : (long long)head * (D / 4)) + t * KB;
   const long long scale_head = HEAD_MAJOR ? (long long)head * rows * scales_stride : (long long)head;
   float* out_b = out + (long long)request * out_stride_b + (long long)head * GQA * out_stride_h;
 

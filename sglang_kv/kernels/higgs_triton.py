@@ -339,10 +339,10 @@ def higgs_score_kernel(
     ``[rows, Hkv * N * bits / 8]`` (per-head groups of ``N`` channels, row stride ``codes_stride``),
     scales ``[rows, Hkv]`` (row stride ``scales_stride``); with ``HEAD_MAJOR`` codes ``[Hkv, rows, N *
     bits / 8]`` and scales ``[Hkv, rows]``, each head's rows back to back (row strides
-    ``codes_stride`` / ``scales_stride`` within a head, heads ``rows`` rows apart); with ``HAS_TABLE`` each request has its own codes, scales and row count
-    (``table [B, 3]``, see :func:`_request_rows`), else one request owns ``num_rows`` rows of
-    ``codes_ptr``. grid: packed words ``[NUM_POINTS]`` (:func:`_codewords`); out float32
-    ``[B, Hq, >= rows]``:
+    ``codes_stride`` / ``scales_stride`` within a head, heads ``rows`` rows apart); with ``HAS_TABLE``
+    each request has its own codes, scales and row count (``table [B, 3]``, see :func:`_request_rows`),
+    else one request owns ``num_rows`` rows of ``codes_ptr``. grid: packed words ``[NUM_POINTS]``
+    (:func:`_codewords`); out float32 ``[B, Hq, >= rows]``:
     ``out[b, h * GQA + i, r] = q[b, h * GQA + i] . dequantize(codes_b[r, h], scales_b[r, h])``.
 
     Each program rotates its queries once (``H_N q / N``, scaled by ``max |q|`` so any magnitude fits
