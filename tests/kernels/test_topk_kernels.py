@@ -56,6 +56,18 @@ def test_topk_sorted_batch_quantized_scores_many_ties(digit_bits):
     assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 300))
 
 
+@pytest.mark.parametrize("digit_bits", [5, 8])
+def test_topk_sorted_batch_softmax_rows_end_early_and_equal_reference(digit_bits):
+    """Softmax rows as the selection ranks them: distinct keys end the radix select early (the keys
+    sharing the resolved high bits are exactly the ones still to take), and the result still equals the
+    reference, with a row that takes everything and one that takes a single column."""
+    gen = torch.Generator().manual_seed(digit_bits)
+    scores = torch.softmax(3 * torch.randn(4, 4096, generator=gen), dim=-1).to(DEVICE)
+    counts = _counts([128, 1, 4096, 77])
+    got = topk.topk_sorted_batch(scores, counts, 4096, config=TopkConfig(1024, 4, digit_bits))
+    assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 4096))
+
+
 def test_topk_sorted_batch_into_out_and_rejects_bad_input():
     scores = torch.rand(3, 40, device=DEVICE)
     counts = _counts([4, 4, 2])
