@@ -345,11 +345,7 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
 
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
     """What every store of one batched launch must share: code bytes per row (token), the row strides of
-    codes and scales, the scale dtype, and whether the store is head-major (:func:`head_store_ref`). An
-    empty store's strides are taken as contiguous rows' (torch keeps any strides on an empty tensor, and
-    no row of it is read)."""
-    if codes.shape[0] == 0:
-        return codes.shape[1], codes.shape[1], scales.shape[1], scales.dtype, False
+    codes and scales, the scale dtype, and whether the store is head-major (:func:`head_store_ref`)."""
     return codes.shape[1], codes.stride(0), scales.stride(0), scales.dtype, False
 
 
