@@ -43,7 +43,7 @@ SCALE_LOAD = "s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride
 LOOKUPS = ("const uint2 w0 = words[(u32)((c[m][0] >> (8 * kb)) & 255) * COPIES + r16];",
            "const uint2 w1 = words[(u32)((c[m][1] >> (8 * kb)) & 255) * COPIES + r16];")
 MMA = "mma16816(acc[m][nt], a, b[kb][nt]);"
-CODE_LOAD = "*(const code_t*)(codes + row * codes_stride + head_bytes)"
+CODE_LOAD = "load_store((const code_t*)(codes + row * codes_stride + head_bytes))"
 
 SUBSTITUTIONS = {
     "full": [],

@@ -8,7 +8,8 @@ Per shape (rows = requests x kv heads, columns = context tokens, width = the bud
 median ms of ``kernels.topk.topk_sorted_batch`` and of the same kernel as committed at ``REV``
 (a copy of its ``topk_triton.py``: the GPU host gets no git history), each at the fastest of
 ``TOPK_CONFIGS`` (as ``pick_config`` chooses in serving; every config's time is recorded; the
-baseline at each of their block sizes and warps), and of
+baseline at each of them too, or at their block sizes and warps with
+8-bit digits where its kernel has no ``DIGIT_BITS``), and of
 torch's path (``torch.topk`` + the sort of its indices, ``topk_sorted_batch_ref``-equivalent without
 the tie rule); the ratios between them; the scores' read rate (one pass over ``rows x cols x 4``
 bytes) of each; and whether the outputs are equal to the torch reference. Needs a CUDA GPU.
@@ -65,9 +66,12 @@ def measure(rows: int, cols: int, width: int, baseline, device: str = "cuda") ->
     def run_kernel(cfg):
         topk.topk_sorted_batch(scores, counts, width, out=out, config=cfg)
 
-    def run_baseline(launch):  # (block, num_warps)
+    digit_bits = "DIGIT_BITS" in baseline.arg_names  # revisions before 2026-12-03 counted 8 bits, fixed
+
+    def run_baseline(cfg):  # a TopkConfig; its digit_bits only where the baseline takes them
+        extra = {"DIGIT_BITS": cfg.digit_bits} if digit_bits else {}
         baseline[(rows,)](scores, counts, out, cols, width, scores.stride(0), out.stride(0),
-                          BLOCK=launch[0], num_warps=launch[1])
+                          BLOCK=cfg.block, num_warps=cfg.num_warps, **extra)
 
     def output_correct(run):
         def is_correct(cfg) -> bool:
@@ -77,7 +81,7 @@ def measure(rows: int, cols: int, width: int, baseline, device: str = "cuda") ->
         return is_correct
 
     kernel_ms, kernel_config, kernel_configs, equal = fastest(run_kernel, topk.TOPK_CONFIGS, output_correct(run_kernel))
-    launch_configs = list(dict.fromkeys((c.block, c.num_warps) for c in topk.TOPK_CONFIGS))
+    launch_configs = list(dict.fromkeys(c if digit_bits else c._replace(digit_bits=8) for c in topk.TOPK_CONFIGS))
     baseline_ms, baseline_config, baseline_configs, baseline_equal = fastest(run_baseline, launch_configs,
                                                                              output_correct(run_baseline))
     torch_ms = bench(lambda: torch.sort(torch.topk(scores, width, dim=-1, sorted=False).indices, dim=-1))

@@ -26,7 +26,7 @@ different bank pairs whatever the codes (no conflicts). The codewords then enter
 Each program rotates its queries once (fast Walsh-Hadamard transform in shared memory, Sylvester
 order, unnormalized, after dividing by ``max |q|`` so they fit float16), then loops over blocks of
 ``256`` rows (4 warps x 4 groups of 16, :class:`Tuning`), loading the next block's code bytes and scales
-while it computes this one. Per row and kv head it reads ``D / 4`` code bytes and one
+(or the next two: ``Tuning.prefetch``) while it computes this one. Per row and kv head it reads ``D / 4`` code bytes and one
 scale and writes ``4 * GQA`` bytes, as the Triton kernel. Stores are token-major (``[rows, Hkv * D / 4]``
 / ``[rows, Hkv]``) or head-major (``ScoreShape.head_major``: ``[Hkv, rows, D / 4]`` / ``[Hkv, rows]``,
 yakv's landmarks since 2026-12-04), where a program reads its head's rows back to back.
@@ -64,6 +64,8 @@ SOURCE = r"""
 #define Q_KIND __Q_KIND__
 #define SCALE_KIND __SCALE_KIND__
 #define M __GROUPS__
+#define PREFETCH __PREFETCH__
+#define NC_LOADS __NC_LOADS__
 #define WARPS 4
 #define COPIES 16
 
@@ -84,10 +86,19 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 }
 __device__ __forceinline__ float bf16_to_f32(u16 h) { return __uint_as_float(((u32)h) << 16); }
 
+// a store's bytes: through the read-only path (ld.global.nc) with NC_LOADS, else plain (generic) loads
+template <typename T> __device__ __forceinline__ T load_store(const T* p) {
+#if NC_LOADS
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+
 template <int KIND> __device__ __forceinline__ float load_f32(const void* base, long long i) {
-  if (KIND == 0) return ((const float*)base)[i];
-  if (KIND == 1) return f16_to_f32(((const u16*)base)[i]);
-  return bf16_to_f32(((const u16*)base)[i]);
+  if (KIND == 0) return load_store((const float*)base + i);
+  if (KIND == 1) return f16_to_f32(load_store((const u16*)base + i));
+  return bf16_to_f32(load_store((const u16*)base + i));
 }
 
 __device__ __forceinline__ u32 pack_f16(float lo, float hi) {
@@ -113,7 +124,7 @@ __device__ __forceinline__ void load_block(code_t (&c)[M][2], float (&s)[M][2], 
     for (int half = 0; half < 2; ++half) {
       const long long row = first_row + m * 16 + 8 * half;
       const bool in = row < rows;
-      c[m][half] = in ? *(const code_t*)(codes + row * codes_stride + head_bytes) : (code_t)0;
+      c[m][half] = in ? load_store((const code_t*)(codes + row * codes_stride + head_bytes)) : (code_t)0;
       s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride + scale_head) : 0.f;
     }
 }
@@ -194,18 +205,23 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
   const long long scale_head = HEAD_MAJOR ? (long long)head * rows * scales_stride : (long long)head;
   float* out_b = out + (long long)request * out_stride_b + (long long)head * GQA * out_stride_h;
 
-  // software pipelined: the next block's code bytes and scales load while this block computes
+  // software pipelined: the code bytes and scales of the next PREFETCH blocks load while this block computes
   const long long step = (long long)programs * (WARPS * 16 * M);
+  const long long first_row = (long long)program * (WARPS * 16 * M) + warp * 16 * M + g;
   code_t c[M][2];
   float s[M][2];
-  load_block(c, s, codes_b, scales_b, (long long)program * (WARPS * 16 * M) + warp * 16 * M + g, rows, codes_stride,
-             scales_stride, head_bytes, scale_head);
+  load_block(c, s, codes_b, scales_b, first_row, rows, codes_stride, scales_stride, head_bytes, scale_head);
+#if PREFETCH == 2
+  code_t c1[M][2];  // the block after this one
+  float s1[M][2];
+  load_block(c1, s1, codes_b, scales_b, first_row + step, rows, codes_stride, scales_stride, head_bytes, scale_head);
+#endif
   for (long long base = (long long)program * (WARPS * 16 * M); base < rows; base += step) {
     const long long warp_base = base + warp * 16 * M;
     code_t next_c[M][2];
     float next_s[M][2];
-    load_block(next_c, next_s, codes_b, scales_b, warp_base + step + g, rows, codes_stride, scales_stride, head_bytes,
-               scale_head);
+    load_block(next_c, next_s, codes_b, scales_b, warp_base + PREFETCH * step + g, rows, codes_stride, scales_stride,
+               head_bytes, scale_head);
     float acc[M][NT][4];
 #pragma unroll
     for (int m = 0; m < M; ++m)
@@ -248,8 +264,15 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
     for (int m = 0; m < M; ++m)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
+#if PREFETCH == 2
+        c[m][half] = c1[m][half];
+        s[m][half] = s1[m][half];
+        c1[m][half] = next_c[m][half];
+        s1[m][half] = next_s[m][half];
+#else
         c[m][half] = next_c[m][half];
         s[m][half] = next_s[m][half];
+#endif
       }
   }
 }
@@ -278,6 +301,12 @@ class Tuning(NamedTuple):
     # programs launched per SM and (request, kv head) pair's share of them (36 KB of shared memory each; 3-4
     # fit at once by registers, so 6 runs in about two waves)
     programs_per_sm: int = 6
+    # blocks of rows whose code bytes and scales are loaded ahead of the one being scored, in registers (1 or
+    # 2; 2 keeps more bytes in flight per warp at about 24 more registers). 1: as measured until 2026-12-04
+    prefetch: int = 1
+    # the store's code bytes and scales read with ld.global.nc (the read-only data path) instead of generic
+    # loads (the table's addresses are generic pointers to the compiler). False: as measured until 2026-12-04
+    nc_loads: bool = False
 
     @property
     def rows_per_step(self) -> int:
@@ -298,7 +327,9 @@ def supports(quantizer: HiggsQuantizer, gqa: int, q_dtype: torch.dtype) -> bool:
 
 def source(shape: ScoreShape, tuning: Tuning = DEFAULT_TUNING) -> str:
     """The kernel's CUDA source for ``shape``."""
-    subs = {"__GROUPS__": tuning.groups, "__D__": shape.head_dim, "__GQA__": shape.gqa,
+    if tuning.prefetch not in (1, 2):
+        raise ValueError(f"CUDA score kernel: prefetch must be 1 or 2 blocks, got {tuning.prefetch}")
+    subs = {"__GROUPS__": tuning.groups, "__PREFETCH__": tuning.prefetch, "__NC_LOADS__": int(tuning.nc_loads), "__D__": shape.head_dim, "__GQA__": shape.gqa,
             "__G4__": 4 if shape.gqa <= 4 else 8, "__HAS_TABLE__": int(shape.has_table),
             "__HEAD_MAJOR__": int(shape.head_major),
             "__Q_KIND__": _KINDS[shape.q_dtype], "__SCALE_KIND__": _KINDS[shape.scale_dtype]}

@@ -745,6 +745,36 @@ def test_gpu_cuda_score_batch_device_and_pinned(head_dim, num_q_heads, num_kv_he
 
 @pytest.mark.gpu
 @gpu
+@pytest.mark.parametrize("prefetch", [1, 2])
+@pytest.mark.parametrize("nc_loads", [False, True])
+@pytest.mark.parametrize("groups,programs_per_sm", [(4, 1), (2, 6)])
+@pytest.mark.parametrize("num_kv_heads", [8, 4])
+def test_gpu_cuda_score_tunings_give_the_default_bits(prefetch, nc_loads, groups, programs_per_sm, num_kv_heads):
+    """Every launch choice of the CUDA score gives the default's bits on head-major stores (yakv's
+    landmarks), with enough rows that each program runs several loop steps (its prefetched blocks)."""
+    from sglang_kv.kernels import higgs_score_cuda as hc
+
+    quantizer = HiggsQuantizer(128, 4, 2)
+    lengths = [20000, 7, 9001]
+    token_major = [_store(quantizer, n, num_kv_heads * 128, seed=60 + n) for n in lengths]
+    stores = [_head_major(c, sc) for c, sc in token_major]  # held: the refs hold only their addresses
+    refs = [hk.head_store_ref(quantizer, c, sc, DEVICE) for c, sc in stores]
+    table = torch.tensor([(st.codes, st.scales, n) for st, n in zip(refs, lengths)], dtype=torch.int64, device=DEVICE)
+    q = randn(len(lengths), 32, 128, seed=61, dtype=torch.bfloat16)
+    shape = hc.ScoreShape(128, 32 // num_kv_heads, True, q.dtype, quantizer.scale_dtype, head_major=True)
+    words = hk.grid_words(quantizer, DEVICE)
+    sms = torch.cuda.get_device_properties(DEVICE).multi_processor_count
+    outs = []
+    for tuning in (hc.DEFAULT_TUNING, hc.Tuning(groups, programs_per_sm, prefetch, nc_loads)):
+        out = torch.full((len(lengths), 32, max(lengths)), -7.0, device=DEVICE)
+        hc.launch(shape, q, out, out, table, words, out, max(lengths), num_kv_heads, 32, 1, sms, tuning)
+        outs.append(out)
+    assert torch.equal(outs[1], outs[0])
+    assert_batch_scores_close(quantizer, q, [c for c, _ in token_major], [sc for _, sc in token_major], outs[1])
+
+
+@pytest.mark.gpu
+@gpu
 def test_gpu_cuda_score_rejects_what_it_does_not_serve():
     quantizer = HiggsQuantizer(128, 2, 4)  # the 2-D grid: Triton only
     codes, scales = _store(quantizer, 10, 256, seed=90)

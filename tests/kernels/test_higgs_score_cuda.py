@@ -34,24 +34,50 @@ def _cuobjdump() -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"d{s.head_dim}-gqa{s.gqa}-table{int(s.has_table)}-{s.q_dtype}"
-                         f"{'-head_major' if s.head_major else ''}")
-def test_source_compiles_for_sm90_without_spills(shape):
-    from torch.cuda._utils import _nvrtc_compile
-
-    cubin, _ = _nvrtc_compile(hc.source(shape), "higgs_score_p4", "90")
+def _resource_usage(cubin: bytes) -> dict[str, str]:
+    """The cubin's resource usage line (``REG``, ``STACK``, ``SHARED``, ``LOCAL``, ...) from cuobjdump."""
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
         usage = subprocess.run([_cuobjdump(), "--dump-resource-usage", f.name], capture_output=True, text=True,
                                check=True).stdout
     line = next(ln for ln in usage.splitlines() if "REG:" in ln)
-    fields = dict(item.split(":") for item in line.split() if ":" in item)
+    return dict(item.split(":") for item in line.split() if ":" in item)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"d{s.head_dim}-gqa{s.gqa}-table{int(s.has_table)}-{s.q_dtype}"
+                         f"{'-head_major' if s.head_major else ''}")
+def test_source_compiles_for_sm90_without_spills(shape):
+    from torch.cuda._utils import _nvrtc_compile
+
+    cubin, _ = _nvrtc_compile(hc.source(shape), "higgs_score_p4", "90")
+    fields = _resource_usage(cubin)
+    line = " ".join(f"{k}:{v}" for k, v in fields.items())
     assert int(fields["LOCAL"]) == 0 and int(fields["STACK"]) == 0, line  # no spills
     # at 4 groups of rows per warp, 126-154 registers: 3-4 programs per SM at once (the sweep's fastest at
     # GQA 4, 2026-12-04, with 6 programs per SM launched)
     resident = min(65536 // (int(fields["REG"]) * hc.THREADS), 227 * 1024 // int(fields["SHARED"]))
     assert resident >= 3, line
+
+
+@pytest.mark.parametrize("tuning", [hc.Tuning(groups, 6, prefetch, nc_loads) for groups in (2, 4)
+                                    for prefetch in (1, 2) for nc_loads in (False, True)], ids=str)
+def test_every_tuning_compiles_without_spills(tuning):
+    """The launch choices the sweep times (scripts/gpu/score_cuda_sweep.py) at the served shapes: GQA 4 and
+    8, head-major stores."""
+    from torch.cuda._utils import _nvrtc_compile
+
+    for gqa in (4, 8):
+        shape = hc.ScoreShape(128, gqa, True, torch.bfloat16, torch.bfloat16, head_major=True)
+        cubin, _ = _nvrtc_compile(hc.source(shape, tuning), "higgs_score_p4", "90")
+        fields = _resource_usage(cubin)
+        assert int(fields["LOCAL"]) == 0 and int(fields["STACK"]) == 0, fields
+
+
+def test_tuning_rejects_a_prefetch_depth_it_has_no_code_for():
+    shape = hc.ScoreShape(128, 4, True, torch.bfloat16, torch.bfloat16, head_major=True)
+    with pytest.raises(ValueError, match="prefetch must be 1 or 2"):
+        hc.source(shape, hc.Tuning(prefetch=3))
 
 
 def test_supports_only_the_landmark_grid():
