@@ -43,7 +43,7 @@ SCALE_LOAD = "s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride
 LOOKUPS = ("const uint2 w0 = words[(u32)((c[m][0] >> (8 * kb)) & 255) * COPIES + r16];",
            "const uint2 w1 = words[(u32)((c[m][1] >> (8 * kb)) & 255) * COPIES + r16];")
 MMA = "mma16816(acc[m][nt], a, b[kb][nt]);"
-CODE_LOAD = "load_store((const code_t*)(codes + row * codes_stride + head_bytes))"
+CODE_LOAD = "*(const code_t*)(codes + row * codes_stride + head_bytes)"
 
 SUBSTITUTIONS = {
     "full": [],
@@ -95,7 +95,7 @@ def main() -> None:
         out = torch.empty(num_requests, NUM_Q_HEADS, TOKENS, device=device)
         shape = hc.ScoreShape(HEAD_DIM, NUM_Q_HEADS // NUM_KV_HEADS, True, q.dtype, quantizer.scale_dtype)
         num_bytes = num_requests * TOKENS * (quantizer.bytes_per_vector(NUM_KV_HEADS * HEAD_DIM) + 4 * NUM_Q_HEADS)
-        programs = hc.program_count(TOKENS, num_requests * NUM_KV_HEADS, sms)
+        programs = hc.program_count(TOKENS, num_requests * NUM_KV_HEADS, sms, hc.default_tuning(shape.gqa))
         grid = (programs, NUM_KV_HEADS, num_requests)
         hc.launch(shape, q, out, out, table, words, out, TOKENS, NUM_KV_HEADS, codes.stride(0), scales.stride(0), sms)
         served = out.clone()
@@ -127,7 +127,7 @@ def main() -> None:
                       flush=True)
     write_result(args.out, {"tokens": TOKENS, "requests": args.requests, "heads": [NUM_Q_HEADS, NUM_KV_HEADS],
                             "head_dim": HEAD_DIM, "grid": "p=4, 2 bits (256 points)", "q_dtype": "bfloat16",
-                            "tuning": hc.DEFAULT_TUNING._asdict()}, {"rows": rows})
+                            "tuning": hc.default_tuning(NUM_Q_HEADS // NUM_KV_HEADS)._asdict()}, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ against the Triton score, at Llama-3.1-8B's landmark shape (32 query / 8 kv head
 tokens, each request its own head-major store, as the server reads them (``kernels.higgs.head_store_ref``;
 token-major stores before 2026-12-04).
 
-The tunings: row groups per warp, programs per SM (how many waves the grid runs in, with the
-programs an SM holds at once from ``cuOccupancyMaxActiveBlocksPerMultiprocessor``), blocks of rows loaded
-ahead (prefetch 1 or 2) and the loads' path (generic or ``ld.global.nc``). Every tuning must give
+The tunings: row groups per warp, and programs per SM (how many waves the grid runs in, with the
+programs an SM holds at once from ``cuOccupancyMaxActiveBlocksPerMultiprocessor``). At e3a928b the sweep
+also timed loading two blocks ahead and ``ld.global.nc`` loads (both dropped: ``hc.Tuning``'s docstring). Every tuning must give
 the same bits (each row's sums run in the same order); each is timed with
 ``triton.testing.do_bench`` (median) and its bandwidth reported against 4 TB/s:
 
@@ -30,8 +30,7 @@ from sglang_kv.results import write_result
 
 NUM_Q_HEADS, HEAD_DIM, TOKENS = 32, 128, 131072
 HBM_GBPS = 4000.0
-TUNINGS = [hc.Tuning(groups, programs_per_sm, prefetch, nc_loads) for groups in (2, 4) for programs_per_sm in (3, 6, 12)
-           for prefetch in (1, 2) for nc_loads in (False, True)]
+TUNINGS = [hc.Tuning(groups, programs_per_sm) for groups in (2, 4) for programs_per_sm in (3, 4, 6, 8, 12, 24)]
 
 
 def resident_per_sm(kernel) -> int:
@@ -85,7 +84,7 @@ def main() -> None:
             first = got if first is None else first
             ms = triton.testing.do_bench(launch, warmup=10, rep=100, return_mode="median")
             row = {"requests": num_requests, "kernel": "cuda", "tuning": tuning._asdict(),
-                   "default": tuning == hc.DEFAULT_TUNING,
+                   "default": tuning == hc.default_tuning(shape.gqa),
                    "resident_per_sm": resident, "programs_per_pair": programs, "waves": waves, "ms": ms,
                    "gbps": num_bytes / ms / 1e6,
                    "same_bits_as_first": bool(torch.equal(got, first)),

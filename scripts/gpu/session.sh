@@ -39,10 +39,11 @@
 #             python -m sglang_kv.quant.bench at 128K tokens (the score on head-major and token-major
 #             stores); scripts/gpu/score_cuda_sweep.py at GQA 4 and 8 (32 requests); the 32 x 64K layer
 #             step's stage profile (scripts/gpu/profile_layer.py, head groups)
-#   prefetch  GPU tests of the CUDA score's launch choices (every Tuning gives the default's bits);
-#             scripts/gpu/score_cuda_sweep.py at GQA 4, 32 requests (row groups x programs per SM x blocks
-#             loaded ahead x the loads' path); scripts/gpu/topk_bench.py against TOPK_BASELINE (as topkbench);
-#             the sweep at GQA 8; scripts/gpu/score_cuda_ablation.py at 32 requests
+#   groups    GPU tests of the CUDA score (every Tuning gives the default's bits; head-major stores);
+#             scripts/gpu/score_cuda_sweep.py at GQA 8 (8 and 32 requests: default_tuning's 2 row groups) and
+#             GQA 4 (32 requests); the Qwen3-30B-A3B 32 x 32K layer step's stage profile (head groups).
+#             (At e3a928b a stage `prefetch` ran the sweep with two more launch choices, since dropped, the
+#             top-k bench against ce495ed and the score ablation: README "Results".)
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   fastpath  GPU tests of the attention kernel and the selectors; python -m sglang_kv.bench layer at 32 x 64K
 #             (Llama-3.1-8B shape) and 32 x 32K (Qwen3-30B-A3B shape), 3.125%, head groups; the
@@ -246,16 +247,14 @@ for stage in "$@"; do
         --out "$OUT/score_cuda_sweep_gqa8_h200.json"
       run profile_head_32x64k python3 scripts/gpu/profile_layer.py --payload-group head
       ;;
-    prefetch)
-      run gpu_tests_tunings python3 -m pytest tests/kernels/test_higgs_kernels.py -k "tunings" -q -ra -p no:cacheprovider
-      run score_cuda_sweep python3 scripts/gpu/score_cuda_sweep.py --requests 32 --out "$OUT/score_cuda_sweep_h200.json"
-      run topk_bench python3 scripts/gpu/topk_bench.py --baseline-file .wh/topk_base/topk_triton.py \
-        --baseline-label "${TOPK_BASELINE:?set TOPK_BASELINE to the git revision of the baseline kernel}" \
-        --out "$OUT/topk_bench_h200.json"
-      run score_cuda_sweep_gqa8 python3 scripts/gpu/score_cuda_sweep.py --kv-heads 4 --requests 32 \
+    groups)
+      run gpu_tests_groups python3 -m pytest tests/kernels/test_higgs_kernels.py -k "cuda_score or head_major" \
+        -q -ra -p no:cacheprovider
+      run score_cuda_sweep_gqa8 python3 scripts/gpu/score_cuda_sweep.py --kv-heads 4 --requests 8 32 \
         --out "$OUT/score_cuda_sweep_gqa8_h200.json"
-      run score_cuda_ablation python3 scripts/gpu/score_cuda_ablation.py --requests 32 \
-        --out "$OUT/score_cuda_ablation_h200.json"
+      run profile_qwen_32x32k_head python3 scripts/gpu/profile_layer.py --model-shape qwen3-30b-a3b --batch 32 \
+        --context 32768 --payload-group head
+      run score_cuda_sweep python3 scripts/gpu/score_cuda_sweep.py --requests 32 --out "$OUT/score_cuda_sweep_h200.json"
       ;;
     fastpath)
       run gpu_tests_fastpath python3 -m pytest tests/kernels/test_attention_kernels.py tests/select -q -ra -p no:cacheprovider

@@ -25,8 +25,8 @@ different bank pairs whatever the codes (no conflicts). The codewords then enter
 
 Each program rotates its queries once (fast Walsh-Hadamard transform in shared memory, Sylvester
 order, unnormalized, after dividing by ``max |q|`` so they fit float16), then loops over blocks of
-``256`` rows (4 warps x 4 groups of 16, :class:`Tuning`), loading the next block's code bytes and scales
-(or the next two: ``Tuning.prefetch``) while it computes this one. Per row and kv head it reads ``D / 4`` code bytes and one
+``64 x groups`` rows (4 warps x groups of 16 rows: 4 up to GQA 4, 2 above, :func:`default_tuning`), loading the next block's code bytes and scales
+while it computes this one. Per row and kv head it reads ``D / 4`` code bytes and one
 scale and writes ``4 * GQA`` bytes, as the Triton kernel. Stores are token-major (``[rows, Hkv * D / 4]``
 / ``[rows, Hkv]``) or head-major (``ScoreShape.head_major``: ``[Hkv, rows, D / 4]`` / ``[Hkv, rows]``,
 yakv's landmarks since 2026-12-04), where a program reads its head's rows back to back.
@@ -64,8 +64,6 @@ SOURCE = r"""
 #define Q_KIND __Q_KIND__
 #define SCALE_KIND __SCALE_KIND__
 #define M __GROUPS__
-#define PREFETCH __PREFETCH__
-#define NC_LOADS __NC_LOADS__
 #define WARPS 4
 #define COPIES 16
 
@@ -86,19 +84,10 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
 }
 __device__ __forceinline__ float bf16_to_f32(u16 h) { return __uint_as_float(((u32)h) << 16); }
 
-// a store's bytes: through the read-only path (ld.global.nc) with NC_LOADS, else plain (generic) loads
-template <typename T> __device__ __forceinline__ T load_store(const T* p) {
-#if NC_LOADS
-  return __ldg(p);
-#else
-  return *p;
-#endif
-}
-
 template <int KIND> __device__ __forceinline__ float load_f32(const void* base, long long i) {
-  if (KIND == 0) return load_store((const float*)base + i);
-  if (KIND == 1) return f16_to_f32(load_store((const u16*)base + i));
-  return bf16_to_f32(load_store((const u16*)base + i));
+  if (KIND == 0) return ((const float*)base)[i];
+  if (KIND == 1) return f16_to_f32(((const u16*)base)[i]);
+  return bf16_to_f32(((const u16*)base)[i]);
 }
 
 __device__ __forceinline__ u32 pack_f16(float lo, float hi) {
@@ -124,7 +113,7 @@ __device__ __forceinline__ void load_block(code_t (&c)[M][2], float (&s)[M][2], 
     for (int half = 0; half < 2; ++half) {
       const long long row = first_row + m * 16 + 8 * half;
       const bool in = row < rows;
-      c[m][half] = in ? load_store((const code_t*)(codes + row * codes_stride + head_bytes)) : (code_t)0;
+      c[m][half] = in ? *(const code_t*)(codes + row * codes_stride + head_bytes) : (code_t)0;
       s[m][half] = in ? load_f32<SCALE_KIND>(scales, row * scales_stride + scale_head) : 0.f;
     }
 }
@@ -205,23 +194,18 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
   const long long scale_head = HEAD_MAJOR ? (long long)head * rows * scales_stride : (long long)head;
   float* out_b = out + (long long)request * out_stride_b + (long long)head * GQA * out_stride_h;
 
-  // software pipelined: the code bytes and scales of the next PREFETCH blocks load while this block computes
+  // software pipelined: the next block's code bytes and scales load while this block computes
   const long long step = (long long)programs * (WARPS * 16 * M);
-  const long long first_row = (long long)program * (WARPS * 16 * M) + warp * 16 * M + g;
   code_t c[M][2];
   float s[M][2];
-  load_block(c, s, codes_b, scales_b, first_row, rows, codes_stride, scales_stride, head_bytes, scale_head);
-#if PREFETCH == 2
-  code_t c1[M][2];  // the block after this one
-  float s1[M][2];
-  load_block(c1, s1, codes_b, scales_b, first_row + step, rows, codes_stride, scales_stride, head_bytes, scale_head);
-#endif
+  load_block(c, s, codes_b, scales_b, (long long)program * (WARPS * 16 * M) + warp * 16 * M + g, rows, codes_stride,
+             scales_stride, head_bytes, scale_head);
   for (long long base = (long long)program * (WARPS * 16 * M); base < rows; base += step) {
     const long long warp_base = base + warp * 16 * M;
     code_t next_c[M][2];
     float next_s[M][2];
-    load_block(next_c, next_s, codes_b, scales_b, warp_base + PREFETCH * step + g, rows, codes_stride, scales_stride,
-               head_bytes, scale_head);
+    load_block(next_c, next_s, codes_b, scales_b, warp_base + step + g, rows, codes_stride, scales_stride, head_bytes,
+               scale_head);
     float acc[M][NT][4];
 #pragma unroll
     for (int m = 0; m < M; ++m)
@@ -264,15 +248,8 @@ extern "C" __global__ void __launch_bounds__(128) higgs_score_p4(
     for (int m = 0; m < M; ++m)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-#if PREFETCH == 2
-        c[m][half] = c1[m][half];
-        s[m][half] = s1[m][half];
-        c1[m][half] = next_c[m][half];
-        s1[m][half] = next_s[m][half];
-#else
         c[m][half] = next_c[m][half];
         s[m][half] = next_s[m][half];
-#endif
       }
   }
 }
@@ -291,22 +268,19 @@ class ScoreShape(NamedTuple):
 
 
 class Tuning(NamedTuple):
-    """Launch choices that do not change any result bit (each row's sums run in the same order)."""
+    """Launch choices that do not change any result bit (each row's sums run in the same order).
 
-    # groups of 16 rows per warp and loop step (rows per program step: 4 warps x 16 x groups). 4: the fastest
-    # at GQA 4 on the H200 (scripts/gpu/score_cuda_sweep.py, 2026-12-04: 0.85 ms at 32 x 128K against 1.10
-    # for 2 and 1.08 for 1; at 1 x 128K 0.084 against 0.077 for 2). At GQA 8 (1689b08) 4 groups are within 3%
-    # of the best (2) at 8 and 32 requests: 0.550 against 0.535 ms at 32 x 128K
+    Tried and dropped (e3a928b, 32 x 128K head-major stores on the H200,
+    ``results/score_cuda_sweep_tunings{,_gqa8}_h200_e3a928b.json``): loading two blocks ahead instead of
+    one (0.99 against 0.77 ms at GQA 4, 0.69 against 0.59 at GQA 8 with 4 groups) and reading the stores
+    with ``ld.global.nc`` (within 3% either way)."""
+
+    # groups of 16 rows per warp and loop step (rows per program step: 4 warps x 16 x groups); the default
+    # depends on GQA (:func:`default_tuning`)
     groups: int = 4
-    # programs launched per SM and (request, kv head) pair's share of them (36 KB of shared memory each; 3-4
-    # fit at once by registers, so 6 runs in about two waves)
+    # programs launched per SM and (request, kv head) pair's share of them (36-38 KB of shared memory each; 3-6
+    # fit at once by registers, so 6 runs in one or two waves)
     programs_per_sm: int = 6
-    # blocks of rows whose code bytes and scales are loaded ahead of the one being scored, in registers (1 or
-    # 2; 2 keeps more bytes in flight per warp at about 24 more registers). 1: as measured until 2026-12-04
-    prefetch: int = 1
-    # the store's code bytes and scales read with ld.global.nc (the read-only data path) instead of generic
-    # loads (the table's addresses are generic pointers to the compiler). False: as measured until 2026-12-04
-    nc_loads: bool = False
 
     @property
     def rows_per_step(self) -> int:
@@ -314,7 +288,12 @@ class Tuning(NamedTuple):
         return THREADS // 32 * 16 * self.groups
 
 
-DEFAULT_TUNING = Tuning()
+def default_tuning(gqa: int) -> Tuning:
+    """The launch choices served for ``gqa`` query heads per kv head, from the sweeps on the H200
+    (scripts/gpu/score_cuda_sweep.py, 32 x 128K head-major stores, e3a928b): 4 row groups up to GQA 4
+    (0.766 ms against 0.938 for 2), 2 above, where two n8 tiles double the accumulators (GQA 8: 0.515
+    against 0.595 ms for 4; 4 groups were within 3% on token-major stores, 1689b08)."""
+    return Tuning(groups=4 if gqa <= 4 else 2)
 
 
 def supports(quantizer: HiggsQuantizer, gqa: int, q_dtype: torch.dtype) -> bool:
@@ -325,11 +304,10 @@ def supports(quantizer: HiggsQuantizer, gqa: int, q_dtype: torch.dtype) -> bool:
             and 1 <= gqa <= 8 and quantizer.scale_dtype in _KINDS and q_dtype in _KINDS)
 
 
-def source(shape: ScoreShape, tuning: Tuning = DEFAULT_TUNING) -> str:
-    """The kernel's CUDA source for ``shape``."""
-    if tuning.prefetch not in (1, 2):
-        raise ValueError(f"CUDA score kernel: prefetch must be 1 or 2 blocks, got {tuning.prefetch}")
-    subs = {"__GROUPS__": tuning.groups, "__PREFETCH__": tuning.prefetch, "__NC_LOADS__": int(tuning.nc_loads), "__D__": shape.head_dim, "__GQA__": shape.gqa,
+def source(shape: ScoreShape, tuning: Tuning | None = None) -> str:
+    """The kernel's CUDA source for ``shape`` (launch choices: ``default_tuning(shape.gqa)`` unless given)."""
+    tuning = tuning or default_tuning(shape.gqa)
+    subs = {"__GROUPS__": tuning.groups, "__D__": shape.head_dim, "__GQA__": shape.gqa,
             "__G4__": 4 if shape.gqa <= 4 else 8, "__HAS_TABLE__": int(shape.has_table),
             "__HEAD_MAJOR__": int(shape.head_major),
             "__Q_KIND__": _KINDS[shape.q_dtype], "__SCALE_KIND__": _KINDS[shape.scale_dtype]}
@@ -371,7 +349,7 @@ def code_alignment(head_dim: int) -> int:
     return head_dim // 16
 
 
-def program_count(num_rows: int, num_pairs: int, num_sms: int, tuning: Tuning = DEFAULT_TUNING) -> int:
+def program_count(num_rows: int, num_pairs: int, num_sms: int, tuning: Tuning) -> int:
     """Programs per (request, kv head) pair: ``tuning.programs_per_sm`` per SM shared among the pairs, at
     most one per ``rows_per_step`` rows."""
     return max(1, min(-(-num_rows // tuning.rows_per_step), -(-tuning.programs_per_sm * num_sms // num_pairs)))
@@ -379,12 +357,14 @@ def program_count(num_rows: int, num_pairs: int, num_sms: int, tuning: Tuning = 
 
 def launch(shape: ScoreShape, q3: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
            table: torch.Tensor | None, words: torch.Tensor, out: torch.Tensor, num_rows: int, num_kv_heads: int,
-           codes_stride: int, scales_stride: int, num_sms: int, tuning: Tuning = DEFAULT_TUNING) -> None:
+           codes_stride: int, scales_stride: int, num_sms: int, tuning: Tuning | None = None) -> None:
     """Launch on ``q3 [B, Hq, D]`` (last dim contiguous) into float32 ``out [B, Hq, >= rows]`` (last dim
     contiguous): one store ``codes [rows, Hkv * D / 4]`` / ``scales [rows, Hkv]`` or, with ``table``
     (int64 ``[B, 3]``: codes address, scales address, rows), the stores it lists (then ``codes`` /
     ``scales`` are only placeholders); ``words``: the grid's packed int64 words ``[256]``. Arguments
-    are checked by the caller; strides must fit int32."""
+    are checked by the caller; strides must fit int32. ``tuning``: ``default_tuning(shape.gqa)`` unless
+    given."""
+    tuning = tuning or default_tuning(shape.gqa)
     num_requests = q3.shape[0]
     ints = (num_rows, q3.stride(0), q3.stride(1), codes_stride, scales_stride, out.stride(0), out.stride(1))
     if max(ints) > _INT32_MAX:

@@ -60,24 +60,27 @@ def test_source_compiles_for_sm90_without_spills(shape):
     assert resident >= 3, line
 
 
-@pytest.mark.parametrize("tuning", [hc.Tuning(groups, 6, prefetch, nc_loads) for groups in (2, 4)
-                                    for prefetch in (1, 2) for nc_loads in (False, True)], ids=str)
-def test_every_tuning_compiles_without_spills(tuning):
-    """The launch choices the sweep times (scripts/gpu/score_cuda_sweep.py) at the served shapes: GQA 4 and
-    8, head-major stores."""
+@pytest.mark.parametrize("groups", [2, 4])
+def test_both_row_groupings_compile_without_spills(groups):
+    """The groupings the sweep times (scripts/gpu/score_cuda_sweep.py) at the served shapes: GQA 4 and 8,
+    head-major stores, whichever is the default."""
     from torch.cuda._utils import _nvrtc_compile
 
     for gqa in (4, 8):
         shape = hc.ScoreShape(128, gqa, True, torch.bfloat16, torch.bfloat16, head_major=True)
-        cubin, _ = _nvrtc_compile(hc.source(shape, tuning), "higgs_score_p4", "90")
+        cubin, _ = _nvrtc_compile(hc.source(shape, hc.Tuning(groups=groups)), "higgs_score_p4", "90")
         fields = _resource_usage(cubin)
         assert int(fields["LOCAL"]) == 0 and int(fields["STACK"]) == 0, fields
 
 
-def test_tuning_rejects_a_prefetch_depth_it_has_no_code_for():
-    shape = hc.ScoreShape(128, 4, True, torch.bfloat16, torch.bfloat16, head_major=True)
-    with pytest.raises(ValueError, match="prefetch must be 1 or 2"):
-        hc.source(shape, hc.Tuning(prefetch=3))
+def test_default_tuning_groups_rows_by_gqa():
+    """4 row groups per warp up to GQA 4 and 2 above (the H200 sweeps), and the source and launch use it
+    unless told otherwise."""
+    assert [hc.default_tuning(gqa).groups for gqa in range(1, 9)] == [4, 4, 4, 4, 2, 2, 2, 2]
+    for gqa in (4, 8):
+        shape = hc.ScoreShape(128, gqa, True, torch.bfloat16, torch.bfloat16, head_major=True)
+        assert hc.source(shape) == hc.source(shape, hc.default_tuning(gqa))
+        assert hc.source(shape) != hc.source(shape, hc.Tuning(groups=6 - hc.default_tuning(gqa).groups))
 
 
 def test_supports_only_the_landmark_grid():
@@ -165,6 +168,19 @@ def test_launch_passes_pointers_then_int32s_on_the_current_stream(monkeypatch, w
     expected = [q, *stores, words, out]
     assert call["pointers"] == [t.data_ptr() for t in expected]
     assert call["ints"] == [700, q.stride(0), q.stride(1), 64, 2, out.stride(0), out.stride(1)]
+
+
+def test_launch_at_gqa_8_runs_two_row_groups(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(hc, "_libcuda", lambda: _FakeDriver())
+    monkeypatch.setattr(hc, "_compiled", lambda shape, tuning, device_index: compiled.append(tuning) or _FakeKernel)
+    monkeypatch.setattr(hc, "current_stream_handle", lambda device: 0x5EED)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    q, out = torch.zeros(1, 8, 128), torch.zeros(1, 8, 700)
+    shape = hc.ScoreShape(128, 8, False, torch.float32, torch.float32)
+    hc.launch(shape, q, torch.zeros(700, 32, dtype=torch.uint8), torch.zeros(700, 1), None,
+              torch.zeros(256, dtype=torch.int64), out, 700, 1, 32, 1, 132)
+    assert compiled == [hc.Tuning(groups=2)]
 
 
 def test_launch_raises_the_driver_error(monkeypatch):
