@@ -5,9 +5,9 @@ tokens, each request its own head-major store, as the server reads them (``kerne
 token-major stores before 2026-12-04).
 
 The tunings: row groups per warp, and programs per SM (how many waves the grid runs in, with the
-programs an SM holds at once from ``cuOccupancyMaxActiveBlocksPerMultiprocessor``). At e3a928b the sweep
-also timed loading two blocks ahead and ``ld.global.nc`` loads (both dropped: ``hc.Tuning``'s docstring). Every tuning must give
-the same bits (each row's sums run in the same order); each is timed with
+programs an SM holds at once from ``cuOccupancyMaxActiveBlocksPerMultiprocessor``). At e3a928b the
+sweep also timed loading two blocks ahead and ``ld.global.nc`` loads (both dropped: ``hc.Tuning``'s
+docstring). Every tuning must give the same bits (each row's sums run in the same order); each is timed with
 ``triton.testing.do_bench`` (median) and its bandwidth reported against 4 TB/s:
 
     python scripts/gpu/score_cuda_sweep.py --out $OUT/score_cuda_sweep_h200.json

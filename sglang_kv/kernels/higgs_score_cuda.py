@@ -25,11 +25,12 @@ different bank pairs whatever the codes (no conflicts). The codewords then enter
 
 Each program rotates its queries once (fast Walsh-Hadamard transform in shared memory, Sylvester
 order, unnormalized, after dividing by ``max |q|`` so they fit float16), then loops over blocks of
-``64 x groups`` rows (4 warps x groups of 16 rows: 4 up to GQA 4, 2 above, :func:`default_tuning`), loading the next block's code bytes and scales
-while it computes this one. Per row and kv head it reads ``D / 4`` code bytes and one
-scale and writes ``4 * GQA`` bytes, as the Triton kernel. Stores are token-major (``[rows, Hkv * D / 4]``
-/ ``[rows, Hkv]``) or head-major (``ScoreShape.head_major``: ``[Hkv, rows, D / 4]`` / ``[Hkv, rows]``,
-yakv's landmarks since 2026-12-04), where a program reads its head's rows back to back.
+``64 x groups`` rows (4 warps x groups of 16 rows: 4 up to GQA 4, 2 above, :func:`default_tuning`),
+loading the next block's code bytes and scales while it computes this one. Per row and kv head it reads
+``D / 4`` code bytes and one scale and writes ``4 * GQA`` bytes, as the Triton kernel. Stores are
+token-major (``[rows, Hkv * D / 4]`` / ``[rows, Hkv]``) or head-major (``ScoreShape.head_major``:
+``[Hkv, rows, D / 4]`` / ``[Hkv, rows]``, yakv's landmarks since 2026-12-04), where a program reads its
+head's rows back to back.
 
 Compiled per shape class with NVRTC through ``torch.cuda._compile_kernel`` (a private torch API, in
 torch >= 2.8; the PTX is JIT-compiled by the driver), once per process. Launched with ``cuLaunchKernel``
