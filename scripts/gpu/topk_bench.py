@@ -66,10 +66,10 @@ def measure(rows: int, cols: int, width: int, baseline, device: str = "cuda") ->
     def run_kernel(cfg):
         topk.topk_sorted_batch(scores, counts, width, out=out, config=cfg)
 
-    digit_bits = "DIGIT_BITS" in baseline.arg_names  # revisions before 2026-12-03 counted 8 bits, fixed
+    takes_digit_bits = "DIGIT_BITS" in baseline.arg_names  # revisions before 2026-12-03 counted 8 bits, fixed
 
     def run_baseline(cfg):  # a TopkConfig; its digit_bits only where the baseline takes them
-        extra = {"DIGIT_BITS": cfg.digit_bits} if digit_bits else {}
+        extra = {"DIGIT_BITS": cfg.digit_bits} if takes_digit_bits else {}
         baseline[(rows,)](scores, counts, out, cols, width, scores.stride(0), out.stride(0),
                           BLOCK=cfg.block, num_warps=cfg.num_warps, **extra)
 
@@ -81,7 +81,7 @@ def measure(rows: int, cols: int, width: int, baseline, device: str = "cuda") ->
         return is_correct
 
     kernel_ms, kernel_config, kernel_configs, equal = fastest(run_kernel, topk.TOPK_CONFIGS, output_correct(run_kernel))
-    launch_configs = list(dict.fromkeys(c if digit_bits else c._replace(digit_bits=8) for c in topk.TOPK_CONFIGS))
+    launch_configs = list(dict.fromkeys(c if takes_digit_bits else c._replace(digit_bits=8) for c in topk.TOPK_CONFIGS))
     baseline_ms, baseline_config, baseline_configs, baseline_equal = fastest(run_baseline, launch_configs,
                                                                              output_correct(run_baseline))
     torch_ms = bench(lambda: torch.sort(torch.topk(scores, width, dim=-1, sorted=False).indices, dim=-1))

@@ -750,18 +750,20 @@ def test_gpu_cuda_score_batch_device_and_pinned(head_dim, num_q_heads, num_kv_he
 def test_gpu_cuda_score_tunings_give_the_default_bits(groups, programs_per_sm, num_kv_heads):
     """Every launch choice of the CUDA score gives the default's bits on head-major stores (yakv's
     landmarks), with enough rows that each program runs several loop steps."""
+    from sglang_kv.devices import device_ints
     from sglang_kv.kernels import higgs_score_cuda as hc
+    from sglang_kv.kernels._triton_utils import num_sms
 
     quantizer = HiggsQuantizer(128, 4, 2)
     lengths = [20000, 7, 9001]
     token_major = [_store(quantizer, n, num_kv_heads * 128, seed=60 + n) for n in lengths]
     stores = [_head_major(c, sc) for c, sc in token_major]  # held: the refs hold only their addresses
     refs = [hk.head_store_ref(quantizer, c, sc, DEVICE) for c, sc in stores]
-    table = torch.tensor([(st.codes, st.scales, n) for st, n in zip(refs, lengths)], dtype=torch.int64, device=DEVICE)
+    table = device_ints([(st.codes, st.scales, n) for st, n in zip(refs, lengths)], DEVICE)
     q = randn(len(lengths), 32, 128, seed=61, dtype=torch.bfloat16)
     shape = hc.ScoreShape(128, 32 // num_kv_heads, True, q.dtype, quantizer.scale_dtype, head_major=True)
     words = hk.grid_words(quantizer, DEVICE)
-    sms = torch.cuda.get_device_properties(DEVICE).multi_processor_count
+    sms = num_sms(DEVICE)
     outs = []
     for tuning in (None, hc.Tuning(groups, programs_per_sm)):  # None: the default
         out = torch.full((len(lengths), 32, max(lengths)), -7.0, device=DEVICE)

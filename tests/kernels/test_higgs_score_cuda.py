@@ -129,6 +129,7 @@ class _FakeDriver:
     def __init__(self, result: int = 0):
         self.result = result
         self.calls = []
+        self.tunings = []  # what each launch compiled for (the fake ``_compiled`` of _fake_launch records it)
 
     def cuLaunchKernel(self, func, gx, gy, gz, bx, by, bz, shared, stream, argv, extra):
         slots = ctypes.cast(argv, ctypes.POINTER(ctypes.c_void_p))
@@ -143,15 +144,16 @@ class _FakeKernel:
     func = 0xF00D
 
 
-def _fake_launch(monkeypatch, driver, table):
+def _fake_launch(monkeypatch, driver, table, num_kv_heads=2):
     monkeypatch.setattr(hc, "_libcuda", lambda: driver)
-    monkeypatch.setattr(hc, "_compiled", lambda shape, tuning, device_index: _FakeKernel)
+    monkeypatch.setattr(hc, "_compiled",
+                        lambda shape, tuning, device_index: driver.tunings.append(tuning) or _FakeKernel)
     monkeypatch.setattr(hc, "current_stream_handle", lambda device: 0x5EED)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     q, codes, scales = torch.zeros(3, 8, 128), torch.zeros(700, 64, dtype=torch.uint8), torch.zeros(700, 2)
     words, out = torch.zeros(256, dtype=torch.int64), torch.zeros(3, 8, 704)
-    shape = hc.ScoreShape(128, 4, table is not None, torch.float32, torch.float32)
-    hc.launch(shape, q, codes, scales, table, words, out, 700, 2, 64, 2, 132)
+    shape = hc.ScoreShape(128, 8 // num_kv_heads, table is not None, torch.float32, torch.float32)
+    hc.launch(shape, q, codes, scales, table, words, out, 700, num_kv_heads, 64, 2, 132)
     return q, codes, scales, words, out
 
 
@@ -161,6 +163,7 @@ def test_launch_passes_pointers_then_int32s_on_the_current_stream(monkeypatch, w
     table = torch.zeros(3, 3, dtype=torch.int64) if with_table else None
     q, codes, scales, words, out = _fake_launch(monkeypatch, driver, table)
     (call,) = driver.calls
+    assert driver.tunings == [hc.Tuning(groups=4)]
     assert call["func"] == _FakeKernel.func and call["stream"] == 0x5EED and call["extra"] is None
     programs = min(-(-700 // 256), -(-6 * 132 // (2 * 3)))  # 4 groups of 16 rows in 4 warps; 6 programs per SM
     assert call["grid"] == (programs, 2, 3) and call["block"] == (hc.THREADS, 1, 1) and call["shared"] == 0
@@ -171,16 +174,11 @@ def test_launch_passes_pointers_then_int32s_on_the_current_stream(monkeypatch, w
 
 
 def test_launch_at_gqa_8_runs_two_row_groups(monkeypatch):
-    compiled = []
-    monkeypatch.setattr(hc, "_libcuda", lambda: _FakeDriver())
-    monkeypatch.setattr(hc, "_compiled", lambda shape, tuning, device_index: compiled.append(tuning) or _FakeKernel)
-    monkeypatch.setattr(hc, "current_stream_handle", lambda device: 0x5EED)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    q, out = torch.zeros(1, 8, 128), torch.zeros(1, 8, 700)
-    shape = hc.ScoreShape(128, 8, False, torch.float32, torch.float32)
-    hc.launch(shape, q, torch.zeros(700, 32, dtype=torch.uint8), torch.zeros(700, 1), None,
-              torch.zeros(256, dtype=torch.int64), out, 700, 1, 32, 1, 132)
-    assert compiled == [hc.Tuning(groups=2)]
+    driver = _FakeDriver()
+    _fake_launch(monkeypatch, driver, None, num_kv_heads=1)
+    assert driver.tunings == [hc.Tuning(groups=2)]
+    programs = min(-(-700 // 128), -(-6 * 132 // 3))  # 2 groups of 16 rows in 4 warps; 6 programs per SM
+    assert driver.calls[0]["grid"] == (programs, 1, 3)
 
 
 def test_launch_raises_the_driver_error(monkeypatch):
