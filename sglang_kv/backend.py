@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from sglang.srt.model_executor.forward_batch_info import ForwardBatch
     from sglang.srt.model_executor.model_runner import ModelRunner
 
-    from sglang_kv.select.base import BatchSelection
+    from sglang_kv.select.base import BatchKV, BatchSelection
 
 logger = logging.getLogger("sglang_kv")
 
@@ -108,6 +108,8 @@ class OffloadRuntime:
         # (None = off); per stage only on one stream
         self.decode_timer = (DecodeTimer(model_runner.device, config.decode_timing, stages=config.decode_chunks == 1)
                              if config.decode_timing else None)
+        # --kv-offload-decode-graph 2: each batch's selection and gather replayed as one CUDA graph
+        self.selection_graphs = graphs.SelectionGraphs(self.selector) if config.decode_graph == 2 else None
         pin = str(model_runner.device).startswith("cuda")
         plan = current_plan()
         capacity = plan.host_store_bytes if plan else config.host_mem_bytes(psutil.virtual_memory().available)
@@ -168,6 +170,9 @@ class OffloadRuntime:
         if self.tiered is not None:
             snap.update(token_slots=self.tiered.num_slots, exact_rows=self.tiered.num_rows,
                         exact_rows_in_use=self.tiered.exact_rows_in_use())
+        if self.selection_graphs is not None:  # layers whose selection and gather a graph replayed, graphs captured
+            snap.update(selection_graph_replays=self.selection_graphs.replays,
+                        selection_graph_captures=self.selection_graphs.captures)
         return snap
 
 
@@ -448,6 +453,9 @@ class OffloadAttnBackend:
         chunks of rows pipelined over two streams (:mod:`sglang_kv.streams`; one chunk by default)."""
         out = q.new_empty((len(rows), q.shape[1], layer.v_head_dim))
         summaries = [row.state.summaries[layer.layer_id] for row in rows]
+        if self.runtime.selection_graphs is not None:  # one stream, one chunk (the config checked it)
+            self._attend_rows(layer, q, rows, *self._select_gather_replayed(layer, q, rows, summaries), out)
+            return out
         run_pipelined(len(rows), self.runtime.decode_streams,
                       lambda part: self._select_rows(layer, q[part], rows[part], summaries[part]),
                       lambda part, selection: self._finish_rows(layer, q[part], rows[part], summaries[part], selection,
@@ -458,24 +466,46 @@ class OffloadAttnBackend:
                      summaries: list) -> BatchSelection:
         """The tokens each of ``rows`` (with this layer's ``summaries``) selects for query
         ``q [len(rows), Hq, D]``: one batched ``select_batch`` for the chunk."""
-        budgets = [self.config.budget_tokens(row.state.prompt_len) for row in rows]
-        selection = self.runtime.selector.select_batch(q, summaries, budgets, layer.scaling)
+        selection = self.runtime.selector.select_batch(q, summaries, self._budgets(rows), layer.scaling)
         if self.runtime.decode_timer is not None:
             self.runtime.decode_timer.mark("select")
         return selection
 
+    def _budgets(self, rows: list[RowPlan]) -> list[int]:
+        """Tokens each row selects per kv head (``--kv-offload-budget`` of its prompt)."""
+        return [self.config.budget_tokens(row.state.prompt_len) for row in rows]
+
+    def _select_gather_replayed(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan],
+                                summaries: list) -> tuple[BatchSelection, BatchKV]:
+        """``_select_rows`` and the gather of ``_finish_rows`` as one replayed CUDA graph
+        (``--kv-offload-decode-graph 2``); the timer's ``select`` stage covers both."""
+        runtime = self.runtime
+        dtype = runtime.token_to_kv_pool.get_key_buffer(layer.layer_id).dtype
+        selection, selected = runtime.selection_graphs.run(q, summaries, self._budgets(rows), layer.scaling, dtype)
+        if runtime.decode_timer is not None:
+            runtime.decode_timer.mark("select")
+        return selection, selected
+
     def _finish_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan], summaries: list,
                      selection: BatchSelection, out: torch.Tensor) -> None:
         """The rest of one chunk's step into ``out [len(rows), Hq, Dv]``: one batched ``gather_batch`` of
-        ``selection``, then one attention call per group of rows with the same windows and selection
-        size (in a batch of equal prompts, one group)."""
+        ``selection``, then :meth:`_attend_rows`."""
+        runtime = self.runtime
+        dtype = runtime.token_to_kv_pool.get_key_buffer(layer.layer_id).dtype
+        selected = runtime.selector.gather_batch(summaries, selection, dtype=dtype)
+        if runtime.decode_timer is not None:
+            runtime.decode_timer.mark("gather")
+        self._attend_rows(layer, q, rows, selection, selected, out)
+
+    def _attend_rows(self, layer: "RadixAttention", q: torch.Tensor, rows: list[RowPlan], selection: BatchSelection,
+                     selected: BatchKV, out: torch.Tensor) -> None:
+        """Attention of ``rows`` over their exact windows and ``selected`` into ``out [len(rows), Hq, Dv]``:
+        one call per group of rows with the same windows and selection size (in a batch of equal prompts,
+        one group)."""
         runtime = self.runtime
         pool = runtime.token_to_kv_pool
         k_cache, v_cache = pool.get_key_buffer(layer.layer_id), pool.get_value_buffer(layer.layer_id)
         timer = runtime.decode_timer
-        selected = runtime.selector.gather_batch(summaries, selection, dtype=k_cache.dtype)
-        if timer is not None:
-            timer.mark("gather")
         stats = runtime.table.stats
         stats.selected_tokens += sum(selection.counts) * selection.index.shape[1]
         stats.loaded_bytes += selected.load_bytes

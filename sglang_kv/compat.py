@@ -83,7 +83,7 @@ def check_graph_args(config: OffloadConfig, server_args) -> None:
     """The parsed server arguments carry the graph backends :func:`cuda_graph_argv` asked for, on a
     device that has them (raises ConfigError)."""
     if config.decode_graph and str(getattr(server_args, "device", None) or "cuda").startswith("cpu"):
-        raise ConfigError(f"--kv-offload-decode-graph 1: CUDA graphs need a CUDA device, got --device "
+        raise ConfigError(f"--kv-offload-decode-graph {config.decode_graph}: CUDA graphs need a CUDA device, got --device "
                           f"{server_args.device}")
     graph = getattr(server_args, "cuda_graph_config", None)
     want = decode_graph_backend(config)

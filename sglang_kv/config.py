@@ -71,7 +71,8 @@ class OffloadConfig:
     decode_chunks: int = 1  # each layer's decode step in this many chunks of requests, pipelined over two streams
     decode_finish_sms: int = 0  # SMs the decode's gather kernels size their grids for (0 = all)
     decode_timing: int = 0  # log the offloaded decode attention's device time every N decode steps (0 = off)
-    decode_graph: int = 0  # 1: decode in breakable CUDA graphs, the offloaded attention eager between segments
+    decode_graph: int = 0  # 1: decode in breakable CUDA graphs, the offloaded attention eager between segments;
+    # 2: also replay the attention's selection and gather as one CUDA graph per batch (yakv)
     shadowkv_rank: int = 160
     shadowkv_chunk: int = 8
     shadowkv_outliers: int = 48
@@ -101,8 +102,11 @@ class OffloadConfig:
         _require_int("decode_chunks", self.decode_chunks, minimum=1)
         _require_int("decode_finish_sms", self.decode_finish_sms, minimum=0)
         _require_int("decode_timing", self.decode_timing, minimum=0)
-        if self.decode_graph not in (0, 1) or isinstance(self.decode_graph, bool):
-            raise ConfigError(f"--kv-offload-decode-graph: must be 0 (off) or 1 (on), got {self.decode_graph!r}")
+        if self.decode_graph not in (0, 1, 2) or isinstance(self.decode_graph, bool):
+            raise ConfigError(f"--kv-offload-decode-graph: must be 0 (off), 1 (on) or 2 (on, with the selection "
+                              f"and gather replayed), got {self.decode_graph!r}")
+        if self.decode_graph == 2:
+            self._validate_selection_graphs()
         if self.kv_bits not in _KV_BITS:
             raise ConfigError(f"--kv-offload-kv-bits: must be one of {_KV_BITS}, got {self.kv_bits!r}")
         if self.landmark_bits not in _LANDMARK_BITS:
@@ -122,6 +126,18 @@ class OffloadConfig:
         if self.landmark_residual == 1:
             raise ConfigError("--kv-offload-landmark-residual: a residual group needs m >= 2 tokens (0 turns it off), got 1")
         parse_host_mem(self.host_mem)
+
+    def _validate_selection_graphs(self) -> None:
+        """``--kv-offload-decode-graph 2`` replays yakv's batched selection and gather of per-head rows
+        (:class:`sglang_kv.graphs.SelectionGraphs`), one launch sequence on one stream."""
+        needs = {"method": (self.method, "yakv"), "kv_bits": (self.kv_bits, 4), "cache": (self.cache, 0),
+                 "payload_group": (self.payload_group, "head"), "landmark_residual": (self.landmark_residual, 0),
+                 "decode_chunks": (self.decode_chunks, 1)}
+        wrong = [f"{flag_name(name)} {have} (needs {want})"
+                 for name, (have, want) in needs.items() if have != want]
+        if wrong:
+            raise ConfigError("--kv-offload-decode-graph 2 replays yakv's selection and gather of per-head payload "
+                              "rows on one stream; it cannot with " + ", ".join(wrong))
 
     # ---- derived values ---------------------------------------------------------------------
     @property
@@ -229,7 +245,11 @@ _FLAG_HELP = {
                      "totals only with --kv-offload-decode-chunks > 1; 0 = off, default)",
     "decode_graph": "1: run the decode step in SGLang's breakable CUDA graphs (the projections, MLP/MoE and "
                     "norms of every layer replay as captured graph segments; each layer's offloaded attention "
-                    "runs eagerly between them); CUDA only; 0 = off, default: no CUDA graphs",
+                    "runs eagerly between them); 2: the same, and yakv's selection and gather (score, softmax, "
+                    "top-k, gather) replay as one CUDA graph per batch, captured at the batch's first layer "
+                    "(needs --kv-offload yakv with 4-bit head payload groups, no device cache, no residual "
+                    "landmarks, one decode chunk; the timing's select stage then includes the gather); "
+                    "CUDA only; 0 = off, default: no CUDA graphs",
     "shadowkv_rank": "ShadowKV rank of the key factors (default 160)",
     "shadowkv_chunk": "ShadowKV tokens per chunk landmark (default 8)",
     "shadowkv_outliers": "ShadowKV outlier chunks kept exact per head (default 48)",

@@ -44,6 +44,11 @@
 #             GQA 4 (32 requests); the Qwen3-30B-A3B 32 x 32K layer step's stage profile (head groups).
 #             (At e3a928b a stage `prefetch` ran the sweep with two more launch choices, since dropped, the
 #             top-k bench against ce495ed and the score ablation: README "Results".)
+#   selgraph  --kv-offload-decode-graph 2: GPU tests of the replayed selection graphs
+#             (tests/select/test_selection_graphs.py) and of the CUDA score's tunings; the eager and
+#             graph-2 servers' tokens (tests/server/test_decode_graph_gpu.py, yakv); then
+#             scripts/gpu/selection_graph_probe.py at the Qwen3-30B-A3B shape, 32 x 32K: the host and
+#             device time per layer of the eager selection + gather against the replayed graph
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
 #   fastpath  GPU tests of the attention kernel and the selectors; python -m sglang_kv.bench layer at 32 x 64K
 #             (Llama-3.1-8B shape) and 32 x 32K (Qwen3-30B-A3B shape), 3.125%, head groups; the
@@ -255,6 +260,14 @@ for stage in "$@"; do
       run profile_qwen_32x32k_head python3 scripts/gpu/profile_layer.py --model-shape qwen3-30b-a3b --batch 32 \
         --context 32768 --payload-group head
       run score_cuda_sweep python3 scripts/gpu/score_cuda_sweep.py --requests 32 --out "$OUT/score_cuda_sweep_h200.json"
+      ;;
+    selgraph)
+      run gpu_tests_selgraph python3 -m pytest tests/select/test_selection_graphs.py tests/kernels/test_higgs_kernels.py \
+        -k "graph or tunings" -q -ra -p no:cacheprovider
+      run selection_graph_probe python3 scripts/gpu/selection_graph_probe.py --model-shape qwen3-30b-a3b --batch 32 \
+        --context 32768 --out "$OUT/selection_graph_probe_qwen3_30b_a3b_32x32k_h200.json"
+      run gpu_tests_selgraph_server python3 -m pytest tests/server/test_decode_graph_gpu.py -k yakv -q -ra \
+        -p no:cacheprovider
       ;;
     fastpath)
       run gpu_tests_fastpath python3 -m pytest tests/kernels/test_attention_kernels.py tests/select -q -ra -p no:cacheprovider

@@ -322,13 +322,17 @@ def dequantize_gather_batch(quantizer: HiggsQuantizer, codes: Sequence[torch.Ten
 def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], request: torch.Tensor,
                            index: torch.Tensor, *, dtype: torch.dtype = torch.bfloat16,
                            out: torch.Tensor | None = None, config: KernelConfig | None = None,
-                           group_major: bool = False) -> torch.Tensor:
+                           group_major: bool = False, table: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`dequantize_gather_batch` on stores checked once by :func:`store_ref` (same layout for all).
 
     ``group_major``: for stores of rows of two groups, such as yakv's K|V records (K's group, then
     V's): each program reads a row's two groups in one contiguous load (a zero-copy read of a 128-byte
     record costs less than two reads of 64 bytes), and the result is ``out [2, *index.shape,
-    group_size]``, group ``g`` of row ``index[i]`` at ``out[g, i]``."""
+    group_size]``, group ``g`` of row ``index[i]`` at ``out[g, i]``.
+
+    ``table``: the stores' address table, int64 ``[S, 2]`` on the device holding
+    :func:`gather_table_rows` of ``stores`` (not checked on the device), for a caller that keeps it
+    (a captured CUDA graph reads a table it refills); None builds it here."""
     device = _check_gather_index(index, dtype)
     batched = _batched(quantizer, stores, device)
     if batched.head_major:
@@ -337,10 +341,41 @@ def dequantize_gather_refs(quantizer: HiggsQuantizer, stores: Sequence[StoreRef]
     if request.dtype != torch.int32 or request.shape != index.shape or request.device != device:
         raise ValueError(f"request must be int32 of index's shape {tuple(index.shape)} on {device}, got "
                          f"{request.dtype} {tuple(request.shape)} on {request.device}")
-    table = device_ints([(st.codes, st.scales) for st in stores], device)  # (S, 2)
+    table = _address_table(table, gather_table_rows(stores), device)  # (S, 2)
     return _launch_gather(quantizer, batched.num_channels, batched.codes_type, batched.scales_type,
                           batched.codes_stride, batched.scales_stride, table, request.reshape(-1).contiguous(), index,
                           dtype, out, config, batched.codes_device, batched.codes_align, group_major)
+
+
+def gather_table_rows(stores: Sequence[StoreRef]) -> list[tuple[int, int]]:
+    """The gather's address table of ``stores``: ``(codes, scales)`` per store."""
+    return [(st.codes, st.scales) for st in stores]
+
+
+def score_table_rows(stores: Sequence[StoreRef], rows: Sequence[int]) -> list[tuple[int, int, int]]:
+    """The score's address table of ``stores`` with ``rows[b]`` rows each: ``(codes, scales, rows)`` per
+    request."""
+    return [(st.codes, st.scales, n) for st, n in zip(stores, rows)]
+
+
+def launch_key(stores: Sequence[StoreRef]) -> tuple:
+    """What a batched launch over ``stores`` compiles for besides their number and addresses (its
+    tables hold those): their layout, whether any is in host memory, and their codes' alignment. Two
+    store lists with equal keys and lengths run the same kernels, so a captured launch over one serves
+    the other with its tables refilled."""
+    return stores[0].layout, any(st.on_host for st in stores), common_alignment(st.codes for st in stores)
+
+
+def _address_table(table: torch.Tensor | None, rows: list[tuple], device: torch.device) -> torch.Tensor:
+    """``table`` checked against the shape of ``rows`` (the table it stands for), or ``rows`` copied to
+    ``device`` when None."""
+    if table is None:
+        return device_ints(rows, device)
+    shape = (len(rows), len(rows[0]))
+    if table.dtype != torch.int64 or tuple(table.shape) != shape or table.device != device:
+        raise ValueError(f"table must be int64 {list(shape)} on {device}, got {table.dtype} {tuple(table.shape)} "
+                         f"on {table.device}")
+    return table
 
 
 def _store_layout(codes: torch.Tensor, scales: torch.Tensor) -> tuple:
@@ -530,9 +565,11 @@ def score_batch(quantizer: HiggsQuantizer, q: torch.Tensor, codes: Sequence[torc
 
 
 def score_refs(quantizer: HiggsQuantizer, q: torch.Tensor, stores: Sequence[StoreRef], rows: Sequence[int], *,
-               out: torch.Tensor | None = None, config: KernelConfig | str | None = None) -> torch.Tensor:
+               out: torch.Tensor | None = None, config: KernelConfig | str | None = None,
+               table: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`score_batch` on stores checked once by :func:`store_ref`, or by :func:`head_store_ref`
-    for head-major stores (same layout for all); ``rows[b]``: the rows of request ``b``'s store."""
+    for head-major stores (same layout for all); ``rows[b]``: the rows of request ``b``'s store.
+    ``table``: int64 ``[B, 3]`` holding :func:`score_table_rows` (as in :func:`dequantize_gather_refs`)."""
     if q.dim() != 3 or len(stores) != q.shape[0] or len(rows) != q.shape[0]:
         raise ValueError(f"q must be [B, Hq, D] with one store and row count per request, got q "
                          f"{tuple(q.shape)}, {len(stores)} stores, {len(rows)} row counts")
@@ -543,7 +580,7 @@ def score_refs(quantizer: HiggsQuantizer, q: torch.Tensor, stores: Sequence[Stor
     if out is None:
         out = torch.empty(shape, dtype=torch.float32, device=q.device)
     check_out(out, shape, (torch.float32,), q.device, "out")
-    table = device_ints([(st.codes, st.scales, n) for st, n in zip(stores, rows)], q.device)  # (B, 3)
+    table = _address_table(table, score_table_rows(stores, rows), q.device)  # (B, 3)
     _launch_score(quantizer, q, batched.codes_type, batched.scales_type, batched.codes_stride, batched.scales_stride,
                   batched.codes_device, num_kv_heads, table, batched.codes_align, width, out, config,
                   batched.head_major)

@@ -48,6 +48,7 @@ landmarks and 2 x 8 x 2 = 32 B of payload scales; host 2 x 8 x 64 = 1024 B of co
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -72,14 +73,55 @@ def _is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def _dequantize_gather_records(kernels: bool, quantizer, stores, request, index, dtype) -> torch.Tensor:
+class SelectPlan(NamedTuple):
+    """What one layer's batched selection launches read besides the query, planned on the host
+    (:meth:`YakvSelector.select_plan`)."""
+
+    lengths: list[int]  # candidates per request
+    counts: list[int]  # tokens each kv head of a request selects
+    stores: list  # the requests' head-major landmark stores (StoreRef)
+    table: torch.Tensor  # int64 [B, 3]: the score's address table of ``stores``
+    lengths_dev: torch.Tensor  # int32 [B]: ``lengths``
+    row_counts: torch.Tensor  # int32 [B * Hkv]: ``counts`` per (request, kv head)
+
+
+class GatherPlan(NamedTuple):
+    """What one layer's gather of per-head payload rows reads besides the selection
+    (:meth:`YakvSelector.gather_plan`)."""
+
+    stores: list  # the requests' host K|V record stores: StoreRef (kernels) or (codes, scales) (torch)
+    table: torch.Tensor | None  # int64 [B, 2]: the gather's address table of ``stores`` (None: torch)
+    counts: torch.Tensor  # int32 [B]: the selection's counts
+    num_rows: int  # payload rows of the longest request's store
+
+
+class StepPlan(NamedTuple):
+    """One layer's selection and gather of a decode batch as a fixed launch sequence
+    (:meth:`YakvSelector.step_plan`, replayed by :class:`sglang_kv.graphs.SelectionGraphs`)."""
+
+    select: SelectPlan
+    gather: GatherPlan
+
+    def signature(self) -> tuple:
+        """What the launches compile and size for besides the query and the two tables' contents: the
+        layers of one batch share it, so a launch sequence captured for one layer serves the others
+        with their tables copied in."""
+        from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+        return (tuple(self.select.lengths), tuple(self.select.counts), self.gather.num_rows,
+                higgs_kernels.launch_key(self.select.stores), higgs_kernels.launch_key(self.gather.stores))
+
+
+def _dequantize_gather_records(kernels: bool, quantizer, stores, request, index, dtype,
+                               table: torch.Tensor | None = None) -> torch.Tensor:
     """K and V of the K|V records ``index`` of stores ``request``, ``[2, n, group]`` in ``dtype``: the
-    Triton kernel on checked refs (one contiguous read per record), or its torch reference on
-    ``(codes, scales)`` pairs."""
+    Triton kernel on checked refs (one contiguous read per record; ``table``: their address table, as
+    ``dequantize_gather_refs`` takes it), or its torch reference on ``(codes, scales)`` pairs."""
     from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
 
     if kernels:
-        return higgs_kernels.dequantize_gather_refs(quantizer, stores, request, index, dtype=dtype, group_major=True)
+        return higgs_kernels.dequantize_gather_refs(quantizer, stores, request, index, dtype=dtype, group_major=True,
+                                                    table=table)
     return higgs_kernels.dequantize_gather_batch_ref(quantizer, [c for c, _ in stores], [sc for _, sc in stores],
                                                      request, index, dtype=dtype, group_major=True)
 
@@ -237,27 +279,66 @@ class YakvSelector(Selector):
         the padded ``[B, Hkv, max L rounded up to LOGITS_ALIGN]`` scores (padding at -1), and one of
         top-k in index order (:func:`~sglang_kv.kernels.topk.topk_sorted_batch`); equal to ``select``
         per request (up to ties)."""
+        return self._select_planned(q, self.select_plan(summaries, ks, q.device), scale)
+
+    def select_plan(self, summaries, ks, device: torch.device) -> SelectPlan:
+        """The host's part of :meth:`_select_batch_kernels`: the landmark stores, counts and device tables."""
+        from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+        hkv = self.shape.num_kv_heads
+        lengths = [s.num_tokens for s in summaries]
+        counts = [self.num_selected(k, n) for k, n in zip(ks, lengths)]
+        stores = [self._landmark_ref(s, device) for s in summaries]
+        return SelectPlan(lengths, counts, stores, device_ints(higgs_kernels.score_table_rows(stores, lengths), device),
+                          device_ints(lengths, device, torch.int32),
+                          device_ints([c for c in counts for _ in range(hkv)], device, torch.int32))
+
+    def _select_planned(self, q, plan: SelectPlan, scale) -> BatchSelection:
+        """The launches of :meth:`_select_batch_kernels` (nothing copied from the host)."""
         from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
         from sglang_kv.kernels import softmax as softmax_kernels
         from sglang_kv.kernels import topk as topk_kernels
 
         hkv = self.shape.num_kv_heads
-        lengths = [s.num_tokens for s in summaries]
-        counts = [self.num_selected(k, n) for k, n in zip(ks, lengths)]
         # columns past a request's length are neither written nor read; the width (the longest request's
         # candidate count) is rounded up to a multiple of 16 (LOGITS_ALIGN) so that the softmax and top-k
         # rows start aligned whatever the prompt lengths
-        longest = max(lengths)
+        longest = max(plan.lengths)
         columns = -(-longest // LOGITS_ALIGN) * LOGITS_ALIGN
         logits = torch.empty((q.shape[0], q.shape[1], columns), device=q.device)
-        higgs_kernels.score_refs(self.landmark_q, q, [self._landmark_ref(s, q.device) for s in summaries], lengths,
-                                 out=logits[..., :longest])
-        scores = softmax_kernels.group_max_softmax_batch(logits, device_ints(lengths, q.device, torch.int32), hkv,
+        higgs_kernels.score_refs(self.landmark_q, q, plan.stores, plan.lengths, out=logits[..., :longest],
+                                 table=plan.table)
+        scores = softmax_kernels.group_max_softmax_batch(logits, plan.lengths_dev, hkv,
                                                          scale)  # (B, Hkv, columns), -1 past each length
-        width = max(counts)
-        row_counts = device_ints([c for c in counts for _ in range(hkv)], q.device, torch.int32)  # (B * Hkv)
-        index = topk_kernels.topk_sorted_batch(scores.view(-1, scores.shape[-1]), row_counts, width)
-        return BatchSelection(index.view(len(summaries), hkv, width), counts)
+        width = max(plan.counts)
+        index = topk_kernels.topk_sorted_batch(scores.view(-1, scores.shape[-1]), plan.row_counts, width)
+        return BatchSelection(index.view(len(plan.lengths), hkv, width), plan.counts)
+
+    # ---- select + gather as one fixed launch sequence (CUDA graphs) -----------------------------
+    def step_graph_problem(self) -> str | None:
+        """Why this selector's decode step cannot run as :meth:`step_plan`'s fixed launch sequence (None:
+        it can). The sequence is the batched kernels' path with per-head payload rows and no device
+        cache: a whole-token gather needs ``torch.unique`` and the cache's hits vary per step, and
+        both wait for the GPU."""
+        needs = {"kv_bits": (self.kv_bits, 4), "landmark_residual": (self.residual, 0), "cache": (self.cache, 0),
+                 "payload_group": (self.payload_group, "head"), "key_rope": (self.key_rope, "post")}
+        wrong = [f"{name} {have!r} (needs {want!r})" for name, (have, want) in needs.items() if have != want]
+        return ", ".join(wrong) or None
+
+    def step_plan(self, summaries, ks, device: torch.device) -> StepPlan:
+        """One layer's selection and gather of a batch planned on the host, for :meth:`select_gather`."""
+        problem = self.step_graph_problem()
+        if problem is not None:
+            raise ValueError(f"yakv: the decode step is no fixed launch sequence with {problem}")
+        select = self.select_plan(summaries, ks, device)
+        return StepPlan(select, self.gather_plan(summaries, select.counts, True, device))
+
+    def select_gather(self, q, plan: StepPlan, scale, dtype) -> tuple[BatchSelection, BatchKV]:
+        """``select_batch`` then ``gather_batch`` of the planned batch (the kernels' path): launches only,
+        nothing copied from the host and nothing waited for, so a CUDA graph can capture it. Equal to
+        the two calls."""
+        selection = self._select_planned(q, plan.select, scale)
+        return selection, self._gather_head_rows(plan.gather, selection, dtype, True)
 
     def _landmark_ref(self, summary: LayerSummary, device: torch.device):
         """The request's head-major landmark store checked once for the score kernel (it is fixed for
@@ -284,14 +365,13 @@ class YakvSelector(Selector):
         index = selection.index  # (B, Hkv, n)
         device = index.device
         whole = self.payload_group == "token"
+        if not whole and not self.cache:
+            return self._gather_head_rows(self.gather_plan(summaries, selection.counts, kernels, device), selection,
+                                          dtype, kernels)
         rows_per_token = 1 if whole else hkv
         num_rows = max(s.num_tokens for s in summaries) * rows_per_token
         counts, width = selection.counts, index.shape[2]
-        # Per-head rows are distinct within a request, but padding columns repeat a selected row. With
-        # unequal counts and no cache (which needs each row once) they become rows of their own that
-        # read nothing (-1), so the rows stay distinct without a torch.unique (kernels.head_rows).
-        padded = not whole and not self.cache and min(counts) < width
-        if not whole and (not self.cache or min(counts) == width):
+        if not whole and min(counts) == width:  # per-head rows are distinct within a request
             find_rows = head_rows.head_rows if kernels else head_rows.head_rows_ref
             request, row, inverse = find_rows(index, device_ints(counts, device, torch.int32), num_rows)
         else:  # whole-token rows (heads share them), or the cache with padding columns: torch.unique
@@ -311,8 +391,31 @@ class YakvSelector(Selector):
         if whole:  # a token row serves every head: its head h is row key * Hkv + h
             inverse = torch.add(torch.arange(hkv, device=device)[:, None], inverse, alpha=hkv)
         lookups = row.numel() if self.cache else 0
-        read = row.numel() - hits - (hkv * sum(width - c for c in counts) if padded else 0)
-        return BatchKV(k_rows, v_rows, inverse, read * self.payload_row_bytes(), lookups, hits)
+        return BatchKV(k_rows, v_rows, inverse, (row.numel() - hits) * self.payload_row_bytes(), lookups, hits)
+
+    def gather_plan(self, summaries, counts: list[int], kernels: bool, device: torch.device) -> GatherPlan:
+        """The host's part of a gather of per-head payload rows without the device cache."""
+        from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
+
+        stores = [self._stores(s, kernels, device)["host"] for s in summaries]
+        table = device_ints(higgs_kernels.gather_table_rows(stores), device) if kernels else None
+        num_rows = max(s.num_tokens for s in summaries) * self.shape.num_kv_heads
+        return GatherPlan(stores, table, device_ints(counts, device, torch.int32), num_rows)
+
+    def _gather_head_rows(self, plan: GatherPlan, selection: BatchSelection, dtype, kernels: bool) -> BatchKV:
+        """The gather of per-head payload rows without the device cache: each (request, head, selected
+        token) is a row of its own, so no ``torch.unique``; padding columns become rows that read
+        nothing (-1) (:mod:`sglang_kv.kernels.head_rows`). Launches only."""
+        hkv, d = self.shape.num_kv_heads, self.shape.head_dim
+        counts, width = selection.counts, selection.index.shape[2]
+        find_rows = head_rows.head_rows if kernels else head_rows.head_rows_ref
+        request, row, inverse = find_rows(selection.index, plan.counts, plan.num_rows)
+        out_dtype = dtype if dtype in OUT_DTYPES else torch.float32  # the kernel rounds float32 as .to(dtype)
+        out = _dequantize_gather_records(kernels, self.payload_q, plan.stores, request.int(), row, out_dtype,
+                                         plan.table)  # (2, N, group)
+        k_rows, v_rows = out.to(dtype).view(2, -1, d)  # K's rows, then V's: one per (request, head, column)
+        read = row.numel() - hkv * sum(width - c for c in counts)  # padding columns read nothing
+        return BatchKV(k_rows, v_rows, inverse, read * self.payload_row_bytes())
 
     def _plan_cache(self, kernels, summaries, stores, request, row, num_rows):
         """Place this step's rows in the requests' caches and copy the misses in (the K|V records in one

@@ -1,6 +1,7 @@
 """--kv-offload-decode-graph 1 on a GPU: the decode step replays SGLang's breakable CUDA graphs with
 the offloaded attention eager between their segments, and serves the tokens the eager server does,
-for each offload method a user serves (yakv, shadowkv, quest).
+for each offload method a user serves (yakv, shadowkv, quest); with 2 (yakv) the selection and gather
+replay too, and the tokens stay the eager server's.
 
 A tiny random-weight Llama (head_dim 128, the HIGGS kernels' group) on the GPU host; skipped on CPU.
 """
@@ -38,14 +39,14 @@ def _serve(model, args, log_dir):
         return outputs, padded, server.offload_stats(), server.log()
 
 
-@pytest.mark.parametrize("method", ["yakv", "shadowkv", "quest"])
-def test_decode_graph_serves_the_eager_tokens(method, tmp_path_factory, server_log_dir):
+@pytest.mark.parametrize("method,graph", [("yakv", 1), ("shadowkv", 1), ("quest", 1), ("yakv", 2)])
+def test_decode_graph_serves_the_eager_tokens(method, graph, tmp_path_factory, server_log_dir):
     model = make_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama-d128", hidden_size=512, num_heads=4,
                             num_kv_heads=2)
     args = [*SERVER_ARGS, "--kv-offload", method, *OFFLOAD_ARGS]
     with cf.ThreadPoolExecutor(2) as pool:  # both servers at once on the one GPU: half the wall time
         eager_run = pool.submit(_serve, model, args, server_log_dir)
-        graph_run = pool.submit(_serve, model, [*args, "--kv-offload-decode-graph", "1"], server_log_dir)
+        graph_run = pool.submit(_serve, model, [*args, "--kv-offload-decode-graph", str(graph)], server_log_dir)
         (eager, eager_padded, eager_stats, eager_log), (graph, graph_padded, stats, log) = (
             eager_run.result(), graph_run.result())
     assert re.search(r"Decode batch.*cuda graph: False", eager_log)
@@ -54,6 +55,8 @@ def test_decode_graph_serves_the_eager_tokens(method, tmp_path_factory, server_l
     assert stats["method"] == method
     assert stats["decode_steps"] == eager_stats["decode_steps"] > 0  # the offloaded rows took the sparse path
     assert stats["selected_tokens"] == eager_stats["selected_tokens"] > 0
+    if graph == 2:  # the selection and gather of most layers replayed a graph of their batch
+        assert 0 < stats["selection_graph_captures"] < stats["selection_graph_replays"]
     # quest keeps every token on the GPU (0 B over PCIe); yakv and shadowkv read host rows
     assert stats["loaded_bytes"] == eager_stats["loaded_bytes"]
     assert (stats["loaded_bytes"] > 0) == (method != "quest")

@@ -46,7 +46,7 @@ def test_budget_fraction_and_token_count():
         ({"decode_chunks": 1.5}, "--kv-offload-decode-chunks"),
         ({"decode_finish_sms": -1}, "--kv-offload-decode-finish-sms"),
         ({"decode_timing": -1}, "--kv-offload-decode-timing"),
-        ({"decode_graph": 2}, "--kv-offload-decode-graph"),
+        ({"decode_graph": 3}, "--kv-offload-decode-graph"),
         ({"decode_graph": True}, "--kv-offload-decode-graph"),
         ({"host_mem": "lots"}, "--kv-offload-host-mem"),
         ({"host_mem": "150%"}, "--kv-offload-host-mem"),
