@@ -7,9 +7,9 @@
 Per shape (rows = requests x kv heads, columns = context tokens, width = the budget's token count):
 median ms of ``kernels.topk.topk_sorted_batch`` and of the same kernel as committed at ``REV``
 (a copy of its ``topk_triton.py``: the GPU host gets no git history), each at the fastest of
-``TOPK_CONFIGS`` (as ``pick_config`` chooses in serving; every config's time is recorded; the
-baseline at each of them too, or at their block sizes and warps with
-8-bit digits where its kernel has no ``DIGIT_BITS``), and of
+``TOPK_CONFIGS`` (as ``pick_config`` chooses in serving; every config's time is recorded, the two-stage
+configs' (``chunks`` > 1) among them; the baseline at each of their one-program-per-row forms too, or at
+their block sizes and warps with 8-bit digits where its kernel has no ``DIGIT_BITS``), and of
 torch's path (``torch.topk`` + the sort of its indices, ``topk_sorted_batch_ref``-equivalent without
 the tie rule); the ratios between them; the scores' read rate (one pass over ``rows x cols x 4``
 bytes) of each; and whether the outputs are equal to the torch reference. Needs a CUDA GPU.
@@ -81,7 +81,9 @@ def measure(rows: int, cols: int, width: int, baseline, device: str = "cuda") ->
         return is_correct
 
     kernel_ms, kernel_config, kernel_configs, equal = fastest(run_kernel, topk.TOPK_CONFIGS, output_correct(run_kernel))
-    launch_configs = list(dict.fromkeys(c if takes_digit_bits else c._replace(digit_bits=8) for c in topk.TOPK_CONFIGS))
+    # the baseline runs one program per row: each config's block, warps (and digits where it takes them)
+    launch_configs = list(dict.fromkeys((c if takes_digit_bits else c._replace(digit_bits=8))._replace(chunks=1)
+                                        for c in topk.TOPK_CONFIGS))
     baseline_ms, baseline_config, baseline_configs, baseline_equal = fastest(run_baseline, launch_configs,
                                                                              output_correct(run_baseline))
     torch_ms = bench(lambda: torch.sort(torch.topk(scores, width, dim=-1, sorted=False).indices, dim=-1))

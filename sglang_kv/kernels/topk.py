@@ -29,6 +29,7 @@ class TopkConfig(NamedTuple):
     block: int  # scores per loop iteration (a power of two >= 16)
     num_warps: int
     digit_bits: int = 8  # key bits counted per radix pass, 5-8 (the GPU's tl.histogram needs >= 32 bins)
+    chunks: int = 1  # 1: one program per row; 2-8: the two-stage top-k over this many chunks per row (below)
 
 
 # measured on the H200 (results/topk_bench_h200.json): 8192 scores in 16 warps with 5-bit digits won
@@ -36,7 +37,17 @@ class TopkConfig(NamedTuple):
 # that compile for sm_90 without spills) lost at every shape on 2026-12-03 (0.430 vs 0.405 ms at
 # 256 x 64K, 0.075 vs 0.055 ms at 128 x 16K; results/topk_bench_h200_16384.json) and are not candidates.
 TOPK_CONFIGS = [TopkConfig(1024, 4), TopkConfig(2048, 8)] + [
-    TopkConfig(block, 16, bits) for block in (4096, 8192) for bits in (5, 6, 8)]
+    TopkConfig(block, 16, bits) for block in (4096, 8192) for bits in (5, 6, 8)] + [
+    TopkConfig(block, 16, 5, chunks) for chunks in (2, 4, 8) for block in (4096, 8192)]
+# Two-stage top-k (``chunks`` > 1; not yet timed on a GPU, 2026-12-05): stage 1 runs a program per chunk of
+# a row (``rows * chunks`` programs instead of ``rows``, each over ``1 / chunks`` of the row) and keeps each
+# chunk's top ``min(count, chunk)`` columns with their scores; stage 2 selects the row's top ``count`` among
+# those ``chunks * min(width, chunk)`` candidates. Exact, ties included: a column among the row's top
+# ``count`` (by score, then lowest column) is among its chunk's, and the candidates keep column order, so
+# stage 2's lowest positions at a tie are the lowest columns. The single-program kernel is bound by its one
+# program per row (the early exit's 0-7%, e3a928b); whether two stages win is ``pick_config``'s timed choice.
+MAX_CHUNKS = 8
+CHUNK_ALIGN = 16  # a chunk's columns: a multiple of it (aligned row loads), so rows a multiple of 16 * chunks
 
 
 def topk_sorted_batch_ref(scores: torch.Tensor, counts: torch.Tensor, width: int) -> torch.Tensor:
@@ -67,7 +78,7 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
         raise ValueError(f"counts must be int32 [{rows}] on {scores.device}, got {counts.dtype} "
                          f"{tuple(counts.shape)} on {counts.device}")
     if config is not None:
-        check_topk_config(config)
+        check_topk_config(config, num_cols)
     check_kernel_device(scores.device, "scores")
     if out is None:
         out = torch.empty((rows, width), dtype=torch.int64, device=scores.device)
@@ -77,18 +88,44 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
     from sglang_kv.kernels.topk_triton import topk_sorted_kernel
 
     def run(cfg: TopkConfig) -> None:
-        topk_sorted_kernel[(rows,)](scores, counts, out, num_cols, width, scores.stride(0), out.stride(0),
-                                    BLOCK=cfg.block, DIGIT_BITS=cfg.digit_bits, num_warps=cfg.num_warps)
+        launch = dict(BLOCK=cfg.block, DIGIT_BITS=cfg.digit_bits, num_warps=cfg.num_warps)
+        if cfg.chunks == 1:
+            topk_sorted_kernel[(rows,)](scores, counts, out, scores, out, num_cols, width, scores.stride(0),
+                                        out.stride(0), 0, **launch)
+            return
+        chunk = num_cols // cfg.chunks
+        chunk_width = min(width, chunk)
+        # stage 1: each chunk's top min(count, chunk) row columns and their scores (padding: -inf)
+        columns = torch.empty((rows * cfg.chunks, chunk_width), dtype=torch.int64, device=scores.device)
+        values = torch.empty((rows * cfg.chunks, chunk_width), dtype=torch.float32, device=scores.device)
+        topk_sorted_kernel[(rows * cfg.chunks,)](scores, counts, columns, values, columns, chunk, chunk_width,
+                                                 scores.stride(0), chunk_width, 0, CHUNKS=cfg.chunks,
+                                                 WRITE_VALUES=True, **launch)
+        # stage 2: the row's top count among its chunks' candidates, as the columns they stand for
+        candidates = cfg.chunks * chunk_width
+        topk_sorted_kernel[(rows,)](values, counts, out, values, columns, candidates, width, candidates,
+                                    out.stride(0), candidates, MAP_COLUMNS=True, **launch)
 
     if config is None:
         key = ("topk_sorted", str(scores.device), rows, size_bucket(num_cols), size_bucket(width))
-        config = pick_config(key, TOPK_CONFIGS, run)
+        config = pick_config(key, topk_configs(num_cols), run)
     run(config)
     return out
 
 
-def check_topk_config(config: TopkConfig) -> None:
-    """Raise ``ValueError`` unless the kernel can run ``config``."""
+def topk_configs(num_cols: int) -> list[TopkConfig]:
+    """The candidates of ``TOPK_CONFIGS`` that can run on rows of ``num_cols`` scores (two stages need
+    chunks of a multiple of ``CHUNK_ALIGN`` columns)."""
+    return [cfg for cfg in TOPK_CONFIGS if num_cols % (cfg.chunks * CHUNK_ALIGN) == 0 or cfg.chunks == 1]
+
+
+def check_topk_config(config: TopkConfig, num_cols: int) -> None:
+    """Raise ``ValueError`` unless the kernel can run ``config`` on rows of ``num_cols`` scores."""
     check_config(config, 16)
     if not 5 <= config.digit_bits <= 8:
         raise ValueError(f"config: need digit_bits in [5, 8], got {config}")
+    if not 1 <= config.chunks <= MAX_CHUNKS:
+        raise ValueError(f"config: need chunks in [1, {MAX_CHUNKS}], got {config}")
+    if config.chunks > 1 and num_cols % (config.chunks * CHUNK_ALIGN):
+        raise ValueError(f"config: {config.chunks} chunks of a row of {num_cols} scores need the row to be a "
+                         f"multiple of {config.chunks * CHUNK_ALIGN} columns")

@@ -18,13 +18,22 @@ def _ordered_key(x):
 
 @triton.jit
 def topk_sorted_kernel(
-    scores_ptr, counts_ptr, out_ptr,
-    num_cols, width, scores_stride, out_stride,
-    BLOCK: tl.constexpr, DIGIT_BITS: tl.constexpr,
+    scores_ptr, counts_ptr, out_ptr, values_ptr, columns_ptr,
+    num_cols, width, scores_stride, out_stride, columns_stride,
+    BLOCK: tl.constexpr, DIGIT_BITS: tl.constexpr, CHUNKS: tl.constexpr = 1, WRITE_VALUES: tl.constexpr = False,
+    MAP_COLUMNS: tl.constexpr = False,
 ):
     """Row ``program_id(0)``: the columns of its ``count`` largest scores in ascending column order
     (ties at the threshold: the lowest columns), then columns ``[count, width)`` set to the first of
     them.
+
+    The two stages of a row split in ``CHUNKS`` (``kernels.topk``, ``TopkConfig.chunks``) run this
+    kernel too. Stage 1 (``CHUNKS > 1``, ``WRITE_VALUES``): program ``r * CHUNKS + c`` takes chunk
+    ``c`` of row ``r``, columns ``[c * num_cols, (c + 1) * num_cols)`` (``num_cols``: the chunk's),
+    with count ``min(counts[r], num_cols)``; it writes row columns (not chunk columns) and, at the
+    same positions of ``values`` (float32, ``out``'s layout), their scores, its padding at ``-inf``.
+    Stage 2 (``MAP_COLUMNS``): the rows are stage 1's candidate values and every position written is
+    replaced by the column ``columns[row, position]`` (int64, row stride ``columns_stride``).
 
     scores: float32 ``[R, >= num_cols]`` (last dimension contiguous), counts: int32 ``[R]`` (each in
     ``[1, num_cols]``), out: int64 ``[R, width]``. A radix select of the ``count``-th largest key,
@@ -46,8 +55,14 @@ def topk_sorted_kernel(
     per row, not the pass count, bounds the kernel.
     """
     row = tl.program_id(0)
-    count = tl.load(counts_ptr + row)
-    row_ptr = scores_ptr + row.to(tl.int64) * scores_stride
+    if CHUNKS > 1:
+        count = tl.minimum(tl.load(counts_ptr + row // CHUNKS), num_cols)
+        row_ptr = scores_ptr + (row // CHUNKS).to(tl.int64) * scores_stride + (row % CHUNKS) * num_cols
+        col_base = (row % CHUNKS) * num_cols
+    else:
+        count = tl.load(counts_ptr + row)
+        row_ptr = scores_ptr + row.to(tl.int64) * scores_stride
+        col_base = 0
     offs = tl.arange(0, BLOCK)
     BINS: tl.constexpr = 1 << DIGIT_BITS
     digits = tl.arange(0, BINS)
@@ -84,19 +99,34 @@ def topk_sorted_kernel(
     written = tl.zeros([1], tl.int32)
     equal_seen = tl.zeros([1], tl.int32)
     first = tl.full([1], 0, tl.int32) + num_cols
+    map_row = columns_ptr + row.to(tl.int64) * columns_stride
     for start in range(0, num_cols, BLOCK):
         cols = start + offs
         valid = cols < num_cols
-        key = _ordered_key(tl.load(row_ptr + cols, mask=valid, other=0.0))
+        score = tl.load(row_ptr + cols, mask=valid, other=0.0)
+        key = _ordered_key(score)
         equal = valid & (key == threshold)
         equal_rank = equal_seen + tl.cumsum(equal.to(tl.int32), axis=0) - 1
         take = (valid & (key > threshold)) | (equal & (equal_rank < remaining))
         position = written + tl.cumsum(take.to(tl.int32), axis=0) - 1
-        tl.store(out_row + position, cols.to(tl.int64), mask=take)
+        if MAP_COLUMNS:
+            column = tl.load(map_row + cols, mask=take, other=0)
+        else:
+            column = (col_base + cols).to(tl.int64)
+        tl.store(out_row + position, column, mask=take)
+        if WRITE_VALUES:
+            tl.store(values_ptr + row.to(tl.int64) * out_stride + position, score, mask=take)
         written += tl.sum(take.to(tl.int32), axis=0)
         equal_seen += tl.sum(equal.to(tl.int32), axis=0)
         first = tl.minimum(first, tl.min(tl.where(take, cols, num_cols), axis=0))
+    if MAP_COLUMNS:
+        first_column = tl.load(map_row + first)  # [1]: the columns ascend with the positions
+    else:
+        first_column = (col_base + first).to(tl.int64)
     for start in range(0, width, BLOCK):  # padding columns past this row's count
         cols = start + offs
         pad = (cols >= count) & (cols < width)
-        tl.store(out_row + cols, (tl.zeros([BLOCK], tl.int32) + first).to(tl.int64), mask=pad)
+        tl.store(out_row + cols, tl.zeros([BLOCK], tl.int64) + first_column, mask=pad)
+        if WRITE_VALUES:
+            tl.store(values_ptr + row.to(tl.int64) * out_stride + cols, tl.full([BLOCK], float("-inf"), tl.float32),
+                     mask=pad)

@@ -56,6 +56,7 @@ from sglang_kv.config import PAYLOAD_GROUPS
 from sglang_kv.devices import device_ints
 from sglang_kv.kernels.higgs import OUT_DTYPES
 from sglang_kv.kernels import head_rows
+from sglang_kv.kernels import topk as topk_kernels
 from sglang_kv.quant.higgs import HiggsQuantizer
 from sglang_kv.select.base import (BatchKV, BatchSelection, Footprint, LayerSummary, Selector, StepBytes,
                                    group_max_softmax, knob, take, topk_sorted, use_kernels)
@@ -66,7 +67,9 @@ from sglang_kv.select.rope import apply_rope, inverse_rope
 HIGGS_GRIDS = {1: (4, 1), 2: (4, 2), 3: (2, 3), 4: (2, 4)}
 KEY_ROPE = ("post", "pre")
 _SCALE_DTYPE = torch.float16
-LOGITS_ALIGN = 16  # columns: the batched selection's logits width is a multiple of it (aligned rows)
+# columns: the batched selection's logits width is a multiple of it: aligned rows, which the top-k may split
+# into up to MAX_CHUNKS chunks of aligned rows (kernels.topk)
+LOGITS_ALIGN = topk_kernels.MAX_CHUNKS * topk_kernels.CHUNK_ALIGN
 
 
 def _is_pow2(n: int) -> bool:
@@ -297,12 +300,11 @@ class YakvSelector(Selector):
         """The launches of :meth:`_select_batch_kernels` (nothing copied from the host)."""
         from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
         from sglang_kv.kernels import softmax as softmax_kernels
-        from sglang_kv.kernels import topk as topk_kernels
 
         hkv = self.shape.num_kv_heads
         # columns past a request's length are neither written nor read; the width (the longest request's
-        # candidate count) is rounded up to a multiple of 16 (LOGITS_ALIGN) so that the softmax and top-k
-        # rows start aligned whatever the prompt lengths
+        # candidate count) is rounded up to a multiple of LOGITS_ALIGN (128) so that the softmax and top-k
+        # rows (and the top-k's chunks of them) start aligned whatever the prompt lengths
         longest = max(plan.lengths)
         columns = -(-longest // LOGITS_ALIGN) * LOGITS_ALIGN
         logits = torch.empty((q.shape[0], q.shape[1], columns), device=q.device)

@@ -117,11 +117,14 @@ def compile_all() -> list[dict]:
     from sglang_kv.kernels import topk as tk
     from sglang_kv.kernels import topk_triton as tt
 
-    for config in tk.TOPK_CONFIGS:
-        build(tt.topk_sorted_kernel, "topk_sorted",
-              dict(scores_ptr="*fp32", counts_ptr="*i32", out_ptr="*i64", num_cols="i32", width="i32",
-                   scores_stride="i32", out_stride="i32"),
-              dict(BLOCK=config.block, DIGIT_BITS=config.digit_bits), config.num_warps)
+    for config in tk.TOPK_CONFIGS:  # one program per row, or the two stages of a row in chunks
+        stages = [{}] if config.chunks == 1 else [dict(CHUNKS=config.chunks, WRITE_VALUES=True), dict(MAP_COLUMNS=True)]
+        for stage in stages:
+            build(tt.topk_sorted_kernel, "topk_sorted",
+                  dict(scores_ptr="*fp32", counts_ptr="*i32", out_ptr="*i64", values_ptr="*fp32", columns_ptr="*i64",
+                       num_cols="i32", width="i32", scores_stride="i32", out_stride="i32", columns_stride="i32"),
+                  dict(BLOCK=config.block, DIGIT_BITS=config.digit_bits, CHUNKS=1, WRITE_VALUES=False,
+                       MAP_COLUMNS=False) | stage, config.num_warps)
 
     # device-cache fills: Llama-3.1-8B token rows (512 code bytes as int64) and fp16 scales; per-head rows
     for elem, row in (("*i64", 64), ("*i16", 1), ("*i64", 8), ("*u8", 3)):

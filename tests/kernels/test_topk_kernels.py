@@ -68,6 +68,45 @@ def test_topk_sorted_batch_softmax_rows_end_early_and_equal_reference(digit_bits
     assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 4096))
 
 
+@pytest.mark.parametrize("chunks", [2, 4, 8])
+@pytest.mark.parametrize("scores_kind", ["softmax_padded", "coarse_ties"])
+def test_two_stage_topk_equals_reference(chunks, scores_kind):
+    """Rows split in chunks (stage 1: each chunk's top min(count, chunk); stage 2: the row's top count among
+    them): the same columns as the reference, ties at the threshold included, with counts below, at and
+    above a chunk's length, a row that takes all of its columns, one whose selection sits in one chunk, a
+    row of negative scores and a request's -1 padding; the kept scores' strides differ from the rows' (a
+    view of wider rows)."""
+    gen = torch.Generator().manual_seed(chunks)
+    if scores_kind == "softmax_padded":
+        scores = torch.softmax(3 * torch.randn(7, 300, generator=gen), dim=-1)[:, :256]
+        scores[2, 200:] = -1.0  # a shorter request's padding
+        scores[4] = -scores[4] - 1  # below zero: a chunk's padding (-inf in stage 1) must rank below them
+        scores[5, :] = 0.0
+        scores[5, 224:232] = 1.0  # every selected column in one chunk
+    else:
+        scores = ((torch.rand(7, 300, generator=gen) * 6).floor() / 6)[:, :256]  # many equal keys
+    counts = _counts([1, 40, 200, 256, 31, 8, 100])  # 40 and 100 > a chunk of 32 (8 chunks); 256: everything
+    scores = scores.to(DEVICE)
+    assert scores.stride(0) == 300
+    config = TopkConfig(32, 2, 5, chunks)
+    got = topk.topk_sorted_batch(scores, counts, 256, config=config)
+    assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 256))
+    narrow = topk.topk_sorted_batch(scores[:, :256], counts.clamp(max=64), 64, config=config)  # width < a row
+    assert torch.equal(narrow, topk.topk_sorted_batch_ref(scores, counts.clamp(max=64), 64))
+
+
+def test_two_stage_configs_need_aligned_chunks():
+    scores, counts = torch.rand(2, 96, device=DEVICE), _counts([3, 5])
+    with pytest.raises(ValueError, match="4 chunks of a row of 96 scores need the row to be a multiple of 64"):
+        topk.topk_sorted_batch(scores, counts, 5, config=TopkConfig(16, 4, 5, 4))
+    with pytest.raises(ValueError, match=r"chunks in \[1, 8\]"):
+        topk.topk_sorted_batch(scores, counts, 5, config=TopkConfig(16, 4, 5, 16))
+    assert {c.chunks for c in topk.topk_configs(96)} == {1, 2}  # 96 = 2 chunks of 48, not 4 of 24
+    assert {c.chunks for c in topk.topk_configs(32768)} == {1, 2, 4, 8}
+    assert torch.equal(topk.topk_sorted_batch(scores, counts, 5, config=TopkConfig(16, 4, 5, 2)),
+                       topk.topk_sorted_batch_ref(scores, counts, 5))
+
+
 def test_topk_sorted_batch_into_out_and_rejects_bad_input():
     scores = torch.rand(3, 40, device=DEVICE)
     counts = _counts([4, 4, 2])

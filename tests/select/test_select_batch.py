@@ -121,7 +121,7 @@ def test_yakv_batched_kernels_equal_the_loop(payload_group, lengths, ks):
 
 
 def test_yakv_logits_rows_are_aligned(monkeypatch):
-    """The softmax and top-k get logits and scores whose rows are a multiple of 16 columns wide at any
+    """The softmax and top-k get logits and scores whose rows are a multiple of 128 columns wide at any
     request length (Triton then compiles aligned row loads), and the selection still equals the loop."""
     from sglang_kv.kernels import softmax, topk
     from sglang_kv.select.yakv import LOGITS_ALIGN
@@ -137,7 +137,7 @@ def test_yakv_logits_rows_are_aligned(monkeypatch):
     lengths, ks = [70, 33, 121], [16, 40, 24]
     q, summaries = _requests(sel, lengths, seed=7)
     selection = sel._select_batch_kernels(q, summaries, ks, 0.2)
-    assert seen == [128, 128] and LOGITS_ALIGN == 16  # 121 columns rounded up to 128
+    assert seen == [128, 128] and LOGITS_ALIGN == 128  # 121 columns rounded up to 128
     kv = sel._gather_batch_rows(summaries, selection, torch.float32, kernels=True)
     _assert_batch_equals_loop(sel, q, summaries, ks, selection, kv)
 
