@@ -240,8 +240,9 @@ _FLAG_HELP = {
                          "stream, so the next chunk's selection keeps the other SMs (same outputs; 0 = all SMs, "
                          "default)",
     "decode_timing": "every N decode steps, log the device time the offloaded decode attention took per step, "
-                     "summed over layers and split by stage, the host's time for the same stages and the step's "
-                     "wall time ('sglang-kv decode timing: ...'; CUDA events, read a step late so nothing waits; "
+                     "summed over layers and split by stage, the host's time for the same stages, the step's "
+                     "wall time and the garbage collector's time ('sglang-kv decode timing: ...'; CUDA events, "
+                     "read a step late so nothing waits; "
                      "totals only with --kv-offload-decode-chunks > 1; 0 = off, default)",
     "decode_graph": "1: run the decode step in SGLang's breakable CUDA graphs (the projections, MLP/MoE and "
                     "norms of every layer replay as captured graph segments; each layer's offloaded attention "

@@ -20,10 +20,17 @@ stretches of one stream say nothing about them) only the totals are kept (``host
 The timer never waits on the hot path: a step's events are read when the next step starts
 (:meth:`DecodeTimer.step`), by which time the scheduler has already waited for that step's tokens.
 ``python -m sglang_kv.bench serve`` reads these lines (:func:`parse_decode_timing`).
+
+Each line also gives the Python garbage collector's time: within the median step (``gc ms``), summed
+over the interval's steps (``interval gc ms``), and the interval's slowest step wall time
+(``interval max wall ms``). A served run's steps slowed from 56 to 85 ms within one run with every
+stage's device and host time growing together (a0d66ae, README "Beyond stock capacity"): the host
+stalled, and a collection of the scheduler's heap is one way it can.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -47,6 +54,7 @@ class _Step(NamedTuple):
     stages: dict[str, float]
     host: dict[str, float]
     wall_ms: float | None  # None in log lines written before the wall time was logged
+    gc_ms: float | None = None  # the garbage collector's time within the step (None: not logged)
 
 
 class DecodeTimer:
@@ -65,6 +73,21 @@ class DecodeTimer:
         self._started = 0.0  # host clock at the start of the open step
         self._steps: list[_Step] = []  # since the last log line
         self._free_events: list = []  # CUDA events already read, recorded again by later marks
+        self._gc_ms = 0.0  # the garbage collector's time since the open step started
+        self._gc_started: float | None = None
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started is not None:
+            self._gc_ms += (time.perf_counter() - self._gc_started) * 1e3
+            self._gc_started = None
+
+    def close(self) -> None:
+        """Stop counting the garbage collector's time (the timer keeps working otherwise)."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
     def _mark(self, stage: str) -> tuple[str, object, float]:
         if self._cuda:
@@ -110,7 +133,7 @@ class DecodeTimer:
                     stages[stage] = stages.get(stage, 0.0) + self._elapsed_ms(a, b)
                     host[stage] = host.get(stage, 0.0) + (host_b - host_a) * 1e3
             self._steps.append(_Step(self._batch, sum(stages.values()), len(self._spans), stages, host,
-                                     (now - self._started) * 1e3))
+                                     (now - self._started) * 1e3, self._gc_ms))
             if self._cuda:  # every event of the step has been read (each span's end waited for)
                 self._free_events.extend(mark for layer in self._spans for _, mark, _ in layer)
             self._spans = []
@@ -118,6 +141,7 @@ class DecodeTimer:
                 self._log()
         self._batch = batch
         self._started = now
+        self._gc_ms = 0.0
 
     def _log(self) -> None:
         batches = [s.batch for s in self._steps]
@@ -127,34 +151,54 @@ class DecodeTimer:
         parts = [f"median of {len(at_batch)} steps"]
         if self.stages:
             parts.append("stages ms: " + _format(median.stages))
-        parts += ["host ms: " + _format(median.host), f"step wall ms: {median.wall_ms:.1f}"]
+        parts += ["host ms: " + _format(median.host), f"step wall ms: {median.wall_ms:.1f}",
+                  f"gc ms: {median.gc_ms:.1f}", f"interval gc ms: {sum(s.gc_ms for s in self._steps):.1f}",
+                  f"interval max wall ms: {max(s.wall_ms for s in self._steps):.1f}"]
         logger.info("%s: batch %d, offloaded attention %.1f ms per step over %d layers (%s)",
                     LOG_PREFIX, batch, median.ms, median.layers, "; ".join(parts))
         self._steps = []
 
 
+class _Line(NamedTuple):
+    """One parsed log line: the median step it reports and its interval's figures (None: not logged)."""
+
+    step: _Step
+    interval_gc_ms: float | None
+    interval_max_wall_ms: float | None
+
+
 def parse_decode_timing(log: str) -> dict | None:
     """A server log's decode timing lines -> the median offloaded-attention time per step at the
-    largest batch logged, with its device and host splits (None without such lines)."""
+    largest batch logged, with its device and host splits (None without such lines); with the
+    collector's time logged, also the median step's, and per line its interval's sum and slowest wall."""
     lines = [_parse_line(*match) for match in _LINE.findall(log)]
     if not lines:
         return None
-    batch = max(line.batch for line in lines)
-    at_batch = [line for line in lines if line.batch == batch]
-    median = _median_by_ms(at_batch)
-    return {"batch": batch, "attention_ms_per_step": median.ms, "attention_ms_per_layer": median.ms / median.layers,
-            "layers": median.layers, "stages_ms_per_step": median.stages or None,
-            "host_ms_per_step": round(sum(median.host.values()), 1) if median.host else None,
-            "host_stages_ms_per_step": median.host or None, "step_wall_ms": median.wall_ms,
-            "lines_at_batch": len(at_batch), "lines": len(lines)}
+    batch = max(line.step.batch for line in lines)
+    at_batch = [line for line in lines if line.step.batch == batch]
+    median = _median_by_ms([line.step for line in at_batch])
+    summary = {"batch": batch, "attention_ms_per_step": median.ms, "attention_ms_per_layer": median.ms / median.layers,
+               "layers": median.layers, "stages_ms_per_step": median.stages or None,
+               "host_ms_per_step": round(sum(median.host.values()), 1) if median.host else None,
+               "host_stages_ms_per_step": median.host or None, "step_wall_ms": median.wall_ms,
+               "lines_at_batch": len(at_batch), "lines": len(lines)}
+    if median.gc_ms is not None:  # lines written since the collector's time is logged
+        summary.update(gc_ms_per_step=median.gc_ms,
+                       interval_gc_ms=[line.interval_gc_ms for line in at_batch],
+                       interval_max_wall_ms=[line.interval_max_wall_ms for line in at_batch])
+    return summary
 
 
-def _parse_line(batch: str, ms: str, layers: str, parts: str) -> _Step:
+def _parse_line(batch: str, ms: str, layers: str, parts: str) -> _Line:
     """One log line's fields; parts: ``"; median of 4 steps; stages ms: kv_write 2.1, ...; host ms: ..."``."""
     fields = dict(part.split(": ", 1) for part in parts.split("; ") if ": " in part)
-    wall = fields.get("step wall ms")
-    return _Step(int(batch), float(ms), int(layers), _stages(fields.get("stages ms", "")),
-                 _stages(fields.get("host ms", "")), float(wall) if wall is not None else None)
+
+    def number(name: str) -> float | None:
+        return float(fields[name]) if name in fields else None
+
+    step = _Step(int(batch), float(ms), int(layers), _stages(fields.get("stages ms", "")),
+                 _stages(fields.get("host ms", "")), number("step wall ms"), number("gc ms"))
+    return _Line(step, number("interval gc ms"), number("interval max wall ms"))
 
 
 def _median_by_ms(records: list[_Step]) -> _Step:

@@ -128,3 +128,32 @@ def test_cuda_marks_reuse_the_events_of_read_steps(monkeypatch, caplog):
     logged = _logged(caplog)  # two lines of two steps each, timed from the reused events
     assert len(logged) == 2 and all(line["layers"] == 2 for line in logged)
     assert all(6 <= line["attention_ms_per_step"] < 30 for line in logged)  # 2 x (1 + 2) ms of sleep, and slack
+
+
+def test_the_collectors_time_is_logged_per_step_and_per_interval(caplog):
+    """A step in which the garbage collector runs logs that time (within the step and summed over the
+    interval) and the interval's slowest step; the parser reads them back."""
+    import gc
+
+    timer = DecodeTimer("cpu", interval=3)
+    heap = [[i] for i in range(300_000)]  # something for a full collection to walk
+    try:
+        with caplog.at_level(logging.INFO, logger="sglang_kv.timing"):
+            _run_step(timer, 4, layers=2, select_s=0.001, gather_s=0.001)
+            timer.step(4)
+            timer.begin()
+            gc.collect()  # inside the second step
+            timer.end()
+            _run_step(timer, 4, layers=2, select_s=0.001, gather_s=0.001)
+            timer.step(0)
+    finally:
+        timer.close()
+    assert timer._on_gc not in gc.callbacks
+    message = caplog.records[0].getMessage()
+    assert "; gc ms: " in message and "; interval gc ms: " in message and "; interval max wall ms: " in message
+    parsed = parse_decode_timing(message)
+    (interval_gc,) = parsed["interval_gc_ms"]
+    (max_wall,) = parsed["interval_max_wall_ms"]
+    assert interval_gc > 0 and max_wall >= parsed["step_wall_ms"]
+    assert 0 <= parsed["gc_ms_per_step"] <= interval_gc
+    del heap
