@@ -187,3 +187,53 @@ def test_gpu_replayed_graphs_equal_the_eager_launches(shape):
                 assert torch.equal(kv.k, want[1].k) and torch.equal(kv.v, want[1].v)
                 assert torch.equal(kv.rows, want[1].rows) and kv.load_bytes == want[1].load_bytes
     assert (selection_graphs.captures, selection_graphs.replays) == (2, 22)
+
+
+def test_backend_attends_over_the_replayed_selection(monkeypatch):
+    """The offload backend's sparse attention with ``--kv-offload-decode-graph 2`` (the selection and gather
+    from ``SelectionGraphs``, here with the stand-in capture) gives the eager path's outputs and counts,
+    layer after layer over two steps."""
+    from types import SimpleNamespace
+
+    from sglang_kv.backend import OffloadAttnBackend, RowPlan
+    from sglang_kv.state import OffloadStats, RequestState
+    from sglang_kv.streams import decode_streams
+
+    config = OffloadConfig(method="yakv", decode_graph=2, budget=24)
+    sel = make_selector("yakv", SHAPE, config)
+    lengths, sink, local = [70, 120], 4, 6
+    layers = _layers(sel, lengths, 2, seed=13)  # candidates [sink, sink + n) of each request
+    gen = torch.Generator().manual_seed(14)
+    pool_k = torch.randn(400, SHAPE.num_kv_heads, SHAPE.head_dim, generator=gen)
+    pool_v = torch.randn(400, SHAPE.num_kv_heads, SHAPE.head_dim, generator=gen)
+    req_to_token = torch.arange(2 * 200, dtype=torch.int32).view(2, 200)  # request b's token t: pool row 200 b + t
+    states = []
+    for b, n in enumerate(lengths):
+        state = RequestState(f"r{b}", b, sink + n + local, sink, sink + n)
+        state.summaries = {layer: summaries[b] for layer, (_, summaries) in enumerate(layers)}
+        states.append(state)
+
+    def backend(selection_graphs):
+        b = OffloadAttnBackend.__new__(OffloadAttnBackend)
+        b.config, b._windows = config, {}
+        b.runtime = SimpleNamespace(
+            selector=sel, selection_graphs=selection_graphs, decode_timer=None, table=SimpleNamespace(stats=OffloadStats()),
+            token_to_kv_pool=SimpleNamespace(get_key_buffer=lambda layer: pool_k, get_value_buffer=lambda layer: pool_v),
+            req_to_token_pool=SimpleNamespace(req_to_token=req_to_token), rows=lambda slots: slots,
+            decode_streams=decode_streams(1, DEVICE))
+        return b
+
+    replayed = backend(graphs.SelectionGraphs(sel, capture=_RerunCapture(monkeypatch), pool="pool"))
+    eager = backend(None)
+    for step in range(2):
+        rows = [RowPlan(b, state, state.prompt_len + 1 + step) for b, state in enumerate(states)]
+        for b in (replayed, eager):
+            b._windows = {}  # a new step (the backend's plan resets it)
+        for layer_id, (q, _) in enumerate(layers):
+            layer = SimpleNamespace(layer_id=layer_id, scaling=0.2, v_head_dim=SHAPE.head_dim)
+            got = replayed._sparse_attention(layer, q + step, rows)
+            want = eager._sparse_attention(layer, q + step, rows)
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert replayed.runtime.selection_graphs.replays == 3
+    assert replayed.runtime.table.stats == eager.runtime.table.stats
+    assert eager.runtime.table.stats.selected_tokens == 4 * SHAPE.num_kv_heads * 2 * 24
