@@ -1,4 +1,4 @@
-"""The selection's top-k in one launch.
+"""The selection's top-k in one launch (two for the two-stage configs, ``TopkConfig.chunks`` > 1).
 
 - :func:`topk_sorted_batch`: per row of scores, the columns of its ``counts[row]`` largest scores in
   ascending column order, padded to ``width`` columns with the row's first selected column (the
