@@ -76,7 +76,8 @@
 #   serve16k  the same model, 8 x 16K prompts (fits stock): stock vs yakv vs shadowkv
 #   servegraph16k the same, stock with its CUDA graphs (--cuda-graph-max-bs 8), yakv and shadowkv with
 #             --kv-offload-decode-graph 1 and the step timing logged; GRAPH16K_TAG names the result,
-#             GRAPH16K_METHODS picks the servers (default none,yakv,shadowkv)
+#             GRAPH16K_METHODS picks the servers (default none,yakv,shadowkv), GRAPH16K_GRAPH the offload
+#             servers' --kv-offload-decode-graph (default 1; 2 replays yakv's selection: GRAPH16K_METHODS=yakv)
 #   pipeline  python -m sglang_kv.bench layer at 32 x 64K, 3.125%, head groups, the step whole and in 2 / 4
 #             chunks of requests pipelined over two streams, twice each; then the same from BASE_TREE
 #             when set (as in records: the schedule before, each chunk's step on a stream of its own,
@@ -320,7 +321,7 @@ for stage in "$@"; do
       run serve_llama_8x16k_$tag python3 -m sglang_kv.bench serve --model llama-3.1-8b \
         --methods "${GRAPH16K_METHODS:-none,yakv,shadowkv}" \
         --num-requests 8 --prompt-len 16384 --output-len 32 --vocab 128000 --server-args "--cuda-graph-max-bs 8" \
-        --offload-args "--kv-offload-host-mem 24 --kv-offload-decode-timing 4 --kv-offload-decode-graph 1" \
+        --offload-args "--kv-offload-host-mem 24 --kv-offload-decode-timing 4 --kv-offload-decode-graph ${GRAPH16K_GRAPH:-1}" \
         --log-dir "$OUT/logs16k_$tag" --out results/serve_llama31_8b_8x16k_h200_$tag.json
       cp results/serve_llama31_8b_8x16k_h200_$tag.json "$OUT/" 2>/dev/null
       ;;
