@@ -61,7 +61,7 @@ def main():
     p.add_argument("--budget", type=float, default=0.03125)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--iters", type=int, default=7)
-    p.add_argument("--host-gib", type=int, default=48)
+    p.add_argument("--host-gib", type=int, default=8, help="pinned host store (4 layers of 32 x 32K need 2.1 GiB)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     shape = model_spec(args.model_shape).shape
