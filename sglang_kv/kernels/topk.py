@@ -107,8 +107,11 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
                                     out.stride(0), candidates, MAP_COLUMNS=True, **launch)
 
     if config is None:
-        key = ("topk_sorted", str(scores.device), rows, size_bucket(num_cols), size_bucket(width))
-        config = pick_config(key, topk_configs(num_cols), run)
+        candidates = topk_configs(num_cols)
+        # the most chunks that apply is in the key: a two-stage pick must not serve rows it cannot split
+        key = ("topk_sorted", str(scores.device), rows, size_bucket(num_cols), size_bucket(width),
+               max(cfg.chunks for cfg in candidates))
+        config = pick_config(key, candidates, run)
     run(config)
     return out
 

@@ -107,6 +107,25 @@ def test_two_stage_configs_need_aligned_chunks():
                        topk.topk_sorted_batch_ref(scores, counts, 5))
 
 
+def test_tuned_picks_are_kept_apart_by_the_chunks_that_apply(monkeypatch):
+    """Rows of one size class that split into different chunk counts are tuned apart: a two-stage pick
+    for rows of 4096 columns never serves rows of 4080 (which 8 chunks of 16-multiples cannot split)."""
+    seen = []
+
+    def pick(key, candidates, run):
+        seen.append((key, {c.chunks for c in candidates}))
+        return candidates[-1]
+
+    monkeypatch.setattr(topk, "pick_config", pick)
+    for cols in (4096, 4080):
+        scores, counts = torch.rand(2, cols, device=DEVICE), _counts([5, 9])
+        got = topk.topk_sorted_batch(scores, counts, 9)
+        assert torch.equal(got, topk.topk_sorted_batch_ref(scores, counts, 9))
+    (key_a, chunks_a), (key_b, chunks_b) = seen
+    assert key_a[:-1] == key_b[:-1] and key_a != key_b  # same size class, another set of chunk counts
+    assert chunks_a == {1, 2, 4, 8} and chunks_b == {1}  # 4080 = 16 x 255: no chunks of 16-multiples
+
+
 def test_topk_sorted_batch_into_out_and_rejects_bad_input():
     scores = torch.rand(3, 40, device=DEVICE)
     counts = _counts([4, 4, 2])
