@@ -93,6 +93,7 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
             topk_sorted_kernel[(rows,)](scores, counts, out, scores, out, num_cols, width, scores.stride(0),
                                         out.stride(0), 0, **launch)
             return
+        check_topk_config(cfg, num_cols)  # a chunk count that does not divide the row would drop columns
         chunk = num_cols // cfg.chunks
         chunk_width = min(width, chunk)
         # stage 1: each chunk's top min(count, chunk) row columns and their scores (padding: -inf)
