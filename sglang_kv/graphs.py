@@ -20,6 +20,10 @@ query and the tables in buffers of its own; every later layer of that batch copi
 tables in and replays it: four launches from Python instead of the selection's and gather's seven
 and their host-side checks. The graph's outputs live at fixed addresses that the next replay
 overwrites, so the attention reads them before the next layer's replay (the same stream).
+
+Status (2026-12-05): built and tested on CPU only (the Triton interpreter with a stand-in capture,
+``tests/select/test_selection_graphs.py``); its GPU tests, the graph-2 server test and
+``scripts/gpu/selection_graph_probe.py`` have not run yet (no GPU host was lent that session).
 """
 
 from __future__ import annotations
