@@ -46,7 +46,7 @@
 #             top-k bench against ce495ed and the score ablation: README "Results".)
 #   selgraph  --kv-offload-decode-graph 2: GPU tests of the replayed selection graphs
 #             (tests/select/test_selection_graphs.py) and of the CUDA score's tunings; the eager and
-#             graph-2 servers' tokens (tests/server/test_decode_graph_gpu.py, yakv); then
+#             graph-2 servers' tokens (tests/server/test_decode_graph_gpu.py -k yakv-2); then
 #             scripts/gpu/selection_graph_probe.py at the Qwen3-30B-A3B shape, 32 x 32K: the host and
 #             device time per layer of the eager selection + gather against the replayed graph
 #   gather    scripts/gpu/gather_probe.py: the step's zero-copy gather vs the row copies and DMA
@@ -267,7 +267,7 @@ for stage in "$@"; do
         -k "graph or tunings" -q -ra -p no:cacheprovider
       run selection_graph_probe python3 scripts/gpu/selection_graph_probe.py --model-shape qwen3-30b-a3b --batch 32 \
         --context 32768 --out "$OUT/selection_graph_probe_qwen3_30b_a3b_32x32k_h200.json"
-      run gpu_tests_selgraph_server python3 -m pytest tests/server/test_decode_graph_gpu.py -k yakv -q -ra \
+      run gpu_tests_selgraph_server python3 -m pytest tests/server/test_decode_graph_gpu.py -k yakv-2 -q -ra \
         -p no:cacheprovider
       ;;
     fastpath)
