@@ -406,11 +406,11 @@ def _batched(quantizer: HiggsQuantizer, stores: Sequence[StoreRef], device: torc
     if any(st.layout != layout for st in stores):
         raise ValueError("every store must have the same row strides, channels, scale dtype and layout "
                          "(token- or head-major)")
+    _, on_host, codes_align = launch_key(stores)
     code_bytes, codes_stride, scales_stride, scale_dtype, head_major = layout
     return _Batched(code_bytes // quantizer.group_code_bytes * quantizer.group_size, codes_stride, scales_stride,
                     element_type(torch.uint8, device), element_type(scale_dtype, device),
-                    "cpu" if any(st.on_host for st in stores) else device.type,
-                    common_alignment(st.codes for st in stores), head_major)
+                    "cpu" if on_host else device.type, codes_align, head_major)
 
 
 def _check_gather_index(index: torch.Tensor, dtype: torch.dtype) -> torch.device:

@@ -120,7 +120,12 @@ def topk_sorted_batch(scores: torch.Tensor, counts: torch.Tensor, width: int, *,
 def topk_configs(num_cols: int) -> list[TopkConfig]:
     """The candidates of ``TOPK_CONFIGS`` that can run on rows of ``num_cols`` scores (two stages need
     chunks of a multiple of ``CHUNK_ALIGN`` columns)."""
-    return [cfg for cfg in TOPK_CONFIGS if num_cols % (cfg.chunks * CHUNK_ALIGN) == 0 or cfg.chunks == 1]
+    return [cfg for cfg in TOPK_CONFIGS if _splits(num_cols, cfg.chunks)]
+
+
+def _splits(num_cols: int, chunks: int) -> bool:
+    """Whether a row of ``num_cols`` scores splits into ``chunks`` chunks of ``CHUNK_ALIGN``-multiples."""
+    return chunks == 1 or num_cols % (chunks * CHUNK_ALIGN) == 0
 
 
 def check_topk_config(config: TopkConfig, num_cols: int) -> None:
@@ -130,6 +135,6 @@ def check_topk_config(config: TopkConfig, num_cols: int) -> None:
         raise ValueError(f"config: need digit_bits in [5, 8], got {config}")
     if not 1 <= config.chunks <= MAX_CHUNKS:
         raise ValueError(f"config: need chunks in [1, {MAX_CHUNKS}], got {config}")
-    if config.chunks > 1 and num_cols % (config.chunks * CHUNK_ALIGN):
+    if not _splits(num_cols, config.chunks):
         raise ValueError(f"config: {config.chunks} chunks of a row of {num_cols} scores need the row to be a "
                          f"multiple of {config.chunks * CHUNK_ALIGN} columns")

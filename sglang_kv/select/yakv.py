@@ -111,7 +111,7 @@ class StepPlan(NamedTuple):
         with their tables copied in."""
         from sglang_kv.kernels import higgs as higgs_kernels  # lazy: Triton decorates at import
 
-        return (tuple(self.select.lengths), tuple(self.select.counts), self.gather.num_rows,
+        return (tuple(self.select.lengths), tuple(self.select.counts),  # the gather's num_rows follows the lengths
                 higgs_kernels.launch_key(self.select.stores), higgs_kernels.launch_key(self.gather.stores))
 
 
